@@ -1,0 +1,22 @@
+//! remotemedia core: data model, manifest, graph, planner, executor and built-in nodes.
+//!
+//! The data path: manifest text → [`manifest::load_str`] (raw serde types → validated
+//! [`manifest::Pipeline`]) → [`plan::Plan::build`] (node instances, fused stages) →
+//! [`executor::run`] for a finite input or [`executor::Session`] for a stream.
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod executor;
+pub mod graph;
+pub mod manifest;
+pub mod metrics;
+pub mod node;
+pub mod nodes;
+pub mod plan;
+pub mod registry;
+
+pub use data::{AudioBuffer, DType, Data, DataMap, Tensor};
+pub use error::{ErrorKind, NodeError, Phase, PipelineNodeError, RunError};
+pub use node::{Execution, ItemError, Node, NodeContext};
+pub use registry::{NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params, Registry};

@@ -1,0 +1,481 @@
+//! `Calculator`: arithmetic with Python's rules.
+//!
+//! int ∘ int stays int (except `divide`, which is true division), a float on either side
+//! gives a float, i64 overflow and division by zero are node errors — never a wrapped or
+//! silent error value.
+
+use serde_json::Value;
+
+use crate::data::Data;
+use crate::error::{ErrorKind, NodeError};
+use crate::node::{ItemError, Node};
+use crate::registry::{
+    check_documented_params, NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params,
+};
+
+/// An arithmetic operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Subtract,
+    /// `a * b`
+    Multiply,
+    /// `a / b` (always a float)
+    Divide,
+    /// `a ** b`
+    Power,
+    /// `a % b` (sign of the divisor, as in Python)
+    Modulo,
+}
+
+/// Names of the operations, in the order documented.
+pub const OPERATIONS: [&str; 6] = ["add", "subtract", "multiply", "divide", "power", "modulo"];
+
+impl Operation {
+    /// Parses an operation name.
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Some(match name {
+            "add" => Operation::Add,
+            "subtract" => Operation::Subtract,
+            "multiply" => Operation::Multiply,
+            "divide" => Operation::Divide,
+            "power" => Operation::Power,
+            "modulo" => Operation::Modulo,
+            _ => return None,
+        })
+    }
+
+    /// The operation's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Add => "add",
+            Operation::Subtract => "subtract",
+            Operation::Multiply => "multiply",
+            Operation::Divide => "divide",
+            Operation::Power => "power",
+            Operation::Modulo => "modulo",
+        }
+    }
+
+    /// Applies the operation to two numbers (ints or floats) with Python's semantics.
+    pub fn apply(self, a: &Data, b: &Data) -> Result<Data, NodeError> {
+        match (a, b) {
+            (Data::Int(x), Data::Int(y)) => self.apply_int(*x, *y),
+            (Data::Int(_) | Data::Float(_), Data::Int(_) | Data::Float(_)) => {
+                let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+                self.apply_float(x, y).map(Data::Float)
+            }
+            _ => {
+                let bad = if matches!(a, Data::Int(_) | Data::Float(_)) {
+                    b
+                } else {
+                    a
+                };
+                Err(NodeError::invalid_input(format!(
+                    "{} needs numbers, got {}",
+                    self.name(),
+                    bad.type_name()
+                )))
+            }
+        }
+    }
+
+    fn overflow(self, x: impl std::fmt::Display, y: impl std::fmt::Display) -> NodeError {
+        NodeError::arithmetic(format!(
+            "integer overflow: {} of {x} and {y} does not fit a signed 64-bit int",
+            self.name()
+        ))
+    }
+
+    fn apply_int(self, x: i64, y: i64) -> Result<Data, NodeError> {
+        let r = match self {
+            Operation::Add => x.checked_add(y),
+            Operation::Subtract => x.checked_sub(y),
+            Operation::Multiply => x.checked_mul(y),
+            Operation::Divide => {
+                if y == 0 {
+                    return Err(NodeError::arithmetic("division by zero"));
+                }
+                return Ok(Data::Float(x as f64 / y as f64));
+            }
+            Operation::Modulo => {
+                if y == 0 {
+                    return Err(NodeError::arithmetic("integer modulo by zero"));
+                }
+                if y == -1 {
+                    return Ok(Data::Int(0));
+                }
+                let r = x % y;
+                Some(if r != 0 && ((r < 0) != (y < 0)) {
+                    r + y
+                } else {
+                    r
+                })
+            }
+            Operation::Power => {
+                if y < 0 {
+                    if x == 0 {
+                        return Err(NodeError::arithmetic(
+                            "0 cannot be raised to a negative power",
+                        ));
+                    }
+                    return self.apply_float(x as f64, y as f64).map(Data::Float);
+                }
+                match u32::try_from(y) {
+                    Ok(e) => x.checked_pow(e),
+                    Err(_) => match x {
+                        0 | 1 => Some(x),
+                        -1 => Some(if y % 2 == 0 { 1 } else { -1 }),
+                        _ => None,
+                    },
+                }
+            }
+        };
+        r.map(Data::Int).ok_or_else(|| self.overflow(x, y))
+    }
+
+    fn apply_float(self, x: f64, y: f64) -> Result<f64, NodeError> {
+        match self {
+            Operation::Add => Ok(x + y),
+            Operation::Subtract => Ok(x - y),
+            Operation::Multiply => Ok(x * y),
+            Operation::Divide => {
+                if y == 0.0 {
+                    Err(NodeError::arithmetic("float division by zero"))
+                } else {
+                    Ok(x / y)
+                }
+            }
+            Operation::Modulo => {
+                if y == 0.0 {
+                    return Err(NodeError::arithmetic("float modulo by zero"));
+                }
+                let r = x % y;
+                Ok(if r != 0.0 && ((r < 0.0) != (y < 0.0)) {
+                    r + y
+                } else if r == 0.0 {
+                    0.0f64.copysign(y)
+                } else {
+                    r
+                })
+            }
+            Operation::Power => {
+                if x == 0.0 && y < 0.0 {
+                    return Err(NodeError::arithmetic(
+                        "0.0 cannot be raised to a negative power",
+                    ));
+                }
+                if x < 0.0 && y.fract() != 0.0 && y.is_finite() {
+                    return Err(NodeError::arithmetic(format!(
+                        "{x} ** {y} is a complex number; Calculator works with real numbers"
+                    )));
+                }
+                let r = x.powf(y);
+                if r.is_infinite() && x.is_finite() && y.is_finite() {
+                    return Err(NodeError::arithmetic(format!(
+                        "float overflow: {x} ** {y} is out of range"
+                    )));
+                }
+                Ok(r)
+            }
+        }
+    }
+}
+
+/// Arithmetic node; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Calculator {
+    configured: Option<(Operation, Data)>,
+}
+
+impl Calculator {
+    /// A calculator applying `operation` with `operand` to numeric items.
+    pub fn new(operation: Operation, operand: Data) -> Self {
+        Self {
+            configured: Some((operation, operand)),
+        }
+    }
+
+    /// A calculator that only accepts `{"operation", "args"}` map items.
+    pub fn unconfigured() -> Self {
+        Self { configured: None }
+    }
+
+    fn compute(&self, item: &Data) -> Result<Data, NodeError> {
+        match item {
+            Data::Int(_) | Data::Float(_) => match &self.configured {
+                Some((op, operand)) => op.apply(item, operand),
+                None => Err(NodeError::new(
+                    ErrorKind::Config,
+                    "received a number but this Calculator has no `operation`/`operand` params; \
+                     configure them or send {\"operation\": ..., \"args\": [a, b]}",
+                )),
+            },
+            Data::Map(m) => {
+                let op_name = m.get("operation").and_then(Data::as_str).ok_or_else(|| {
+                    NodeError::invalid_input("map input needs a string field `operation`")
+                })?;
+                let op = Operation::from_name(op_name).ok_or_else(|| {
+                    NodeError::invalid_input(format!(
+                        "unknown operation \"{op_name}\"; expected one of {}",
+                        OPERATIONS.join(", ")
+                    ))
+                })?;
+                let args = m.get("args").and_then(Data::as_list).ok_or_else(|| {
+                    NodeError::invalid_input("map input needs a list field `args` of two numbers")
+                })?;
+                if args.len() != 2 {
+                    return Err(NodeError::invalid_input(format!(
+                        "`args` must hold exactly two numbers, got {}",
+                        args.len()
+                    )));
+                }
+                let result = op.apply(&args[0], &args[1])?;
+                let mut out = (**m).clone();
+                out.insert("result".into(), result);
+                Ok(Data::map(out))
+            }
+            other => Err(NodeError::invalid_input(format!(
+                "Calculator accepts a number or {{\"operation\", \"args\"}} map, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+}
+
+impl Node for Calculator {
+    fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
+        out.push(self.compute(&item)?);
+        Ok(())
+    }
+
+    fn process_batch(
+        &mut self,
+        _port: usize,
+        items: &mut std::vec::Drain<'_, Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        out.reserve(items.len());
+        for item in items.by_ref() {
+            match self.compute(&item) {
+                Ok(v) => out.push(v),
+                Err(error) => return Err(ItemError { item, error }),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct CalculatorFactory {
+    doc: NodeDoc,
+}
+
+impl CalculatorFactory {
+    pub(crate) fn new() -> Self {
+        Self {
+            doc: NodeDoc {
+                node_type: "Calculator",
+                aliases: &["CalculatorNode"],
+                description: "Arithmetic with Python's rules: int with int stays int (except divide), \
+                              float if either side is float; overflow and division by zero are node errors.",
+                input: "a number (uses the params), or {\"operation\": op, \"args\": [a, b]}",
+                output: "a number, or the input map with \"result\" added",
+                params: vec![
+                    ParamDoc {
+                        name: "operation",
+                        ty: ParamType::String,
+                        required: false,
+                        choices: &OPERATIONS,
+                        default: None,
+                        description: "operation applied to numeric items (give with `operand`)",
+                    },
+                    ParamDoc {
+                        name: "operand",
+                        ty: ParamType::Number,
+                        required: false,
+                        choices: &[],
+                        default: None,
+                        description: "right-hand side for numeric items (give with `operation`)",
+                    },
+                ],
+            },
+        }
+    }
+}
+
+fn operand_data(v: &Value) -> Data {
+    match v.as_i64() {
+        Some(i) => Data::Int(i),
+        None => Data::Float(v.as_f64().unwrap_or(f64::NAN)),
+    }
+}
+
+impl NodeFactory for CalculatorFactory {
+    fn doc(&self) -> &NodeDoc {
+        &self.doc
+    }
+
+    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
+        let mut issues = check_documented_params(&self.doc, params);
+        match (params.get("operation"), params.get("operand")) {
+            (Some(_), None) => issues.push(ParamIssue::new(
+                "operand",
+                "`operation` is set but `operand` is missing; give both or neither",
+            )),
+            (None, Some(_)) => issues.push(ParamIssue::new(
+                "operation",
+                "`operand` is set but `operation` is missing; give both or neither",
+            )),
+            _ => {}
+        }
+        if let Some(v) = params.get("operand") {
+            if v.is_u64() && !v.is_i64() {
+                issues.push(ParamIssue::new(
+                    "operand",
+                    format!("{v} does not fit a signed 64-bit int"),
+                ));
+            }
+        }
+        issues
+    }
+
+    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
+        let op = params.get("operation").and_then(Value::as_str);
+        let operand = params.get("operand");
+        Ok(Box::new(match (op, operand) {
+            (Some(op), Some(operand)) => {
+                let op = Operation::from_name(op).ok_or_else(|| {
+                    NodeError::new(ErrorKind::Config, format!("unknown operation \"{op}\""))
+                })?;
+                Calculator::new(op, operand_data(operand))
+            }
+            _ => Calculator::unconfigured(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calc(op: Operation, a: Data, b: Data) -> Result<Data, NodeError> {
+        op.apply(&a, &b)
+    }
+
+    #[test]
+    fn int_stays_int_except_divide() {
+        assert_eq!(
+            calc(Operation::Add, 2.into(), 3.into()).unwrap(),
+            Data::Int(5)
+        );
+        assert_eq!(
+            calc(Operation::Divide, 6.into(), 3.into()).unwrap(),
+            Data::Float(2.0)
+        );
+        assert_eq!(
+            calc(Operation::Add, 2.into(), 0.5.into()).unwrap(),
+            Data::Float(2.5)
+        );
+        assert_eq!(
+            calc(Operation::Power, 2.into(), 10.into()).unwrap(),
+            Data::Int(1024)
+        );
+        assert_eq!(
+            calc(Operation::Power, 2.into(), (-1).into()).unwrap(),
+            Data::Float(0.5)
+        );
+    }
+
+    #[test]
+    fn modulo_follows_python_signs() {
+        assert_eq!(
+            calc(Operation::Modulo, (-7).into(), 3.into()).unwrap(),
+            Data::Int(2)
+        );
+        assert_eq!(
+            calc(Operation::Modulo, 7.into(), (-3).into()).unwrap(),
+            Data::Int(-2)
+        );
+        assert_eq!(
+            calc(Operation::Modulo, i64::MIN.into(), (-1).into()).unwrap(),
+            Data::Int(0)
+        );
+        assert_eq!(
+            calc(Operation::Modulo, (-7.5).into(), 2.into()).unwrap(),
+            Data::Float(0.5)
+        );
+    }
+
+    #[test]
+    fn errors_are_structured() {
+        let e = calc(Operation::Divide, 1.into(), 0.into()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Arithmetic, "division by zero")
+        );
+        let e = calc(Operation::Add, i64::MAX.into(), 1.into()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Arithmetic);
+        assert!(e.message.starts_with("integer overflow"), "{}", e.message);
+        let e = calc(Operation::Power, 10.into(), 100.into()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Arithmetic);
+        let e = calc(Operation::Add, Data::text("a"), 1.into()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::InvalidInput, "add needs numbers, got text")
+        );
+        let e = calc(Operation::Power, (-8.0).into(), 0.5.into()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Arithmetic);
+    }
+
+    #[test]
+    fn map_form_adds_result() {
+        let mut c = Calculator::unconfigured();
+        let mut out = vec![];
+        let item = Data::from_json_str(r#"{"operation":"multiply","args":[6,7]}"#).unwrap();
+        c.process(item, &mut out).unwrap();
+        assert_eq!(
+            out[0].to_json_string(),
+            r#"{"operation":"multiply","args":[6,7],"result":42}"#
+        );
+        let err = c.process(Data::Int(1), &mut out).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Config);
+        let bad = Data::from_json_str(r#"{"operation":"sqrt","args":[4,0]}"#).unwrap();
+        let err = c.process(bad, &mut out).unwrap_err();
+        assert_eq!(
+            err.message,
+            "unknown operation \"sqrt\"; expected one of add, subtract, multiply, divide, power, modulo"
+        );
+    }
+
+    #[test]
+    fn batch_returns_failed_item_and_keeps_rest() {
+        let mut c = Calculator::new(Operation::Divide, Data::Int(0));
+        let mut v = vec![Data::Int(1), Data::Int(2)];
+        let mut it = v.drain(..);
+        let mut out = vec![];
+        let e = c.process_batch(0, &mut it, &mut out).unwrap_err();
+        assert_eq!(e.item, Data::Int(1));
+        assert_eq!(it.len(), 1);
+    }
+
+    #[test]
+    fn params_validated_at_load() {
+        let f = CalculatorFactory::new();
+        let p: Params = serde_json::from_str(r#"{"operation":"sqrt","operand":1}"#).unwrap();
+        let issues = f.validate(&p);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(
+            issues[0].message,
+            "invalid value \"sqrt\"; expected one of `add`, `subtract`, `multiply`, `divide`, `power`, `modulo`"
+        );
+        let p: Params = serde_json::from_str(r#"{"operation":"add"}"#).unwrap();
+        assert_eq!(f.validate(&p).len(), 1);
+        let p: Params = serde_json::from_str(r#"{"operaton":"add","operand":1}"#).unwrap();
+        let issues = f.validate(&p);
+        assert!(issues
+            .iter()
+            .any(|i| i.message == "unknown param `operaton`; did you mean `operation`?"));
+    }
+}

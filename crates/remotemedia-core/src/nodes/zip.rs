@@ -1,0 +1,156 @@
+//! `Zip`: pairs items from several inputs.
+
+use std::collections::VecDeque;
+
+use crate::data::{Data, DataMap};
+use crate::error::{ErrorKind, NodeError};
+use crate::node::{Node, NodeContext};
+use crate::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
+
+/// Emits one map per round, keyed by upstream node id, once every input has an item.
+#[derive(Debug)]
+pub struct Zip {
+    strict: bool,
+    node_id: String,
+    inputs: Vec<String>,
+    queues: Vec<VecDeque<Data>>,
+}
+
+impl Zip {
+    /// A zip; `strict` makes leftover unpaired items at end of stream an error.
+    pub fn new(strict: bool) -> Self {
+        Self {
+            strict,
+            node_id: String::new(),
+            inputs: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+}
+
+impl Node for Zip {
+    fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
+        self.node_id = ctx.node_id.clone();
+        self.inputs = if ctx.inputs.is_empty() {
+            vec!["input".to_string()]
+        } else {
+            ctx.inputs.clone()
+        };
+        self.queues = vec![VecDeque::new(); self.inputs.len()];
+        Ok(())
+    }
+
+    fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
+        self.process_from(0, item, out)
+    }
+
+    fn process_from(
+        &mut self,
+        port: usize,
+        item: Data,
+        out: &mut Vec<Data>,
+    ) -> Result<(), NodeError> {
+        let queue = self.queues.get_mut(port).ok_or_else(|| {
+            NodeError::new(
+                ErrorKind::Other,
+                format!("item on unknown input port {port}"),
+            )
+        })?;
+        queue.push_back(item);
+        if self.queues.iter().all(|q| !q.is_empty()) {
+            let mut round = DataMap::with_capacity(self.inputs.len());
+            for (name, q) in self.inputs.iter().zip(self.queues.iter_mut()) {
+                round.insert(name.clone(), q.pop_front().expect("checked non-empty"));
+            }
+            out.push(Data::map(round));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Data>) -> Result<(), NodeError> {
+        let left: Vec<String> = self
+            .inputs
+            .iter()
+            .zip(&self.queues)
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(n, q)| format!("`{n}` has {} unpaired item(s)", q.len()))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        let msg = format!("inputs ended unevenly: {}", left.join(", "));
+        if self.strict {
+            Err(NodeError::invalid_input(msg))
+        } else {
+            tracing::warn!(node = %self.node_id, "{msg}; dropping them (strict = false)");
+            Ok(())
+        }
+    }
+}
+
+pub(crate) struct ZipFactory {
+    doc: NodeDoc,
+}
+
+impl ZipFactory {
+    pub(crate) fn new() -> Self {
+        Self {
+            doc: NodeDoc {
+                node_type: "Zip",
+                aliases: &["ZipNode"],
+                description: "Waits until every input has an item, then emits one map keyed by upstream node id.",
+                input: "items from several upstream nodes",
+                output: "{\"<upstream id>\": item, ...} per round",
+                params: vec![ParamDoc {
+                    name: "strict",
+                    ty: ParamType::Boolean,
+                    required: false,
+                    choices: &[],
+                    default: Some("true"),
+                    description: "fail at end of stream when some input has unpaired items (false: drop them with a warning)",
+                }],
+            },
+        }
+    }
+}
+
+impl NodeFactory for ZipFactory {
+    fn doc(&self) -> &NodeDoc {
+        &self.doc
+    }
+
+    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
+        let strict = params
+            .get("strict")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        Ok(Box::new(Zip::new(strict)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_by_round_and_reports_leftovers() {
+        let mut z = Zip::new(true);
+        z.initialize(&NodeContext {
+            node_id: "z".into(),
+            node_type: "Zip".into(),
+            inputs: vec!["a".into(), "b".into()],
+        })
+        .unwrap();
+        let mut out = vec![];
+        z.process_from(0, Data::Int(1), &mut out).unwrap();
+        z.process_from(0, Data::Int(2), &mut out).unwrap();
+        assert!(out.is_empty());
+        z.process_from(1, Data::Int(10), &mut out).unwrap();
+        assert_eq!(out[0].to_json_string(), r#"{"a":1,"b":10}"#);
+        let e = z.finish(&mut out).unwrap_err();
+        assert_eq!(
+            e.message,
+            "inputs ended unevenly: `a` has 1 unpaired item(s)"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! Node types by name: documentation, load-time parameter validation, construction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::NodeError;
+use crate::node::Node;
+
+/// Parameters of a node as written in the manifest (`params`, an object).
+pub type Params = Map<String, Value>;
+
+/// JSON type a parameter accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    /// A string.
+    String,
+    /// An integer.
+    Integer,
+    /// Any number.
+    Number,
+    /// `true` / `false`.
+    Boolean,
+    /// A JSON object.
+    Object,
+    /// A JSON array.
+    Array,
+    /// Anything.
+    Any,
+}
+
+impl ParamType {
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::String => "a string",
+            ParamType::Integer => "an integer",
+            ParamType::Number => "a number",
+            ParamType::Boolean => "a boolean",
+            ParamType::Object => "an object",
+            ParamType::Array => "an array",
+            ParamType::Any => "any value",
+        }
+    }
+
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            ParamType::String => v.is_string(),
+            ParamType::Integer => v.is_i64() || v.is_u64(),
+            ParamType::Number => v.is_number(),
+            ParamType::Boolean => v.is_boolean(),
+            ParamType::Object => v.is_object(),
+            ParamType::Array => v.is_array(),
+            ParamType::Any => true,
+        }
+    }
+}
+
+/// Documentation of one parameter.
+#[derive(Clone, Debug, Serialize)]
+pub struct ParamDoc {
+    /// Key in `params`.
+    pub name: &'static str,
+    /// Accepted JSON type.
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    /// Whether the key must be present.
+    pub required: bool,
+    /// Allowed values, when the parameter is an enumeration.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub choices: &'static [&'static str],
+    /// Default, described in words, when not required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<&'static str>,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// Documentation of a node type, shown by `remotemedia nodes info`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeDoc {
+    /// Canonical type name.
+    pub node_type: &'static str,
+    /// Other names accepted in manifests.
+    pub aliases: &'static [&'static str],
+    /// What the node does.
+    pub description: &'static str,
+    /// What it accepts.
+    pub input: &'static str,
+    /// What it emits.
+    pub output: &'static str,
+    /// Its parameters.
+    pub params: Vec<ParamDoc>,
+}
+
+/// One problem with a node's params, found at load time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamIssue {
+    /// Path inside `params` (`operation`, `gt`), empty for the params object itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ParamIssue {
+    /// Creates an issue.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Creates nodes of one type.
+pub trait NodeFactory: Send + Sync {
+    /// The type's documentation (its name, aliases and parameters).
+    fn doc(&self) -> &NodeDoc;
+
+    /// Checks params at load time. The default checks every documented parameter
+    /// (presence, type, choices) and rejects unknown keys; override to add more and
+    /// call [`check_documented_params`] from the override.
+    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
+        check_documented_params(self.doc(), params)
+    }
+
+    /// Builds a node from params that passed [`NodeFactory::validate`].
+    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError>;
+}
+
+/// Checks params against a [`NodeDoc`]: unknown keys (with the closest documented
+/// name), missing required keys, wrong JSON types and values outside `choices`.
+pub fn check_documented_params(doc: &NodeDoc, params: &Params) -> Vec<ParamIssue> {
+    let mut issues = Vec::new();
+    for (key, value) in params {
+        match doc.params.iter().find(|p| p.name == key) {
+            None => {
+                let names: Vec<&str> = doc.params.iter().map(|p| p.name).collect();
+                let msg = if names.is_empty() {
+                    format!("unknown param `{key}`; {} takes no params", doc.node_type)
+                } else {
+                    match closest(key, names.iter().copied()) {
+                        Some(best) => format!("unknown param `{key}`; did you mean `{best}`?"),
+                        None => format!(
+                            "unknown param `{key}`; {} accepts {}",
+                            doc.node_type,
+                            quote_list(&names)
+                        ),
+                    }
+                };
+                issues.push(ParamIssue::new(key.clone(), msg));
+            }
+            Some(p) => {
+                if !p.ty.accepts(value) {
+                    issues.push(ParamIssue::new(
+                        key.clone(),
+                        format!("expected {}, found {}", p.ty.name(), json_type_name(value)),
+                    ));
+                } else if !p.choices.is_empty() {
+                    let s = value.as_str().unwrap_or_default();
+                    if !p.choices.contains(&s) {
+                        issues.push(ParamIssue::new(
+                            key.clone(),
+                            format!(
+                                "invalid value \"{s}\"; expected one of {}",
+                                quote_list(p.choices)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for p in &doc.params {
+        if p.required && !params.contains_key(p.name) {
+            issues.push(ParamIssue::new(
+                p.name,
+                format!("missing required param `{}`", p.name),
+            ));
+        }
+    }
+    issues
+}
+
+/// `` `a`, `b`, `c` `` for messages.
+pub fn quote_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The JSON type of a value in words (`a string`, `an object`).
+pub fn json_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a float",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if any is reasonably close.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            let d = strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase());
+            (d, c)
+        })
+        .filter(|(d, c)| {
+            let longest = lower.len().max(c.len()).max(1);
+            *d <= 3.max(longest / 3) && *d < longest
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Node types by name (canonical names and aliases).
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_name: HashMap<String, Arc<dyn NodeFactory>>,
+    canonical: BTreeMap<String, Arc<dyn NodeFactory>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("types", &self.canonical.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with every built-in node type.
+    pub fn builtin() -> Self {
+        let mut r = Self::new();
+        crate::nodes::register_builtins(&mut r);
+        r
+    }
+
+    /// Adds a node type under its name and aliases, replacing any previous holder.
+    pub fn register(&mut self, factory: Arc<dyn NodeFactory>) {
+        let doc = factory.doc();
+        self.by_name
+            .insert(doc.node_type.to_string(), Arc::clone(&factory));
+        for alias in doc.aliases {
+            self.by_name.insert(alias.to_string(), Arc::clone(&factory));
+        }
+        self.canonical
+            .insert(doc.node_type.to_string(), Arc::clone(&factory));
+    }
+
+    /// The factory for a type name or alias.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeFactory>> {
+        self.by_name.get(name)
+    }
+
+    /// Canonical type names, sorted.
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        self.canonical.keys().map(String::as_str)
+    }
+
+    /// Documentation of every type, sorted by canonical name.
+    pub fn docs(&self) -> impl Iterator<Item = &NodeDoc> {
+        self.canonical.values().map(|f| f.doc())
+    }
+
+    /// The known name (canonical or alias) closest to `name`.
+    pub fn closest_type(&self, name: &str) -> Option<&str> {
+        closest(name, self.by_name.keys().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_only() {
+        let c = ["PassThrough", "Calculator", "Echo"];
+        assert_eq!(closest("Calculater", c), Some("Calculator"));
+        assert_eq!(closest("passthrough", c), Some("PassThrough"));
+        assert_eq!(closest("Zebra", c), None);
+    }
+
+    #[test]
+    fn builtins_are_registered_with_aliases() {
+        let r = Registry::builtin();
+        assert!(r.get("PassThroughNode").is_some());
+        assert!(r.get("CalculatorNode").is_some());
+        assert_eq!(r.closest_type("Calcluator"), Some("Calculator"));
+    }
+}
