@@ -1,1 +1,66 @@
-fn main() {}
+//! `remotemedia`: run, validate and inspect media/AI pipelines.
+//!
+//! Exit codes: 0 success, 1 invalid manifest / input / usage, 2 the pipeline failed at
+//! run time.
+
+mod cli;
+mod commands;
+mod jsonl;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, NodesCommand};
+
+/// Exit code for bad manifests, inputs and usage.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code for a pipeline that failed while running.
+pub const EXIT_RUN_FAILED: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_INVALID } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Nodes { command } => match command {
+            NodesCommand::List(args) => commands::nodes::list(args),
+            NodesCommand::Info(args) => commands::nodes::info(args),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REMOTEMEDIA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -128,7 +128,11 @@ fn find_cycles(succs: &[Vec<usize>]) -> Vec<Vec<usize>> {
 /// back to its first node (so the printed cycle is a shortest one).
 fn cycle_in(succs: &[Vec<usize>], comp: &[usize]) -> Vec<usize> {
     let start = *comp.iter().min().expect("non-empty component");
-    let inside = |x: usize| comp.contains(&x);
+    let mut member = vec![false; succs.len()];
+    for &c in comp {
+        member[c] = true;
+    }
+    let inside = |x: usize| member[x];
     let mut parent = std::collections::HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(v) = queue.pop_front() {

@@ -41,9 +41,8 @@ impl NodeCounters {
     /// single-item calls, the batch mean for batched calls.
     pub fn record_call(&mut self, items: u64, elapsed: Duration) {
         self.busy += elapsed;
-        if items > 0 {
-            let per_item = (elapsed.as_nanos() as u64 / items).max(1);
-            self.latency_ns.saturating_record_n(per_item, items);
+        if let Some(per_item) = (elapsed.as_nanos() as u64).checked_div(items) {
+            self.latency_ns.saturating_record_n(per_item.max(1), items);
         }
     }
 

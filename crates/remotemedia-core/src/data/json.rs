@@ -154,7 +154,7 @@ fn tagged(tag: &str, inner: &Value, path: &str) -> Result<Data, JsonFormError> {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            if samples.len() % channels as usize != 0 {
+            if !samples.len().is_multiple_of(channels as usize) {
                 return Err(err(
                     &spath,
                     format!(

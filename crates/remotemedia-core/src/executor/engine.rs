@@ -15,7 +15,7 @@ use crate::error::{PipelineNodeError, RunError};
 use crate::metrics::{NodeCounters, QueueMetrics};
 use crate::plan::{Plan, Target};
 
-use super::chain::{Chain, Fatal};
+use super::chain::Chain;
 use super::RunOptions;
 
 /// A batch arriving on a port of a stage's head node.
@@ -100,10 +100,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn fail(&self, e: Fatal) {
+    pub(crate) fn fail(&self, e: PipelineNodeError) {
         let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
-            *slot = Some(*e);
+            *slot = Some(e);
         }
         self.aborted.store(true, Ordering::Release);
     }
@@ -227,7 +227,7 @@ fn stage_main(
 ) -> StageReport {
     let mut skipped = Vec::new();
     if let Err(f) = chain.initialize() {
-        shared.fail(f);
+        shared.fail(*f);
     } else {
         let mut pending: Option<Msg> = None;
         'run: loop {
@@ -250,7 +250,7 @@ fn stage_main(
                                 Ok(rest) => {
                                     emit(&outs, rest, max);
                                 }
-                                Err(f) => shared.fail(f),
+                                Err(f) => shared.fail(*f),
                             }
                         }
                         break 'run;
@@ -276,7 +276,7 @@ fn stage_main(
                 }
             }
             if let Err(f) = chain.push(port, &mut batch, &mut skipped) {
-                shared.fail(f);
+                shared.fail(*f);
                 break;
             }
             if !batch.is_empty() && !emit(&outs, batch, max) {

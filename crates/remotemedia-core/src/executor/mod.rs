@@ -85,7 +85,7 @@ pub struct RunFailure {
     /// What went wrong.
     pub error: RunError,
     /// Outputs, skipped items, cleanup errors and metrics up to the failure.
-    pub partial: RunResult,
+    pub partial: Box<RunResult>,
 }
 
 impl std::fmt::Display for RunFailure {
@@ -109,7 +109,7 @@ pub fn run_pipeline(
 ) -> Result<RunResult, RunFailure> {
     let plan = Plan::build(pipeline, registry).map_err(|error| RunFailure {
         error,
-        partial: RunResult::default(),
+        partial: Box::default(),
     })?;
     run(plan, inputs, options)
 }
@@ -201,7 +201,7 @@ fn run_inline(
         Ok(()) => Ok(partial),
         Err(e) => Err(RunFailure {
             error: RunError::Node(e),
-            partial,
+            partial: Box::new(partial),
         }),
     }
 }
@@ -216,7 +216,7 @@ fn run_threaded(
     let items_in = inputs.len() as u64;
     let engine = Engine::start(plan, options, None).map_err(|error| RunFailure {
         error,
-        partial: RunResult::default(),
+        partial: Box::default(),
     })?;
     let max = options.batch_size.max(1);
     // Feed on this thread; the sink queue is unbounded, so stages never wait on us.

@@ -29,9 +29,10 @@ pub struct SinkItem {
 pub fn start_session(plan: Plan, options: &RunOptions) -> Result<Session, RunError> {
     let sinks = plan.sinks.clone();
     let names = plan.node_names.clone();
-    let engine = Engine::start(plan, options, Some(options.channel_capacity.max(1)))?;
+    let mut engine = Engine::start(plan, options, Some(options.channel_capacity.max(1)))?;
+    // Only the sender may hold the root queues: when it is dropped, the stream ends.
     let sender = SessionSender {
-        roots: engine.roots.clone(),
+        roots: std::mem::take(&mut engine.roots),
         shared: Arc::clone(&engine.shared),
         max: options.batch_size.max(1),
         sent: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -291,13 +292,13 @@ impl Collector {
         if let Some(fatal) = self.engine.shared.take_fatal() {
             return Err(RunFailure {
                 error: RunError::Node(Box::new(fatal)),
-                partial: result,
+                partial: Box::new(result),
             });
         }
         if let Some(error) = panicked {
             return Err(RunFailure {
                 error,
-                partial: result,
+                partial: Box::new(result),
             });
         }
         Ok(result)

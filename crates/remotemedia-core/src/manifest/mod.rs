@@ -3,6 +3,7 @@
 //! Validation reports every problem in one pass; see [`ManifestErrors`].
 
 mod pipeline;
+mod schema;
 pub mod types;
 mod validate;
 
@@ -12,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use pipeline::{NodeSpec, Pipeline};
+pub use schema::json_schema;
 pub use types::{
     Arch, Capabilities, Connection, CpuRequirement, GpuRequirement, GpuType, ManifestV1, Metadata,
     NodeManifest, OnError, RetryPolicy, SUPPORTED_VERSIONS,

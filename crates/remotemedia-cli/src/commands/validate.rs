@@ -1,0 +1,47 @@
+//! `remotemedia validate MANIFEST [--json]`.
+
+use remotemedia_core::manifest;
+use serde_json::json;
+
+use crate::cli::ValidateArgs;
+use crate::EXIT_INVALID;
+
+/// Validates the manifest; exit 0 when valid, 1 when not.
+pub fn run(args: ValidateArgs) -> anyhow::Result<u8> {
+    let registry = super::registry();
+    let result = manifest::load_file(&args.manifest, &registry);
+    if args.json {
+        let body = match &result {
+            Ok(_) => json!({"valid": true, "errors": []}),
+            Err(errors) => json!({"valid": false, "errors": errors}),
+        };
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    }
+    match result {
+        Ok(p) => {
+            if !args.json {
+                println!(
+                    "{}: valid ({} nodes, {} connections)",
+                    args.manifest.display(),
+                    p.nodes.len(),
+                    p.edges.len()
+                );
+            }
+            Ok(0)
+        }
+        Err(errors) => {
+            if !args.json {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                eprintln!(
+                    "{}: {} problem{} found",
+                    args.manifest.display(),
+                    errors.0.len(),
+                    if errors.0.len() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(EXIT_INVALID)
+        }
+    }
+}
