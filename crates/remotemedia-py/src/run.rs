@@ -1,0 +1,205 @@
+//! Running a manifest from Python: validation, input conversion, execution with the GIL
+//! released, and a plain-dict report of the outcome for the SDK to turn into results or
+//! exceptions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use remotemedia_core::executor::{run_pipeline, RunFailure, RunOptions, RunResult};
+use remotemedia_core::manifest::{self, Format, ManifestErrors};
+use remotemedia_core::{Data, PipelineNodeError, Registry, RunError};
+
+use crate::callback::{ErrorStash, PyCallbackFactory};
+use crate::convert::{data_to_py, py_to_data};
+
+/// A registry with every built-in node type, plus `PythonCallback` over `hosts` when given.
+pub fn registry_with_hosts(
+    hosts: Option<HashMap<String, Py<PyAny>>>,
+    errors: &ErrorStash,
+) -> Registry {
+    let mut registry = Registry::builtin();
+    if let Some(hosts) = hosts {
+        registry.register(Arc::new(PyCallbackFactory::new(hosts, errors.clone())));
+    }
+    registry
+}
+
+fn manifest_errors<'py>(py: Python<'py>, errors: &ManifestErrors) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for e in &errors.0 {
+        let d = PyDict::new(py);
+        d.set_item("path", &e.path)?;
+        d.set_item("message", &e.message)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
+
+fn node_error_dict<'py>(
+    py: Python<'py>,
+    e: &PipelineNodeError,
+    stash: &ErrorStash,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("type", "node")?;
+    d.set_item("node_id", &e.node_id)?;
+    d.set_item("node_type", &e.node_type)?;
+    d.set_item("phase", e.phase.to_string())?;
+    d.set_item("kind", e.kind.as_str())?;
+    d.set_item("message", &e.message)?;
+    d.set_item("input_preview", e.input_preview.as_deref())?;
+    d.set_item("traceback", e.traceback.as_deref())?;
+    d.set_item("attempts", e.attempts)?;
+    d.set_item("cause", stash.take(&e.node_id))?;
+    Ok(d)
+}
+
+fn outputs_list<'py>(py: Python<'py>, result: &RunResult) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for item in result.all_items() {
+        list.append(data_to_py(py, item)?)?;
+    }
+    Ok(list)
+}
+
+fn report<'py>(
+    py: Python<'py>,
+    result: &RunResult,
+    stash: &ErrorStash,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("outputs", outputs_list(py, result)?)?;
+    let cleanup = PyList::empty(py);
+    for e in &result.cleanup_errors {
+        cleanup.append(node_error_dict(py, e, stash)?)?;
+    }
+    d.set_item("cleanup_errors", cleanup)?;
+    let skipped = PyList::empty(py);
+    for e in &result.skipped {
+        skipped.append(node_error_dict(py, e, stash)?)?;
+    }
+    d.set_item("skipped", skipped)?;
+    let metrics = serde_json::to_value(&result.metrics)
+        .ok()
+        .and_then(|v| Data::from_json(&v).ok());
+    match metrics {
+        Some(m) => d.set_item("metrics", data_to_py(py, &m)?)?,
+        None => d.set_item("metrics", py.None())?,
+    }
+    d.set_item("error", py.None())?;
+    Ok(d)
+}
+
+fn failure_report<'py>(
+    py: Python<'py>,
+    failure: &RunFailure,
+    stash: &ErrorStash,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = report(py, &failure.partial, stash)?;
+    let error = match &failure.error {
+        RunError::Node(e) => node_error_dict(py, e, stash)?,
+        RunError::Build {
+            node_id,
+            node_type,
+            message,
+        } => {
+            let e = PyDict::new(py);
+            e.set_item("type", "build")?;
+            e.set_item("node_id", node_id)?;
+            e.set_item("node_type", node_type)?;
+            e.set_item("message", message)?;
+            e
+        }
+        other => {
+            let e = PyDict::new(py);
+            e.set_item("type", "runtime")?;
+            e.set_item("message", other.to_string())?;
+            e
+        }
+    };
+    d.set_item("error", error)?;
+    Ok(d)
+}
+
+fn error_only<'py>(py: Python<'py>, error: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("outputs", PyList::empty(py))?;
+    d.set_item("cleanup_errors", PyList::empty(py))?;
+    d.set_item("skipped", PyList::empty(py))?;
+    d.set_item("metrics", py.None())?;
+    d.set_item("error", error)?;
+    Ok(d)
+}
+
+/// Validates `manifest` (JSON or YAML text) and runs `inputs` through it.
+///
+/// `hosts` maps `PythonCallback` handles to host objects (see [`crate::callback`]). The
+/// GIL is released while the pipeline runs. Returns a dict with `outputs`, `error`
+/// (`None` on success), `cleanup_errors`, `skipped` and `metrics`; `error["type"]` is
+/// `"manifest"`, `"input"`, `"node"`, `"build"` or `"runtime"`.
+pub fn run_manifest<'py>(
+    py: Python<'py>,
+    manifest_text: &str,
+    inputs: &Bound<'py, PyAny>,
+    hosts: Option<HashMap<String, Py<PyAny>>>,
+    options: &RunOptions,
+) -> PyResult<Bound<'py, PyDict>> {
+    let stash = ErrorStash::new();
+    let registry = registry_with_hosts(hosts, &stash);
+    let format = Format::detect(None, manifest_text);
+    let pipeline = match manifest::load_str(manifest_text, format, &registry) {
+        Ok(p) => p,
+        Err(errors) => {
+            let e = PyDict::new(py);
+            e.set_item("type", "manifest")?;
+            e.set_item("errors", manifest_errors(py, &errors)?)?;
+            return error_only(py, e);
+        }
+    };
+
+    let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
+    for (index, value) in inputs.try_iter()?.enumerate() {
+        let value = value?;
+        match py_to_data(&value) {
+            Ok(d) => items.push(d),
+            Err(err) => {
+                let root = pipeline.graph.roots().next().unwrap_or(0);
+                let spec = pipeline.nodes.get(root);
+                let e = PyDict::new(py);
+                e.set_item("type", "input")?;
+                e.set_item("index", index)?;
+                e.set_item("node_id", spec.map(|s| s.id.as_str()))?;
+                e.set_item("node_type", spec.map(|s| s.node_type.as_str()))?;
+                e.set_item("kind", "invalid_input")?;
+                e.set_item(
+                    "message",
+                    format!("input item {index} cannot enter the pipeline: {err}"),
+                )?;
+                e.set_item("cause", err.to_pyerr().into_value(py))?;
+                return error_only(py, e);
+            }
+        }
+    }
+
+    let outcome =
+        py.detach(|| run_pipeline(&pipeline, &registry, items, options).map_err(Box::new));
+    match outcome {
+        Ok(result) => report(py, &result, &stash),
+        Err(failure) => failure_report(py, &failure, &stash),
+    }
+}
+
+/// Validates `manifest` against the built-in node types; returns every problem found.
+pub fn validate_manifest<'py>(
+    py: Python<'py>,
+    manifest_text: &str,
+) -> PyResult<Bound<'py, PyList>> {
+    let registry = Registry::builtin();
+    let format = Format::detect(None, manifest_text);
+    match manifest::load_str(manifest_text, format, &registry) {
+        Ok(_) => Ok(PyList::empty(py)),
+        Err(errors) => manifest_errors(py, &errors),
+    }
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""The ``pipeline_execution`` cases through the installed ``remotemedia`` Python SDK.
+
+Two paths, each timed like ``benchmark_simple.py`` (warm-up, then the median of single
+iterations; inputs built before and results released after the timing):
+
+* ``run_manifest``: the extension's ``run_manifest(manifest_text, items)``. Every call
+  also parses and validates the manifest and converts the items from and to Python
+  objects, work the pure-Python baseline and the Rust benchmark do outside the timing;
+* ``Pipeline.run``: ``Pipeline([...nodes]).run(items)`` awaited on an event loop that
+  is created once; each iteration builds the ``Pipeline`` object.
+
+When ``remotemedia`` cannot be imported (or has no compiled extension) nothing is
+measured and the JSON says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import benchmark_simple as base
+
+NOT_INSTALLED = "not measured: SDK not installed"
+
+
+def load_sdk() -> Tuple[Optional[Any], Optional[Any], str]:
+    """The ``remotemedia`` package and its extension, or why they are unusable."""
+    try:
+        import remotemedia  # noqa: PLC0415
+    except ImportError:
+        return None, None, NOT_INSTALLED
+    try:
+        from remotemedia import _remotemedia  # noqa: PLC0415
+    except ImportError:
+        return remotemedia, None, "not measured: SDK installed without its compiled extension"
+    return remotemedia, _remotemedia, "ok"
+
+
+def manifest_cases(ext: Any) -> List[Tuple[str, Callable[[Any], Any], Callable[[], Any], int]]:
+    simple = base.chain_manifest(3)
+    complex_ = base.chain_manifest(10)
+    fan = base.fan_manifest()
+
+    def run(text: str) -> Callable[[List[Any]], List[Any]]:
+        def go(items: List[Any]) -> List[Any]:
+            report = ext.run_manifest(text, items)
+            if report.get("error"):
+                raise RuntimeError(report["error"])
+            return report["outputs"]
+
+        return go
+
+    def ints(n: int) -> Callable[[], List[int]]:
+        return lambda: list(range(n))
+
+    checks = [
+        (run(simple)(list(range(100))), [i + 1 for i in range(100)]),
+        (run(complex_)(list(range(100))), [i + 5 for i in range(100)]),
+        (run(fan)(list(range(10))), [{"b": i + 1, "c": i * 2} for i in range(10)]),
+    ]
+    for got, want in checks:
+        if got != want:
+            raise RuntimeError(f"unexpected outputs from run_manifest: {got[:3]!r}…")
+    return [
+        ("simple_100", run(simple), ints(100), 100),
+        ("complex_100", run(complex_), ints(100), 100),
+        ("scaling/10", run(simple), ints(10), 10),
+        ("scaling/100", run(simple), ints(100), 100),
+        ("scaling/1000", run(simple), ints(1000), 1000),
+        ("fan_out_fan_in_1000", run(fan), ints(1000), 1000),
+    ]
+
+
+def pipeline_cases(rm: Any) -> List[Tuple[str, Callable[[Any], Any], Callable[[], Any], int]]:
+    loop = asyncio.new_event_loop()
+
+    def chain(length: int) -> List[Any]:
+        return [
+            rm.PassThroughNode() if i % 2 == 0 else rm.CalculatorNode(operation="add", operand=1)
+            for i in range(length)
+        ]
+
+    def run(length: int) -> Callable[[List[Any]], List[Any]]:
+        def go(items: List[Any]) -> List[Any]:
+            return loop.run_until_complete(rm.Pipeline(chain(length)).run(items))
+
+        return go
+
+    if run(3)(list(range(100))) != [i + 1 for i in range(100)]:
+        raise RuntimeError("unexpected outputs from Pipeline.run")
+    return [
+        ("simple_100", run(3), lambda: list(range(100)), 100),
+        ("complex_100", run(10), lambda: list(range(100)), 100),
+        ("scaling/1000", run(3), lambda: list(range(1000)), 1000),
+    ]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="FILE", help="write results as JSON")
+    parser.add_argument("--quick", action="store_true", help="short run")
+    args = parser.parse_args(argv)
+
+    rm, ext, status = load_sdk()
+    doc: Dict[str, Any] = {"status": status, "groups": {}}
+    if ext is not None:
+        doc["version"] = getattr(rm, "__version__", None)
+        warm, meas, min_samples = (0.3, 1.5, 200) if args.quick else (1.0, 5.0, 1000)
+        groups = [("run_manifest", lambda: manifest_cases(ext)), ("Pipeline.run", lambda: pipeline_cases(rm))]
+        for group, make in groups:
+            try:
+                cases = make()
+            except Exception as e:  # an SDK in flux: report, do not fail the run
+                doc["groups"][group] = {"status": f"not measured: {type(e).__name__}: {e}"}
+                continue
+            results: Dict[str, Any] = {}
+            for name, fn, setup, items in cases:
+                try:
+                    r = base.measure(fn, setup, warm, meas, min_samples, max_samples=1_000_000)
+                except Exception as e:
+                    results[name] = {"status": f"not measured: {type(e).__name__}: {e}"}
+                    continue
+                r["items"] = items
+                results[name] = r
+                print(f"{group + ' ' + name:<36} {base.fmt_ns(r['median_ns']):>12} {r['samples']:>8}", flush=True)
+            doc["groups"][group] = {"status": "ok", "cases": results}
+    else:
+        print(status)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

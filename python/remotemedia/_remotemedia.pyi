@@ -1,0 +1,36 @@
+"""Type stubs for the compiled extension ``remotemedia._remotemedia``."""
+
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+__version__: str
+#: Node type under which Python nodes appear in execution manifests.
+PYTHON_CALLBACK_TYPE: str
+
+class DataBuffer:
+    """Read-only buffer over pipeline memory; the ``base`` of arrays from the core."""
+
+    def __len__(self) -> int: ...
+
+def run_manifest(
+    manifest: str,
+    inputs: Iterable[Any],
+    python_nodes: Optional[Mapping[str, Any]] = None,
+    batch_size: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Validates and runs a manifest with the GIL released.
+
+    Returns ``{"outputs": list, "error": dict | None, "cleanup_errors": list,
+    "skipped": list, "metrics": dict | None}``; failures are reported, not raised.
+    ``python_nodes`` maps ``PythonCallback`` handles to host objects with
+    ``initialize()``, ``process(item) -> list``, ``flush() -> list``, ``cleanup()`` and
+    ``describe_error(exc) -> (kind, message, traceback)``.
+    """
+
+def validate_manifest(manifest: str) -> List[Dict[str, str]]:
+    """Every problem in a manifest as ``{"path", "message"}`` dicts (empty: valid)."""
+
+def node_types() -> List[str]:
+    """Canonical names of the built-in node types."""
+
+def roundtrip(value: Any) -> Any:
+    """Converts ``value`` to pipeline data and back, as crossing into the core does."""

@@ -1,0 +1,21 @@
+"""Core classes: :class:`Pipeline`, :class:`Node` and the exceptions."""
+
+from .exceptions import (
+    ConfigurationError,
+    NodeError,
+    PipelineError,
+    RemoteMediaError,
+    RuntimeNotAvailableError,
+)
+from .node import Node
+from .pipeline import Pipeline
+
+__all__ = [
+    "ConfigurationError",
+    "Node",
+    "NodeError",
+    "Pipeline",
+    "PipelineError",
+    "RemoteMediaError",
+    "RuntimeNotAvailableError",
+]

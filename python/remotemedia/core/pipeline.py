@@ -1,0 +1,389 @@
+"""The :class:`Pipeline`: an ordered chain of nodes, run in the Rust core or in Python."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
+
+from .. import _host
+from .exceptions import ConfigurationError, NodeError, PipelineError
+from .node import Node
+
+__all__ = ["Pipeline"]
+
+logger = logging.getLogger("remotemedia.pipeline")
+
+_PREVIEW_CHARS = 120
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+Stream = Union[AsyncIterable[Any], Iterable[Any]]
+
+
+def _preview(item: Any) -> str:
+    try:
+        text = json.dumps(item, default=repr, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(item)
+    if len(text) > _PREVIEW_CHARS:
+        text = text[:_PREVIEW_CHARS] + "…"
+    return text
+
+
+async def _aiter(stream: Optional[Stream]) -> AsyncIterator[Any]:
+    if stream is None:
+        return
+    if hasattr(stream, "__aiter__"):
+        async for item in stream:
+            yield item
+    else:
+        try:
+            it = iter(stream)
+        except TypeError as e:
+            raise PipelineError(
+                f"process() needs an iterable or async iterable of items, got {type(stream).__name__}"
+            ) from e
+        for item in it:
+            yield item
+
+
+class _Stage:
+    """A node with its id and output rule, as the Python executor sees it."""
+
+    __slots__ = ("node", "node_id", "node_type", "forwards_none")
+
+    def __init__(self, node: Node, index: int) -> None:
+        self.node = node
+        self.node_id = f"{node.name}_{index}"
+        self.node_type = type(node).__name__
+        self.forwards_none = node._rust_native() is not None
+
+    def error(self, phase: str, exc: BaseException, item: Any = None, has_item: bool = False) -> NodeError:
+        kind, message, tb = _host.describe_error(exc)
+        return NodeError(
+            message,
+            node_id=self.node_id,
+            node_type=self.node_type,
+            kind=kind,
+            phase=phase,
+            traceback=tb,
+            input_preview=_preview(item) if has_item else None,
+        )
+
+
+class Pipeline:
+    """An ordered chain of :class:`Node` objects.
+
+    ``await pipeline.run(data)`` turns the pipeline into a manifest and runs it in the
+    Rust core (``use_rust=True``, the default): built-in nodes run as native Rust nodes,
+    your own nodes run as Python called back from Rust. ``use_rust=False`` runs the same
+    pipeline with the pure-Python executor, with the same results.
+
+    For streaming in Python, initialize the pipeline and iterate :meth:`process`::
+
+        async with pipeline.managed_execution():
+            async for out in pipeline.process(items):
+                ...
+    """
+
+    def __init__(self, nodes: Optional[Iterable[Node]] = None, name: Optional[str] = None) -> None:
+        """Creates a pipeline named ``name`` (default ``"Pipeline"``) from ``nodes``."""
+        self.name: str = name or "Pipeline"
+        self.nodes: List[Node] = []
+        self._is_initialized = False
+        self.logger = logger
+        for node in nodes or ():
+            self.add_node(node)
+
+    # ------------------------------------------------------------------ structure
+
+    def add_node(self, node: Node) -> Pipeline:
+        """Appends ``node``; returns the pipeline, so calls can be chained."""
+        if self._is_initialized:
+            raise PipelineError("cannot add nodes to an initialized pipeline")
+        if not isinstance(node, Node):
+            raise PipelineError(f"expected a Node instance, got {type(node).__name__}")
+        self.nodes.append(node)
+        return self
+
+    def remove_node(self, node_name: str) -> bool:
+        """Removes the first node named ``node_name``; False if there is none."""
+        if self._is_initialized:
+            raise PipelineError("cannot remove nodes from an initialized pipeline")
+        for i, node in enumerate(self.nodes):
+            if node.name == node_name:
+                del self.nodes[i]
+                return True
+        return False
+
+    def get_node(self, node_name: str) -> Optional[Node]:
+        """The first node named ``node_name``, or None."""
+        for node in self.nodes:
+            if node.name == node_name:
+                return node
+        return None
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self.nodes))
+
+    @property
+    def node_count(self) -> int:
+        """Number of nodes."""
+        return len(self.nodes)
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether :meth:`initialize` ran and :meth:`cleanup` has not yet."""
+        return self._is_initialized
+
+    def get_config(self) -> Dict[str, Any]:
+        """The pipeline's name, state and node configs."""
+        return {
+            "name": self.name,
+            "node_count": len(self.nodes),
+            "nodes": [node.get_config() for node in self.nodes],
+            "is_initialized": self._is_initialized,
+        }
+
+    def node_ids(self) -> List[str]:
+        """The nodes' ids in manifests and errors: ``f"{node.name}_{index}"``."""
+        return [f"{node.name}_{i}" for i, node in enumerate(self.nodes)]
+
+    def __repr__(self) -> str:
+        return f"Pipeline(name={self.name!r}, nodes={[n.name for n in self.nodes]!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def initialize(self) -> None:
+        """Initializes every node, in order.
+
+        If a node fails, the nodes initialized so far (and the failing one) are cleaned
+        up and a :class:`NodeError` with ``phase="initialize"`` is raised.
+        """
+        if self._is_initialized:
+            return
+        if not self.nodes:
+            raise PipelineError("cannot initialize an empty pipeline")
+        for i, node in enumerate(self.nodes):
+            try:
+                await _host.call_async(node.initialize)
+            except Exception as exc:
+                error = _Stage(node, i).error("initialize", exc)
+                await self._cleanup_nodes(self.nodes[: i + 1])
+                raise error from exc
+        self._is_initialized = True
+
+    async def cleanup(self) -> None:
+        """Cleans up every node (errors are logged, not raised)."""
+        try:
+            await self._cleanup_nodes(self.nodes)
+        finally:
+            self._is_initialized = False
+
+    async def _cleanup_nodes(self, nodes: List[Node]) -> None:
+        for node in nodes:
+            try:
+                await _host.call_async(node.cleanup)
+            except Exception as exc:  # cleanup of the others must still run
+                logger.warning("cleanup of node %r failed: %s", node.name, exc, exc_info=exc)
+
+    @asynccontextmanager
+    async def managed_execution(self) -> AsyncIterator[Pipeline]:
+        """``async with``: initializes the pipeline on entry and cleans it up on exit."""
+        await self.initialize()
+        try:
+            yield self
+        finally:
+            await self.cleanup()
+
+    # ------------------------------------------------------------------ Python executor
+
+    async def process(self, stream: Optional[Stream] = None) -> AsyncIterator[Any]:
+        """Streams items through the nodes in Python, yielding the pipeline's outputs.
+
+        ``stream`` is an async or plain iterable of items (None: no items). At the end
+        of the stream each node's ``flush`` output passes through the nodes after it.
+        The pipeline must be initialized. A failing node raises :class:`NodeError`.
+        """
+        if not self._is_initialized:
+            raise PipelineError(
+                "the pipeline must be initialized before processing; use "
+                "`async with pipeline.managed_execution():` or `await pipeline.initialize()`"
+            )
+        stages = [_Stage(node, i) for i, node in enumerate(self.nodes)]
+        async for item in _aiter(stream):
+            for out in await self._push(stages, 0, [item]):
+                yield out
+        for i, stage in enumerate(stages):
+            try:
+                flushed = await _host.flush_async(stage.node, stage.forwards_none)
+            except Exception as exc:
+                raise stage.error("finish", exc) from exc
+            if flushed:
+                for out in await self._push(stages, i + 1, flushed):
+                    yield out
+
+    @staticmethod
+    async def _push(stages: List[_Stage], start: int, items: List[Any]) -> List[Any]:
+        for stage in stages[start:]:
+            if not items:
+                break
+            process = stage.node.process
+            forwards_none = stage.forwards_none
+            produced: List[Any] = []
+            for item in items:
+                try:
+                    produced.extend(await _host.outputs_async(process(item), forwards_none))
+                except Exception as exc:
+                    raise stage.error("process", exc, item, True) from exc
+            items = produced
+        return items
+
+    async def _run_python(self, items: List[Any]) -> List[Any]:
+        owns = not self._is_initialized
+        if owns:
+            await self.initialize()
+        try:
+            return [out async for out in self.process(items)]
+        finally:
+            if owns:
+                await self.cleanup()
+
+    # ------------------------------------------------------------------ Rust executor
+
+    def _execution_manifest(
+        self, loop: Optional[asyncio.AbstractEventLoop], manage_lifecycle: bool, callback_type: str
+    ) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Tuple[str, str]]]:
+        """The manifest the Rust core runs, the Python node hosts by handle, and the
+        SDK's ``(node_id, node_type)`` for each manifest id."""
+        nodes: List[Dict[str, Any]] = []
+        hosts: Dict[str, Any] = {}
+        names: Dict[str, Tuple[str, str]] = {}
+        for i, node in enumerate(self.nodes):
+            run_id = f"{_ID_UNSAFE.sub('_', node.name)}_{i}"
+            names[run_id] = (f"{node.name}_{i}", type(node).__name__)
+            native = node._rust_native()
+            if native is not None:
+                node_type, params = native
+            else:
+                node_type, params = callback_type, {"handle": run_id}
+                hosts[run_id] = _host.NodeHost(node, loop=loop, manage_lifecycle=manage_lifecycle)
+            entry: Dict[str, Any] = {"id": run_id, "node_type": node_type}
+            if params:
+                entry["params"] = params
+            caps = node.get_capabilities()
+            if caps:
+                entry["capabilities"] = caps
+            if node.host:
+                entry["host"] = node.host
+            nodes.append(entry)
+        manifest = {
+            "version": "v1",
+            "metadata": {"name": self.name},
+            "nodes": nodes,
+            "connections": [
+                {"from": nodes[i]["id"], "to": nodes[i + 1]["id"]} for i in range(len(nodes) - 1)
+            ],
+        }
+        return manifest, hosts, names
+
+    async def _run_rust(self, items: List[Any]) -> List[Any]:
+        from .. import runtime
+
+        ext = runtime.extension()
+        loop = asyncio.get_running_loop()
+        manifest, hosts, names = self._execution_manifest(
+            loop, not self._is_initialized, ext.PYTHON_CALLBACK_TYPE
+        )
+        try:
+            text = json.dumps(manifest, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
+        report = await asyncio.to_thread(ext.run_manifest, text, items, hosts)
+        return runtime.outputs_or_raise(report, text, names)
+
+    # ------------------------------------------------------------------ entry points
+
+    async def run(self, input_data: Any = None, use_rust: bool = True) -> Any:
+        """Runs the pipeline to the end of its input and returns the outputs.
+
+        A list in gives the list of outputs. Any other single item gives its output:
+        None if the pipeline emitted nothing, the output if there was one, a list if
+        there were several. ``input_data=None`` runs with no input items.
+
+        ``use_rust=True`` runs in the Rust core (raising
+        :class:`~remotemedia.core.exceptions.RuntimeNotAvailableError` if the extension
+        is not built); ``use_rust=False`` uses the pure-Python executor. A pipeline that
+        is not initialized is initialized and cleaned up around the run; node failures
+        raise :class:`NodeError` and are never retried in the other executor.
+        """
+        if not self.nodes:
+            raise PipelineError("cannot run an empty pipeline")
+        many = isinstance(input_data, list)
+        if many:
+            items = list(input_data)
+        elif input_data is None:
+            items = []
+        else:
+            items = [input_data]
+        if use_rust:
+            outputs = await self._run_rust(items)
+        else:
+            outputs = await self._run_python(items)
+        if many:
+            return outputs
+        if not outputs:
+            return None
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def serialize(self, include_capabilities: bool = True, description: Optional[str] = None) -> str:
+        """The pipeline as manifest v1 JSON.
+
+        Node ids are ``f"{node.name}_{index}"``; connections link the nodes in order;
+        each node entry comes from :meth:`Node.to_manifest`.
+        """
+        metadata: Dict[str, Any] = {
+            "name": self.name,
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        if description:
+            metadata["description"] = description
+        nodes = []
+        for i, node in enumerate(self.nodes):
+            entry = node.to_manifest(include_capabilities)
+            entry["id"] = f"{node.name}_{i}"
+            try:
+                json.dumps(entry, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                raise ConfigurationError(
+                    f"node `{entry['id']}` cannot be serialized: {e}",
+                    errors=[{"path": f"nodes[{i}]", "message": str(e), "node_id": entry["id"]}],
+                ) from e
+            nodes.append(entry)
+        manifest = {
+            "version": "v1",
+            "metadata": metadata,
+            "nodes": nodes,
+            "connections": [
+                {"from": nodes[i]["id"], "to": nodes[i + 1]["id"]} for i in range(len(nodes) - 1)
+            ],
+        }
+        return json.dumps(manifest, indent=2, allow_nan=False)

@@ -1,0 +1,14 @@
+"""Built-in nodes. ``PassThroughNode``, ``CalculatorNode``, ``DataSourceNode`` and a
+``DataSinkNode`` without callback run as native Rust nodes under ``use_rust=True``."""
+
+from .base import BufferNode, PassThroughNode
+from .calculator import CalculatorNode
+from .io_nodes import DataSinkNode, DataSourceNode
+
+__all__ = [
+    "BufferNode",
+    "CalculatorNode",
+    "DataSinkNode",
+    "DataSourceNode",
+    "PassThroughNode",
+]

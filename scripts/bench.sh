@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the Rust benchmarks and the pure-Python baseline side by side on this machine,
+# measures memory, and rewrites BENCHMARKS.md.
+#
+#   scripts/bench.sh           full run (several minutes)
+#   scripts/bench.sh --quick   short run (indicative numbers)
+#
+# Needs cargo and python3 (standard library only). Writes only under the cargo target
+# directory (target/criterion, target/bench) and BENCHMARKS.md. PYTHON selects the
+# interpreter (default python3); the Python SDK rows are filled when that interpreter
+# can `import remotemedia`.
+set -euo pipefail
+
+usage() {
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "bench.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TARGET=${CARGO_TARGET_DIR:-target}
+OUT="$TARGET/bench"
+export PYTHONDONTWRITEBYTECODE=1
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.skip
+SINCE=$(date +%s)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+quick_flag=()
+criterion_args=()
+if [[ $QUICK == 1 ]]; then
+    quick_flag=(--quick)
+    criterion_args=(--warm-up-time 1 --measurement-time 2)
+fi
+
+step "Rust: cargo bench (criterion)"
+cargo bench -p remotemedia-core --bench pipeline_execution -- "${criterion_args[@]}"
+
+step "Python: pure-Python baseline"
+"$PYTHON" python/benchmarks/benchmark_simple.py "${quick_flag[@]}" --json "$OUT/python.json"
+
+step "Python: remotemedia SDK"
+if ! "$PYTHON" python/benchmarks/benchmark_sdk.py "${quick_flag[@]}" --json "$OUT/sdk.json"; then
+    echo '{"status": "not measured: the SDK benchmark failed"}' >"$OUT/sdk.json"
+fi
+
+step "Memory: streaming session (stream_memory example)"
+cargo build --release -q -p remotemedia-core --example stream_memory
+for n in 10000 100000 1000000; do
+    "$TARGET/release/examples/stream_memory" "$n" | tee "$OUT/stream_memory_$n.json" ||
+        echo "stream_memory $n failed" >&2
+done
+
+step "Memory: remotemedia run (CLI)"
+cli="$TARGET/release/remotemedia"
+skip() { echo "$*" | tee "$OUT/cli_memory.skip"; }
+if [[ ! -f examples/simple.yaml || ! -f examples/simple.jsonl ]]; then
+    skip "not measured: examples/simple.yaml or examples/simple.jsonl does not exist yet"
+elif ! cargo build --release -q -p remotemedia-cli --bin remotemedia; then
+    skip "not measured: the remotemedia CLI did not build"
+elif [[ ! -x $cli ]]; then
+    skip "not measured: $cli not found after the build"
+elif ! "$PYTHON" python/benchmarks/peak_rss.py --json "$OUT/cli_memory.json" -- \
+    "$cli" run examples/simple.yaml --input examples/simple.jsonl; then
+    rm -f "$OUT/cli_memory.json"
+    skip "not measured: remotemedia run examples/simple.yaml failed"
+fi
+
+step "Report"
+report_args=(--criterion-dir "$TARGET/criterion" --bench-dir "$OUT" --since "$SINCE" --out BENCHMARKS.md)
+"$PYTHON" scripts/bench_report.py "${report_args[@]}" "${quick_flag[@]}"
