@@ -57,7 +57,11 @@ pub fn info(args: NodesInfoArgs) -> anyhow::Result<u8> {
         println!("  params:");
         for p in &d.params {
             let mut extra = vec![p.ty.name().to_string()];
-            extra.push(if p.required { "required".into() } else { "optional".into() });
+            extra.push(if p.required {
+                "required".into()
+            } else {
+                "optional".into()
+            });
             if !p.choices.is_empty() {
                 extra.push(format!("one of {}", p.choices.join(", ")));
             }

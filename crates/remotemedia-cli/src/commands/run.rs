@@ -77,7 +77,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let several = sinks.len() > 1;
 
     // Stdin may be interactive: hand each line over at once. Files are read in batches.
-    let read_batch = if args.input.as_deref() == Some("-") { 1 } else { args.batch_size };
+    let read_batch = if args.input.as_deref() == Some("-") {
+        1
+    } else {
+        args.batch_size
+    };
     let reader = thread::Builder::new()
         .name("rm-input".into())
         .spawn(move || -> Result<u64, BadLine> {
@@ -195,6 +199,7 @@ fn write_metrics(
         }),
     });
     let text = serde_json::to_string_pretty(&body)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("cannot write metrics {}", path.display()))?;
+    std::fs::write(path, text + "\n")
+        .with_context(|| format!("cannot write metrics {}", path.display()))?;
     Ok(())
 }
