@@ -69,18 +69,16 @@ impl Node for Probe {
                 std::thread::sleep(Duration::from_millis(ms as u64));
             }
         }
-        let v = item.as_i64();
-        if v.is_some() && v == self.int("panic_on") {
-            panic!("probe asked to panic on {}", v.unwrap());
-        }
-        if v.is_some() && v == self.int("fail_on") {
-            let limit = self.int("fail_times").unwrap_or(i64::MAX);
-            if self.failures < limit {
-                self.failures += 1;
-                return Err(NodeError::invalid_input(format!(
-                    "probe rejects {}",
-                    v.unwrap()
-                )));
+        if let Some(v) = item.as_i64() {
+            if Some(v) == self.int("panic_on") {
+                panic!("probe asked to panic on {v}");
+            }
+            if Some(v) == self.int("fail_on") {
+                let limit = self.int("fail_times").unwrap_or(i64::MAX);
+                if self.failures < limit {
+                    self.failures += 1;
+                    return Err(NodeError::invalid_input(format!("probe rejects {v}")));
+                }
             }
         }
         out.push(item);
