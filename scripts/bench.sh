@@ -64,16 +64,16 @@ done
 step "Memory: remotemedia run (CLI)"
 cli="$TARGET/release/remotemedia"
 skip() { echo "$*" | tee "$OUT/cli_memory.skip"; }
-if [[ ! -f examples/simple.yaml || ! -f examples/simple.jsonl ]]; then
-    skip "not measured: examples/simple.yaml or examples/simple.jsonl does not exist yet"
+if [[ ! -f examples/calculator.yaml || ! -f examples/numbers.jsonl ]]; then
+    skip "not measured: examples/calculator.yaml or examples/numbers.jsonl does not exist"
 elif ! cargo build --release -q -p remotemedia-cli --bin remotemedia; then
     skip "not measured: the remotemedia CLI did not build"
 elif [[ ! -x $cli ]]; then
     skip "not measured: $cli not found after the build"
 elif ! "$PYTHON" python/benchmarks/peak_rss.py --json "$OUT/cli_memory.json" -- \
-    "$cli" run examples/simple.yaml --input examples/simple.jsonl; then
+    "$cli" run examples/calculator.yaml --input examples/numbers.jsonl; then
     rm -f "$OUT/cli_memory.json"
-    skip "not measured: remotemedia run examples/simple.yaml failed"
+    skip "not measured: remotemedia run examples/calculator.yaml failed"
 fi
 
 step "Report"

@@ -8,8 +8,8 @@ import time
 from _util import run
 from remotemedia import CalculatorNode, Pipeline, runtime
 
-NODES = 400
-ITEMS = 100_000
+NODES = 1000
+ITEMS = 400_000
 
 
 def _long_manifest():

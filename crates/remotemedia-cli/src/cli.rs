@@ -32,6 +32,84 @@ pub enum Command {
         #[command(subcommand)]
         command: NodesCommand,
     },
+    /// Show where each node would run (local or which executor) and why, without running.
+    Plan(PlanArgs),
+    /// Run a remote executor: a gRPC service that runs pipelines and placed sub-graphs.
+    Serve(ServeArgs),
+    /// Show this machine's capabilities: CPU cores, memory, architecture, GPUs.
+    Capabilities(CapabilitiesArgs),
+}
+
+/// Which executors a run or plan may use, and how to choose among them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RemoteArgs {
+    /// A remote executor, `NAME=HOST:PORT` (repeatable). Also read from
+    /// REMOTEMEDIA_EXECUTORS (comma-separated) and `[[executors]]` in remotemedia.toml.
+    #[arg(long = "executor", value_name = "NAME=HOST:PORT")]
+    pub executors: Vec<String>,
+    /// How to choose among executors that fit: greedy, balanced, latency or cost.
+    #[arg(long, default_value = "greedy", value_name = "POLICY")]
+    pub policy: String,
+    /// Executor configuration file (default: remotemedia.toml in the working directory, if any).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Bearer token file for executors that have no token file of their own.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `remotemedia plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Pipeline manifest (JSON or YAML).
+    pub manifest: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Executors and policy.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `remotemedia serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; loopback unless told otherwise (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
+    pub listen: String,
+    /// File holding the bearer token clients must send. Without one, only loopback
+    /// clients are accepted.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Capabilities JSON file to advertise instead of the detected ones.
+    #[arg(long, value_name = "FILE")]
+    pub capabilities: Option<PathBuf>,
+    /// Serve Prometheus metrics (text format) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Accept `PythonNode` nodes carrying inline `source`.
+    #[arg(long)]
+    pub allow_python_source: bool,
+    /// Streams and runs served at once; more are refused.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_streams: usize,
+    /// Largest request message, in bytes.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_message_bytes: usize,
+    /// On SIGTERM, how long to let open streams finish before exiting, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub drain_timeout: u64,
+    /// Price per hour to advertise (for clients using `--policy cost`).
+    #[arg(long, value_name = "PRICE")]
+    pub cost_per_hour: Option<f64>,
+}
+
+/// `remotemedia capabilities`.
+#[derive(Debug, Args)]
+pub struct CapabilitiesArgs {
+    /// Print the JSON form (the format REMOTEMEDIA_CAPABILITIES files use).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `remotemedia run`.
@@ -57,6 +135,9 @@ pub struct RunArgs {
     /// Never show the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Executors and policy for nodes this machine cannot run.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `remotemedia validate`.

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
             NodesCommand::List(args) => commands::nodes::list(args),
             NodesCommand::Info(args) => commands::nodes::info(args),
         },
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Capabilities(args) => commands::capabilities::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

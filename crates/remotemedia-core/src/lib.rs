@@ -5,6 +5,7 @@
 //! [`executor::run`] for a finite input or [`executor::Session`] for a stream.
 #![warn(missing_docs)]
 
+pub mod capabilities;
 pub mod data;
 pub mod error;
 pub mod executor;
@@ -13,6 +14,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod node;
 pub mod nodes;
+pub mod placement;
 pub mod plan;
 pub mod registry;
 

@@ -2,11 +2,114 @@
 
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// Sub-buckets per power of two in [`LatencyHistogram`], as a power of two: 2^5 = 32
+/// linear steps per octave, so a bucket spans at most 1/32 of its value and its
+/// midpoint is within 1.6% of any value recorded in it.
+const SUB_BITS: u32 = 5;
+const SUB: u64 = 1 << SUB_BITS;
+/// Distinct buckets kept inline before spilling to the heap. A run records one value
+/// per batch, so most nodes only ever touch a handful of buckets.
+const INLINE_BUCKETS: usize = 4;
+
+/// Log-linear histogram of nanosecond values: exact below 64 ns, then 32 linear
+/// buckets per power of two up to `u64::MAX`. Only buckets that were hit are stored,
+/// sorted by bucket index, so an empty histogram costs nothing to create.
+#[derive(Clone, Debug, Default)]
+struct LatencyHistogram {
+    inline: [(u16, u64); INLINE_BUCKETS],
+    inline_len: usize,
+    /// Every bucket, once more than [`INLINE_BUCKETS`] distinct buckets were hit.
+    spilled: Vec<(u16, u64)>,
+    total: u64,
+}
+
+impl LatencyHistogram {
+    /// Bucket index of `v` (`v >= 1`).
+    fn index(v: u64) -> u16 {
+        if v < 2 * SUB {
+            return v as u16;
+        }
+        let e = 63 - v.leading_zeros();
+        let sub = (v >> (e - SUB_BITS)) - SUB;
+        ((e - SUB_BITS + 1) as u64 * SUB + sub) as u16
+    }
+
+    /// Midpoint of bucket `i`.
+    fn value(i: u16) -> u64 {
+        let i = u64::from(i);
+        if i < 2 * SUB {
+            return i;
+        }
+        let shift = i / SUB - 1;
+        let low = (SUB + i % SUB) << shift;
+        low + ((1u64 << shift) >> 1)
+    }
+
+    fn buckets(&self) -> &[(u16, u64)] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.inline_len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    /// Records `n` occurrences of `value`.
+    fn record_n(&mut self, value: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = Self::index(value.max(1));
+        self.total = self.total.saturating_add(n);
+        if self.spilled.is_empty() {
+            let used = &mut self.inline[..self.inline_len];
+            match used.binary_search_by_key(&i, |b| b.0) {
+                Ok(k) => used[k].1 = used[k].1.saturating_add(n),
+                Err(k) if self.inline_len < INLINE_BUCKETS => {
+                    self.inline.copy_within(k..self.inline_len, k + 1);
+                    self.inline[k] = (i, n);
+                    self.inline_len += 1;
+                }
+                Err(k) => {
+                    let mut all = Vec::with_capacity(4 * INLINE_BUCKETS);
+                    all.extend_from_slice(&self.inline[..k]);
+                    all.push((i, n));
+                    all.extend_from_slice(&self.inline[k..]);
+                    self.spilled = all;
+                }
+            }
+        } else {
+            match self.spilled.binary_search_by_key(&i, |b| b.0) {
+                Ok(k) => self.spilled[k].1 = self.spilled[k].1.saturating_add(n),
+                Err(k) => self.spilled.insert(k, (i, n)),
+            }
+        }
+    }
+
+    /// The value at quantile `q` (0..=1): the smallest recorded bucket whose cumulative
+    /// count reaches `ceil(q * total)`; 0 when empty.
+    fn value_at_quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        // The small tolerance keeps 0.99 * 100 at rank 99 despite rounding.
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64) - 1e-9)
+            .ceil()
+            .max(1.0) as u64;
+        let mut seen = 0u64;
+        for &(i, count) in self.buckets() {
+            seen = seen.saturating_add(count);
+            if seen >= rank {
+                return Self::value(i);
+            }
+        }
+        self.buckets().last().map_or(0, |&(i, _)| Self::value(i))
+    }
+}
+
 /// Counters a node runner keeps while it runs (one thread, no atomics).
-#[derive(Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NodeCounters {
     /// Items handed to the node.
     pub items_in: u64,
@@ -18,21 +121,7 @@ pub struct NodeCounters {
     pub errors: u64,
     /// Retry attempts made.
     pub retries: u64,
-    latency_ns: Histogram<u64>,
-}
-
-impl Default for NodeCounters {
-    fn default() -> Self {
-        Self {
-            items_in: 0,
-            items_out: 0,
-            busy: Duration::ZERO,
-            errors: 0,
-            retries: 0,
-            latency_ns: Histogram::new_with_bounds(1, 3_600_000_000_000, 2)
-                .expect("valid histogram bounds"),
-        }
-    }
+    latency_ns: LatencyHistogram,
 }
 
 impl NodeCounters {
@@ -42,22 +131,21 @@ impl NodeCounters {
     pub fn record_call(&mut self, items: u64, elapsed: Duration) {
         self.busy += elapsed;
         if let Some(per_item) = (elapsed.as_nanos() as u64).checked_div(items) {
-            self.latency_ns.saturating_record_n(per_item.max(1), items);
+            self.latency_ns.record_n(per_item, items);
         }
     }
 
     /// Snapshot for reporting.
     pub fn snapshot(&self, node_id: &str, node_type: &str) -> NodeMetrics {
-        let q = |p: f64| {
-            if self.latency_ns.is_empty() {
-                0.0
-            } else {
-                self.latency_ns.value_at_quantile(p) as f64 / 1000.0
-            }
-        };
+        self.snapshot_owned(node_id.to_string(), node_type.to_string())
+    }
+
+    /// Snapshot for reporting, taking ownership of the names.
+    pub fn snapshot_owned(&self, node_id: String, node_type: String) -> NodeMetrics {
+        let q = |p: f64| self.latency_ns.value_at_quantile(p) as f64 / 1000.0;
         NodeMetrics {
-            node_id: node_id.to_string(),
-            node_type: node_type.to_string(),
+            node_id,
+            node_type,
             items_in: self.items_in,
             items_out: self.items_out,
             busy_us: self.busy.as_secs_f64() * 1e6,
@@ -116,11 +204,14 @@ pub struct RunMetrics {
     pub items_out: u64,
     /// Number of execution stages (fused chains).
     pub stages: usize,
-    /// Peak resident memory of the process in bytes, where the OS reports it.
+    /// Peak resident memory of the process in bytes. The executor leaves it `None`
+    /// (reading it costs a system call and a parse per run); a caller that wants it
+    /// fills it from [`peak_rss_bytes`] when the run ends.
     pub peak_rss_bytes: Option<u64>,
     /// Per node, in manifest order.
     pub nodes: Vec<NodeMetrics>,
-    /// Per inter-stage queue.
+    /// Per inter-stage queue, in stage order; empty when the run executed on the
+    /// caller's thread (no queues).
     pub queues: Vec<QueueMetrics>,
 }
 
@@ -156,6 +247,40 @@ mod tests {
         c.record_call(1, Duration::from_millis(5));
         let s = c.snapshot("n", "T");
         assert!(s.latency_p99_us > 4000.0);
+    }
+
+    #[test]
+    fn histogram_buckets_are_tight_over_the_whole_range() {
+        let mut v = 1u64;
+        while v < u64::MAX / 3 {
+            let i = LatencyHistogram::index(v);
+            let mid = LatencyHistogram::value(i);
+            let err = (mid as f64 - v as f64).abs() / v as f64;
+            assert!(err <= 1.0 / 32.0, "{v}: bucket {i} reports {mid}");
+            assert!(LatencyHistogram::index(v + 1) >= i, "monotonic at {v}");
+            v = v * 3 / 2 + 1;
+        }
+        assert_eq!(LatencyHistogram::index(63), 63);
+        assert_eq!(LatencyHistogram::index(64), 64);
+        assert!(LatencyHistogram::index(u64::MAX) < 2048);
+    }
+
+    #[test]
+    fn histogram_spills_and_keeps_order() {
+        let mut h = LatencyHistogram::default();
+        for v in [5000u64, 10, 700, 90_000, 3, 40, 1_000_000, 10] {
+            h.record_n(v, 1);
+        }
+        assert_eq!(h.total, 8);
+        let idx: Vec<u16> = h.buckets().iter().map(|b| b.0).collect();
+        let mut sorted = idx.clone();
+        sorted.sort_unstable();
+        assert_eq!(idx, sorted);
+        assert_eq!(h.value_at_quantile(0.0), 3);
+        assert_eq!(h.value_at_quantile(0.25), 10);
+        let top = h.value_at_quantile(1.0) as f64;
+        assert!((top - 1e6).abs() / 1e6 < 0.02, "{top}");
+        assert_eq!(LatencyHistogram::default().value_at_quantile(0.5), 0);
     }
 
     #[cfg(target_os = "linux")]

@@ -1,9 +1,12 @@
 //! The [`Node`] trait: the unit of work in a pipeline.
 //!
 //! Lifecycle, driven by the executor: [`Node::initialize`] once, then
-//! [`Node::process`] (or [`Node::process_batch`]) per item, emitting zero, one or many
-//! outputs, then [`Node::finish`] at end of stream to flush buffered state, and
-//! [`Node::cleanup`] always — also after an error or a panic elsewhere in the pipeline.
+//! [`Node::process`] per item, emitting zero, one or many outputs, then
+//! [`Node::finish`] at end of stream to flush buffered state, and [`Node::cleanup`]
+//! always — also after an error or a panic elsewhere in the pipeline. The executor
+//! hands items over in batches through [`Node::process_vec`] (which by default calls
+//! [`Node::process_batch`], which by default calls [`Node::process_from`] per item);
+//! a node may override either to handle a batch at once.
 
 use crate::data::Data;
 use crate::error::NodeError;
@@ -77,6 +80,32 @@ pub trait Node: Send {
             }
         }
         Ok(())
+    }
+
+    /// Processes a whole batch held in a vector: the executor's entry point. On success
+    /// every item was consumed and `items` is left empty; on failure the failed item is
+    /// returned, the outputs of the items before it are in `out`, and the items after
+    /// it stay in `items` (in order), so the executor can retry or skip it and call
+    /// again with the rest.
+    ///
+    /// The default drains `items` through [`Node::process_batch`]. Override it to work
+    /// on the vector as a whole (move it to `out`, update it in place); the result must
+    /// equal calling [`Node::process_from`] per item.
+    fn process_vec(
+        &mut self,
+        port: usize,
+        items: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        let mut drain = items.drain(..);
+        match self.process_batch(port, &mut drain, out) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let rest: Vec<Data> = drain.collect();
+                *items = rest;
+                Err(e)
+            }
+        }
     }
 
     /// Called once at end of stream; may emit buffered outputs.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::error::RunError;
 use crate::executor::timeout::TimedNode;
+use crate::executor::NodeState;
 use crate::manifest::{OnError, Pipeline, RetryPolicy};
 use crate::node::{Execution, Node, NodeContext};
 use crate::registry::Registry;
@@ -26,6 +27,8 @@ pub struct PlannedNode {
     pub retry: Option<RetryPolicy>,
     /// Failure policy.
     pub on_error: OnError,
+    /// Counters and lifecycle flags while the plan runs.
+    pub(crate) state: NodeState,
 }
 
 impl std::fmt::Debug for PlannedNode {
@@ -78,89 +81,83 @@ pub struct Plan {
     pub roots: Vec<usize>,
     /// Node ids of the sinks, in manifest order (sink `i` of [`Target::Sink`]).
     pub sinks: Vec<String>,
-    /// Node ids and types in manifest order, for metrics.
-    pub node_names: Vec<(String, String)>,
 }
 
 impl Plan {
-    /// Instantiates every node and groups them into stages.
+    /// Instantiates every node, in topological order, and groups them into stages.
     pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Plan, RunError> {
         let g = &pipeline.graph;
         let n = pipeline.nodes.len();
-        let mut instances: Vec<Option<PlannedNode>> = Vec::with_capacity(n);
-        let mut inline = Vec::with_capacity(n);
-        for (index, spec) in pipeline.nodes.iter().enumerate() {
-            let build_err = |message: String| RunError::Build {
-                node_id: spec.id.clone(),
-                node_type: spec.node_type.clone(),
-                message,
-            };
-            let factory = registry
-                .get(&spec.node_type)
-                .ok_or_else(|| build_err("node type is not registered".into()))?;
-            let mut node = factory
-                .create(&spec.params)
-                .map_err(|e| build_err(e.to_string()))?;
-            if let Some(ms) = spec.timeout_ms {
-                node = Box::new(TimedNode::new(
-                    node,
-                    Arc::clone(factory),
-                    spec.params.clone(),
-                    std::time::Duration::from_millis(ms),
-                ));
+        // Stage of each node; on the stack for the usual small pipelines.
+        let mut stage_of_buf = [usize::MAX; 32];
+        let mut stage_of_heap = Vec::new();
+        let stage_of: &mut [usize] = if n <= stage_of_buf.len() {
+            &mut stage_of_buf[..n]
+        } else {
+            stage_of_heap.resize(n, usize::MAX);
+            &mut stage_of_heap
+        };
+        // Along a chain (one output feeding a node with one input) nodes may fuse.
+        let chain_len = |mut v: usize| {
+            let mut len = 1;
+            while let [s] = g.succs[v].as_slice() {
+                if g.preds[*s].len() != 1 {
+                    break;
+                }
+                v = *s;
+                len += 1;
             }
-            inline.push(node.execution() == Execution::Inline);
-            let inputs = g.preds[index]
-                .iter()
-                .map(|&p| pipeline.nodes[p].id.clone())
-                .collect();
-            instances.push(Some(PlannedNode {
-                index,
-                ctx: NodeContext {
-                    node_id: spec.id.clone(),
-                    node_type: spec.node_type.clone(),
-                    inputs,
-                },
-                node,
-                retry: spec.retry.clone(),
-                on_error: spec.on_error,
-            }));
-        }
+            len
+        };
 
-        let mut stage_of = vec![usize::MAX; n];
-        let mut chains: Vec<Vec<usize>> = Vec::new();
+        let mut stages: Vec<Stage> = Vec::with_capacity(n);
+        let mut roots = Vec::new();
         for &v in &g.topo {
+            let planned = plan_node(pipeline, registry, v)?;
+            // Fuse into the only upstream node's stage when that node has no other
+            // output and both run inline; the upstream node is then its stage's tail.
             let fuse_with = match g.preds[v].as_slice() {
-                [p] if g.succs[*p].len() == 1 && inline[*p] && inline[v] => Some(stage_of[*p]),
+                [p] if g.succs[*p].len() == 1
+                    && planned.node.execution() == Execution::Inline
+                    && stages[stage_of[*p]]
+                        .nodes
+                        .last()
+                        .is_some_and(|t| t.node.execution() == Execution::Inline) =>
+                {
+                    Some(stage_of[*p])
+                }
                 _ => None,
             };
             match fuse_with {
                 Some(s) => {
-                    chains[s].push(v);
                     stage_of[v] = s;
+                    stages[s].nodes.push(planned);
                 }
                 None => {
-                    stage_of[v] = chains.len();
-                    chains.push(vec![v]);
+                    stage_of[v] = stages.len();
+                    if g.preds[v].is_empty() {
+                        roots.push(stages.len());
+                    }
+                    let mut nodes = Vec::with_capacity(chain_len(v));
+                    nodes.push(planned);
+                    stages.push(Stage {
+                        nodes,
+                        input_ports: g.preds[v].len(),
+                        targets: Vec::new(),
+                    });
                 }
             }
         }
 
-        let sink_nodes: Vec<usize> = g.sinks().collect();
-        let mut stages = Vec::with_capacity(chains.len());
-        let mut roots = Vec::new();
-        for (si, chain) in chains.iter().enumerate() {
-            let head = chain[0];
-            let tail = *chain.last().expect("non-empty chain");
-            if g.preds[head].is_empty() {
-                roots.push(si);
-            }
-            let targets = if g.succs[tail].is_empty() {
-                let sink = sink_nodes
-                    .iter()
-                    .position(|&s| s == tail)
-                    .expect("tail is a sink");
-                vec![Target::Sink(sink)]
+        let is_sink = |i: usize| g.succs[i].is_empty();
+        let sinks: Vec<String> = (0..n)
+            .filter(|&i| is_sink(i))
+            .map(|i| pipeline.nodes[i].id.clone())
+            .collect();
+        for stage in &mut stages {
+            let tail = stage.nodes.last().expect("non-empty stage").index;
+            stage.targets = if is_sink(tail) {
+                vec![Target::Sink((0..tail).filter(|&i| is_sink(i)).count())]
             } else {
                 g.succs[tail]
                     .iter()
@@ -170,27 +167,11 @@ impl Plan {
                     })
                     .collect()
             };
-            stages.push(Stage {
-                nodes: chain
-                    .iter()
-                    .map(|&i| instances[i].take().expect("each node in one stage"))
-                    .collect(),
-                input_ports: g.preds[head].len(),
-                targets,
-            });
         }
         Ok(Plan {
             stages,
             roots,
-            sinks: sink_nodes
-                .iter()
-                .map(|&s| pipeline.nodes[s].id.clone())
-                .collect(),
-            node_names: pipeline
-                .nodes
-                .iter()
-                .map(|s| (s.id.clone(), s.node_type.clone()))
-                .collect(),
+            sinks,
         })
     }
 
@@ -201,4 +182,70 @@ impl Plan {
             .map(|s| s.nodes.iter().map(|n| n.ctx.node_id.as_str()).collect())
             .collect()
     }
+
+    /// Number of nodes in the plan.
+    pub fn node_count(&self) -> usize {
+        self.stages.iter().map(|s| s.nodes.len()).sum()
+    }
+
+    /// True when every node is [`Execution::Inline`]: a finite run of such a plan needs
+    /// no thread and no queue.
+    pub fn is_all_inline(&self) -> bool {
+        self.stages
+            .iter()
+            .flat_map(|s| &s.nodes)
+            .all(|n| n.node.execution() == Execution::Inline)
+    }
+
+    /// Node ids and types in manifest order.
+    pub fn node_names(&self) -> Vec<(String, String)> {
+        let mut names = vec![(String::new(), String::new()); self.node_count()];
+        for n in self.stages.iter().flat_map(|s| &s.nodes) {
+            names[n.index] = (n.ctx.node_id.clone(), n.ctx.node_type.clone());
+        }
+        names
+    }
+}
+
+/// Instantiates node `index` of `pipeline` with its context and policies.
+fn plan_node(
+    pipeline: &Pipeline,
+    registry: &Registry,
+    index: usize,
+) -> Result<PlannedNode, RunError> {
+    let spec = &pipeline.nodes[index];
+    let build_err = |message: String| RunError::Build {
+        node_id: spec.id.clone(),
+        node_type: spec.node_type.clone(),
+        message,
+    };
+    let factory = registry
+        .get(&spec.node_type)
+        .ok_or_else(|| build_err("node type is not registered".into()))?;
+    let mut node = factory
+        .create(&spec.params)
+        .map_err(|e| build_err(e.to_string()))?;
+    if let Some(ms) = spec.timeout_ms {
+        node = Box::new(TimedNode::new(
+            node,
+            Arc::clone(factory),
+            spec.params.clone(),
+            std::time::Duration::from_millis(ms),
+        ));
+    }
+    Ok(PlannedNode {
+        index,
+        ctx: NodeContext {
+            node_id: spec.id.clone(),
+            node_type: spec.node_type.clone(),
+            inputs: pipeline.graph.preds[index]
+                .iter()
+                .map(|&p| pipeline.nodes[p].id.clone())
+                .collect(),
+        },
+        node,
+        retry: spec.retry.clone(),
+        on_error: spec.on_error,
+        state: NodeState::default(),
+    })
 }

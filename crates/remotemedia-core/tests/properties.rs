@@ -59,6 +59,7 @@ fn manifest_of(d: &Dag) -> ManifestV1 {
             retry: None,
             timeout_ms: None,
             on_error: None,
+            stateful: None,
         })
         .collect();
     ManifestV1 {

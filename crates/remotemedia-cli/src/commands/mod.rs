@@ -1,7 +1,10 @@
 //! One module per subcommand.
 
+pub mod capabilities;
 pub mod nodes;
+pub mod plan;
 pub mod run;
+pub mod serve;
 pub mod validate;
 
 use remotemedia_core::Registry;

@@ -1,4 +1,5 @@
-//! `remotemedia run MANIFEST [--input FILE|-] [--output FILE|-] [--metrics FILE]`.
+//! `remotemedia run MANIFEST [--input FILE|-] [--output FILE|-] [--metrics FILE]
+//! [--executor NAME=HOST:PORT]… [--policy P]`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
@@ -10,6 +11,8 @@ use remotemedia_core::executor::{start_session, RunOptions, RunResult};
 use remotemedia_core::manifest;
 use remotemedia_core::metrics::peak_rss_bytes;
 use remotemedia_core::plan::Plan;
+use remotemedia_remote::stage::ReportData;
+use remotemedia_remote::{distribute, StageOptions};
 use serde_json::json;
 
 use crate::cli::RunArgs;
@@ -33,6 +36,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("error: --batch-size and --queue-capacity must be at least 1");
         return Ok(EXIT_INVALID);
     }
+    // Placement: only when executors are configured or nodes ask for something.
+    let (pipeline, registry, remote_report) =
+        if super::plan::needs_placement(&pipeline, &args.remote) {
+            let placed = match super::plan::place(&pipeline, &args.remote) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(EXIT_INVALID);
+                }
+            };
+            let placement = match placed.placement {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(EXIT_RUN_FAILED);
+                }
+            };
+            for w in placement.warnings() {
+                eprintln!("warning: {w}");
+            }
+            let options = StageOptions {
+                local_registry: super::registry(),
+                ..StageOptions::default()
+            };
+            let distributed =
+                match distribute(&pipeline, &registry, &placement, &placed.endpoints, options) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(EXIT_RUN_FAILED);
+                    }
+                };
+            (
+                distributed.pipeline,
+                distributed.registry,
+                Some(distributed.report),
+            )
+        } else {
+            (pipeline, registry, None)
+        };
 
     let input: Option<Box<dyn BufRead + Send>> = match args.input.as_deref() {
         None => None,
@@ -143,6 +186,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         p.finish_and_clear();
     }
 
+    let remote = remote_report.map(|r| r.snapshot());
+    if let Some(r) = &remote {
+        for e in &r.events {
+            eprintln!("warning: {e}");
+        }
+        for skipped in &r.skipped {
+            eprintln!("warning: skipped item: {skipped}");
+        }
+        for e in &r.cleanup_errors {
+            eprintln!("warning: {e}");
+        }
+    }
     for skipped in &result.skipped {
         eprintln!("warning: skipped item: {skipped}");
     }
@@ -150,7 +205,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("warning: {e}");
     }
     if let Some(path) = &args.metrics {
-        write_metrics(path, &result, failure.as_ref())?;
+        write_metrics(path, &result, failure.as_ref(), remote.as_ref())?;
     }
     if let Some(e) = write_error {
         eprintln!("error: cannot write output: {e}");
@@ -185,12 +240,13 @@ fn write_metrics(
     path: &std::path::Path,
     result: &RunResult,
     failure: Option<&remotemedia_core::RunError>,
+    remote: Option<&ReportData>,
 ) -> anyhow::Result<()> {
     let mut metrics = result.metrics.clone();
     if metrics.peak_rss_bytes.is_none() {
         metrics.peak_rss_bytes = peak_rss_bytes();
     }
-    let body = json!({
+    let mut body = json!({
         "metrics": metrics,
         "skipped": result.skipped,
         "error": failure.map(|e| match e.node_error() {
@@ -198,6 +254,9 @@ fn write_metrics(
             None => json!({"message": e.to_string()}),
         }),
     });
+    if let Some(r) = remote {
+        body["remote"] = serde_json::to_value(r)?;
+    }
     let text = serde_json::to_string_pretty(&body)?;
     std::fs::write(path, text + "\n")
         .with_context(|| format!("cannot write metrics {}", path.display()))?;

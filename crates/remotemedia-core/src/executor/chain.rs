@@ -6,20 +6,24 @@ use std::time::Instant;
 use crate::data::Data;
 use crate::error::{ErrorKind, NodeError, Phase, PipelineNodeError};
 use crate::manifest::OnError;
-use crate::metrics::NodeCounters;
+use crate::metrics::{NodeCounters, NodeMetrics};
 use crate::node::ItemError;
 use crate::plan::PlannedNode;
 
 /// Length of input previews in error messages.
 const PREVIEW_CHARS: usize = 120;
 
-/// A planned node plus its run state.
-pub(crate) struct NodeRunner {
-    pub(crate) planned: PlannedNode,
+/// What the executor keeps per node while it runs: counters and lifecycle flags.
+/// Lives inside [`PlannedNode`], so starting a run moves no node and allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct NodeState {
     pub(crate) counters: NodeCounters,
     initialized: bool,
     cleaned_up: bool,
 }
+
+/// A planned node with its run state: the unit a chain drives.
+pub(crate) type NodeRunner = PlannedNode;
 
 /// The outcome of a failed step that stops the run.
 pub(crate) type Fatal = Box<PipelineNodeError>;
@@ -41,20 +45,11 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> NodeError {
     )
 }
 
-impl NodeRunner {
-    pub(crate) fn new(planned: PlannedNode) -> Self {
-        Self {
-            planned,
-            counters: NodeCounters::default(),
-            initialized: false,
-            cleaned_up: false,
-        }
-    }
-
+impl PlannedNode {
     fn error(&self, phase: Phase, e: NodeError, input: Option<&Data>, attempts: u32) -> Fatal {
         Box::new(PipelineNodeError {
-            node_id: self.planned.ctx.node_id.clone(),
-            node_type: self.planned.ctx.node_type.clone(),
+            node_id: self.ctx.node_id.clone(),
+            node_type: self.ctx.node_type.clone(),
             phase,
             kind: e.kind,
             message: e.message,
@@ -65,11 +60,11 @@ impl NodeRunner {
     }
 
     pub(crate) fn initialize(&mut self) -> Result<(), Fatal> {
-        let ctx = &self.planned.ctx;
-        let node = &mut self.planned.node;
+        let ctx = &self.ctx;
+        let node = &mut self.node;
         let r = catch_unwind(AssertUnwindSafe(|| node.initialize(ctx)));
         // Cleanup is owed even when initialize fails half-way.
-        self.initialized = true;
+        self.state.initialized = true;
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(mut e)) => {
@@ -84,11 +79,11 @@ impl NodeRunner {
 
     /// Runs cleanup once if the node was initialized; returns its error, if any.
     pub(crate) fn cleanup(&mut self) -> Option<Fatal> {
-        if !self.initialized || self.cleaned_up {
+        if !self.state.initialized || self.state.cleaned_up {
             return None;
         }
-        self.cleaned_up = true;
-        let node = &mut self.planned.node;
+        self.state.cleaned_up = true;
+        let node = &mut self.node;
         match catch_unwind(AssertUnwindSafe(|| node.cleanup())) {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(self.error(Phase::Cleanup, e, None, 1)),
@@ -96,42 +91,49 @@ impl NodeRunner {
         }
     }
 
-    /// Processes every item of `input` (drained) into `out`. Failed items are retried per
-    /// the node's policy; with `on_error: skip` a failure is pushed to `skipped` and the
-    /// batch goes on, otherwise it is returned.
+    /// Processes every item of `input` into `out`, leaving `input` empty. Failed items
+    /// are retried per the node's policy; with `on_error: skip` a failure is pushed to
+    /// `skipped` and the rest of the batch goes on, otherwise it is returned.
+    ///
+    /// `clock` is the time the call started; it is moved to the time it ended, so a
+    /// chain reads the clock once per node rather than twice.
     pub(crate) fn process(
         &mut self,
         port: usize,
         input: &mut Vec<Data>,
         out: &mut Vec<Data>,
         skipped: &mut Vec<PipelineNodeError>,
+        clock: &mut Instant,
     ) -> Result<(), Fatal> {
         let n_in = input.len() as u64;
         let out_before = out.len();
-        self.counters.items_in += n_in;
-        let start = Instant::now();
-        let mut drain = input.drain(..);
+        self.state.counters.items_in += n_in;
         let result = loop {
-            let node = &mut self.planned.node;
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                node.process_batch(port, &mut drain, out)
-            }));
+            let node = &mut self.node;
+            let r = catch_unwind(AssertUnwindSafe(|| node.process_vec(port, input, out)));
             match r {
                 Ok(Ok(())) => break Ok(()),
                 Ok(Err(ItemError { item, error })) => {
                     if let Err(fatal) = self.retry_or_skip(port, item, error, out, skipped) {
                         break Err(fatal);
                     }
+                    if input.is_empty() {
+                        break Ok(());
+                    }
                 }
                 Err(p) => {
-                    self.counters.errors += 1;
+                    self.state.counters.errors += 1;
                     break Err(self.error(Phase::Process, panic_error(&*p), None, 1));
                 }
             }
         };
-        drop(drain);
-        self.counters.record_call(n_in, start.elapsed());
-        self.counters.items_out += (out.len() - out_before) as u64;
+        input.clear();
+        let now = Instant::now();
+        self.state
+            .counters
+            .record_call(n_in, now.saturating_duration_since(*clock));
+        *clock = now;
+        self.state.counters.items_out += (out.len() - out_before) as u64;
         result
     }
 
@@ -144,12 +146,12 @@ impl NodeRunner {
         skipped: &mut Vec<PipelineNodeError>,
     ) -> Result<(), Fatal> {
         let mut attempts = 1;
-        if let Some(policy) = self.planned.retry.clone() {
+        if let Some(policy) = self.retry.clone() {
             while attempts <= policy.max_retries && error.kind != ErrorKind::Panic {
                 std::thread::sleep(policy.backoff(attempts));
                 attempts += 1;
-                self.counters.retries += 1;
-                let node = &mut self.planned.node;
+                self.state.counters.retries += 1;
+                let node = &mut self.node;
                 let again = item.clone();
                 match catch_unwind(AssertUnwindSafe(|| node.process_from(port, again, out))) {
                     Ok(Ok(())) => return Ok(()),
@@ -158,9 +160,9 @@ impl NodeRunner {
                 }
             }
         }
-        self.counters.errors += 1;
+        self.state.counters.errors += 1;
         let fatal = self.error(Phase::Process, error, Some(&item), attempts);
-        if self.planned.on_error == OnError::Skip && fatal.kind != ErrorKind::Panic {
+        if self.on_error == OnError::Skip && fatal.kind != ErrorKind::Panic {
             tracing::warn!(node = %fatal.node_id, "skipping failed item: {fatal}");
             skipped.push(*fatal);
             Ok(())
@@ -169,22 +171,36 @@ impl NodeRunner {
         }
     }
 
-    pub(crate) fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), Fatal> {
+    /// Calls the node's `finish`; `clock` as in [`NodeRunner::process`].
+    pub(crate) fn finish(&mut self, out: &mut Vec<Data>, clock: &mut Instant) -> Result<(), Fatal> {
         let before = out.len();
-        let start = Instant::now();
-        let node = &mut self.planned.node;
+        let node = &mut self.node;
         let r = catch_unwind(AssertUnwindSafe(|| node.finish(out)));
-        self.counters.busy += start.elapsed();
-        self.counters.items_out += (out.len() - before) as u64;
+        let now = Instant::now();
+        self.state.counters.busy += now.saturating_duration_since(*clock);
+        *clock = now;
+        self.state.counters.items_out += (out.len() - before) as u64;
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.error(Phase::Finish, e, None, 1)),
             Err(p) => Err(self.error(Phase::Finish, panic_error(&*p), None, 1)),
         }
     }
+
+    /// Metrics of this node, taking its names.
+    pub(crate) fn into_metrics(self) -> (usize, NodeMetrics) {
+        let PlannedNode {
+            index, ctx, state, ..
+        } = self;
+        (
+            index,
+            state.counters.snapshot_owned(ctx.node_id, ctx.node_type),
+        )
+    }
 }
 
-/// A fused chain of node runners with two scratch buffers reused across batches.
+/// A fused chain of node runners with a scratch buffer reused across batches.
+#[derive(Default)]
 pub(crate) struct Chain {
     pub(crate) runners: Vec<NodeRunner>,
     scratch: Vec<Data>,
@@ -193,7 +209,7 @@ pub(crate) struct Chain {
 impl Chain {
     pub(crate) fn new(nodes: Vec<PlannedNode>) -> Self {
         Self {
-            runners: nodes.into_iter().map(NodeRunner::new).collect(),
+            runners: nodes,
             scratch: Vec::new(),
         }
     }
@@ -207,13 +223,15 @@ impl Chain {
     }
 
     /// Pushes `batch` (arriving on `port` of the head) through nodes `from..`; the
-    /// chain's output replaces the contents of `batch`.
-    pub(crate) fn push_from(
+    /// chain's output replaces the contents of `batch`. `clock` as in
+    /// [`NodeRunner::process`].
+    fn push_from(
         &mut self,
         from: usize,
         port: usize,
         batch: &mut Vec<Data>,
         skipped: &mut Vec<PipelineNodeError>,
+        clock: &mut Instant,
     ) -> Result<(), Fatal> {
         let mut port = port;
         for runner in &mut self.runners[from..] {
@@ -221,37 +239,53 @@ impl Chain {
                 break;
             }
             self.scratch.clear();
-            runner.process(port, batch, &mut self.scratch, skipped)?;
+            runner.process(port, batch, &mut self.scratch, skipped, clock)?;
             std::mem::swap(batch, &mut self.scratch);
             port = 0;
         }
         Ok(())
     }
 
-    /// Pushes a batch arriving on `port` through the whole chain.
+    /// Pushes a batch arriving on `port` through the whole chain. `clock` is a recent
+    /// time with nothing but executor bookkeeping since; it ends as the time the last
+    /// node returned (see [`NodeRunner::process`]).
     pub(crate) fn push(
         &mut self,
         port: usize,
         batch: &mut Vec<Data>,
         skipped: &mut Vec<PipelineNodeError>,
+        clock: &mut Instant,
     ) -> Result<(), Fatal> {
-        self.push_from(0, port, batch, skipped)
+        self.push_from(0, port, batch, skipped, clock)
     }
 
     /// End of stream: finishes each node in order, pushing what it flushes through the
-    /// rest of the chain; returns the chain's final outputs.
+    /// rest of the chain; appends the chain's final outputs to `out`. `clock` as in
+    /// [`Chain::push`].
     pub(crate) fn finish(
         &mut self,
+        out: &mut Vec<Data>,
         skipped: &mut Vec<PipelineNodeError>,
-    ) -> Result<Vec<Data>, Fatal> {
-        let mut all = Vec::new();
+        clock: &mut Instant,
+    ) -> Result<(), Fatal> {
         for i in 0..self.runners.len() {
             let mut flushed = Vec::new();
-            self.runners[i].finish(&mut flushed)?;
-            self.push_from(i + 1, 0, &mut flushed, skipped)?;
-            all.append(&mut flushed);
+            self.runners[i].finish(&mut flushed, clock)?;
+            self.push_from(i + 1, 0, &mut flushed, skipped, clock)?;
+            crate::nodes::emit_all(&mut flushed, out);
         }
-        Ok(all)
+        Ok(())
+    }
+
+    /// Metrics of every node of `chains`, in manifest order.
+    pub(crate) fn metrics(chains: impl IntoIterator<Item = Chain>) -> Vec<NodeMetrics> {
+        let mut chains = chains.into_iter();
+        let mut all = chains.next().map(|c| c.runners).unwrap_or_default();
+        for c in chains {
+            all.extend(c.runners);
+        }
+        all.sort_unstable_by_key(|n| n.index);
+        all.into_iter().map(|n| n.into_metrics().1).collect()
     }
 
     /// Cleans up every initialized node; returns the cleanup errors.

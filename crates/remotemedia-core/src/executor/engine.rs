@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::data::Data;
 use crate::error::{PipelineNodeError, RunError};
-use crate::metrics::{NodeCounters, QueueMetrics};
+use crate::metrics::{NodeMetrics, QueueMetrics};
 use crate::plan::{Plan, Target};
 
-use super::chain::Chain;
+use super::chain::{Chain, NodeRunner};
 use super::RunOptions;
 
 /// A batch arriving on a port of a stage's head node.
@@ -117,7 +117,7 @@ impl Shared {
 
 /// What a stage thread hands back when it ends.
 pub(crate) struct StageReport {
-    pub(crate) counters: Vec<(usize, NodeCounters)>,
+    pub(crate) nodes: Vec<(usize, NodeMetrics)>,
     pub(crate) skipped: Vec<PipelineNodeError>,
     pub(crate) cleanup_errors: Vec<PipelineNodeError>,
 }
@@ -246,8 +246,9 @@ fn stage_main(
                     }
                     Err(flume::RecvTimeoutError::Disconnected) => {
                         if !shared.aborted() {
-                            match chain.finish(&mut skipped) {
-                                Ok(rest) => {
+                            let mut rest = Vec::new();
+                            match chain.finish(&mut rest, &mut skipped, &mut Instant::now()) {
+                                Ok(()) => {
                                     emit(&outs, rest, max);
                                 }
                                 Err(f) => shared.fail(*f),
@@ -275,7 +276,7 @@ fn stage_main(
                     Err(_) => break,
                 }
             }
-            if let Err(f) = chain.push(port, &mut batch, &mut skipped) {
+            if let Err(f) = chain.push(port, &mut batch, &mut skipped, &mut Instant::now()) {
                 shared.fail(*f);
                 break;
             }
@@ -288,10 +289,10 @@ fn stage_main(
     drop(outs);
     let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
     StageReport {
-        counters: chain
+        nodes: chain
             .runners
             .into_iter()
-            .map(|r| (r.planned.index, r.counters))
+            .map(NodeRunner::into_metrics)
             .collect(),
         skipped,
         cleanup_errors,

@@ -1,7 +1,8 @@
 //! Executing a [`Plan`]: a finite [`run`] or a streaming [`Session`].
 //!
-//! A plan of one stage (a plain chain) runs inline on the caller's thread: no thread,
-//! no queue. Anything else runs one thread per stage (see `engine`).
+//! A finite run of a plan of one stage (a plain chain), or of inline nodes only, runs
+//! on the caller's thread: no thread, no queue. Anything else, and every session, runs
+//! one thread per stage (see `engine`).
 
 mod chain;
 mod engine;
@@ -13,11 +14,12 @@ use std::time::Instant;
 use crate::data::Data;
 use crate::error::{PipelineNodeError, RunError};
 use crate::manifest::Pipeline;
-use crate::metrics::{NodeCounters, RunMetrics};
-use crate::plan::Plan;
+use crate::metrics::{NodeCounters, NodeMetrics, RunMetrics};
+use crate::plan::{Plan, Target};
 use crate::registry::Registry;
 
 use chain::Chain;
+pub(crate) use chain::NodeState;
 use engine::Engine;
 pub use session::{start_session, Session, SessionReceiver, SessionSender, SinkItem};
 
@@ -33,10 +35,12 @@ pub struct RunOptions {
 }
 
 impl Default for RunOptions {
+    /// Batches of up to 1024 items, 2 batches per queue: enough to keep every stage
+    /// busy, and little enough that a long stream holds only a few batches in memory.
     fn default() -> Self {
         Self {
             batch_size: 1024,
-            channel_capacity: 8,
+            channel_capacity: 2,
             force_threads: false,
         }
     }
@@ -116,84 +120,273 @@ pub fn run_pipeline(
 
 /// Runs `inputs` through `plan` to the end of stream. Every input goes to every root;
 /// outputs are collected per sink.
+///
+/// A plan of one stage, or of inline nodes only, runs on the caller's thread, stage by
+/// stage in topological order (see [`RunOptions::force_threads`]); anything else runs
+/// one thread per stage.
 pub fn run(plan: Plan, inputs: Vec<Data>, options: &RunOptions) -> Result<RunResult, RunFailure> {
-    if plan.stages.len() == 1 && !options.force_threads {
+    if !options.force_threads && (plan.stages.len() == 1 || plan.is_all_inline()) {
         run_inline(plan, inputs, options)
     } else {
         run_threaded(plan, inputs, options)
     }
 }
 
+/// Node metrics in manifest order from `(index, metrics)` pairs covering every node.
+pub(crate) fn in_manifest_order(mut reported: Vec<(usize, NodeMetrics)>) -> Vec<NodeMetrics> {
+    reported.sort_unstable_by_key(|(i, _)| *i);
+    reported.into_iter().map(|(_, m)| m).collect()
+}
+
+/// Node metrics in manifest order from `(index, metrics)` pairs; nodes without a report
+/// (their stage thread died) get empty metrics under their name from `names`.
 fn node_metrics(
     names: &[(String, String)],
-    counters: Vec<(usize, NodeCounters)>,
-) -> Vec<crate::metrics::NodeMetrics> {
-    let mut by_index: Vec<Option<NodeCounters>> = (0..names.len()).map(|_| None).collect();
-    for (i, c) in counters {
-        by_index[i] = Some(c);
+    mut reported: Vec<(usize, NodeMetrics)>,
+) -> Vec<NodeMetrics> {
+    if reported.len() == names.len() {
+        return in_manifest_order(reported);
     }
-    by_index
-        .into_iter()
+    reported.sort_unstable_by_key(|(i, _)| *i);
+    let mut reported = reported.into_iter().peekable();
+    names
+        .iter()
         .enumerate()
-        .map(|(i, c)| c.unwrap_or_default().snapshot(&names[i].0, &names[i].1))
+        .map(|(i, (id, ty))| match reported.next_if(|(j, _)| *j == i) {
+            Some((_, m)) => m,
+            None => NodeCounters::default().snapshot(id, ty),
+        })
         .collect()
 }
 
+/// Where an inline stage's output goes: a port slot of a later stage, or a sink.
+#[derive(Clone, Copy)]
+enum Dest {
+    Slot(usize),
+    Sink(usize),
+}
+
+/// One stage of an inline run: its chain, where its input ports are in the shared port
+/// slots, and where its output goes.
+struct InlineStage {
+    chain: Chain,
+    first_port: usize,
+    ports: usize,
+    dests: Vec<Dest>,
+}
+
+/// Appends `batch` to `dest`, moving the vector when `dest` is empty.
+fn deliver(dest: &mut Vec<Data>, mut batch: Vec<Data>) {
+    if dest.is_empty() {
+        *dest = batch;
+    } else {
+        dest.append(&mut batch);
+    }
+}
+
+/// Pushes `batch` (arriving on `port`) through `chain` in pieces of at most `max`
+/// items, appending the outputs to `emitted`.
+fn feed(
+    chain: &mut Chain,
+    port: usize,
+    mut batch: Vec<Data>,
+    max: usize,
+    emitted: &mut Vec<Data>,
+    skipped: &mut Vec<PipelineNodeError>,
+    clock: &mut Instant,
+) -> Result<(), Box<PipelineNodeError>> {
+    if batch.len() <= max {
+        chain.push(port, &mut batch, skipped, clock)?;
+        deliver(emitted, batch);
+        return Ok(());
+    }
+    let mut rest = batch.into_iter();
+    let mut piece = Vec::with_capacity(max);
+    loop {
+        piece.extend(rest.by_ref().take(max));
+        if piece.is_empty() {
+            return Ok(());
+        }
+        chain.push(port, &mut piece, skipped, clock)?;
+        emitted.append(&mut piece);
+    }
+}
+
+/// Sends `batch` to every destination (cloned for all but the last).
+fn route(dests: &[Dest], batch: Vec<Data>, slots: &mut [Vec<Data>], outputs: &mut [Vec<Data>]) {
+    let Some((&last, others)) = dests.split_last() else {
+        return;
+    };
+    let mut send = |d: Dest, b: Vec<Data>| match d {
+        Dest::Slot(k) => deliver(&mut slots[k], b),
+        Dest::Sink(k) => deliver(&mut outputs[k], b),
+    };
+    for &d in others {
+        send(d, batch.clone());
+    }
+    send(last, batch);
+}
+
+/// A finite run on the caller's thread: each stage, in topological order, processes
+/// everything its upstream stages produced (port by port, in batches of at most
+/// `batch_size`), finishes, and hands its output to its targets (cloned for all but
+/// the last). A fan-in stage therefore sees its ports in port order.
 fn run_inline(
-    mut plan: Plan,
-    mut inputs: Vec<Data>,
+    plan: Plan,
+    inputs: Vec<Data>,
     options: &RunOptions,
 ) -> Result<RunResult, RunFailure> {
     let start = Instant::now();
-    let stage = plan.stages.pop().expect("one stage");
-    let mut chain = Chain::new(stage.nodes);
-    let mut skipped = Vec::new();
-    let mut out: Vec<Data> = Vec::new();
     let items_in = inputs.len() as u64;
     let max = options.batch_size.max(1);
+    let Plan {
+        mut stages,
+        roots,
+        mut sinks,
+    } = plan;
+    let stage_count = stages.len();
+    let mut skipped = Vec::new();
+    let mut clock = start;
+
+    if stage_count == 1 {
+        // A plain chain: no port slots, no routing.
+        let mut chain = Chain::new(stages.pop().expect("one stage").nodes);
+        let mut out = Vec::new();
+        let result = chain.initialize().and_then(|()| {
+            clock = Instant::now();
+            feed(
+                &mut chain,
+                0,
+                inputs,
+                max,
+                &mut out,
+                &mut skipped,
+                &mut clock,
+            )?;
+            chain.finish(&mut out, &mut skipped, &mut clock)
+        });
+        let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
+        let outputs = vec![SinkOutput {
+            sink: sinks.pop().unwrap_or_default(),
+            items: out,
+        }];
+        return inline_result(
+            result,
+            outputs,
+            skipped,
+            cleanup_errors,
+            Chain::metrics([chain]),
+            (start, clock, items_in, stage_count),
+        );
+    }
+
+    // Port slots: stage `s` owns slots `first_port[s]..first_port[s] + ports`.
+    let mut run: Vec<InlineStage> = Vec::with_capacity(stage_count);
+    let mut total_ports = 0;
+    for s in &stages {
+        let ports = s.input_ports.max(1);
+        run.push(InlineStage {
+            chain: Chain::default(),
+            first_port: total_ports,
+            ports,
+            dests: Vec::new(),
+        });
+        total_ports += ports;
+    }
+    for (si, s) in stages.into_iter().enumerate() {
+        let dests = s
+            .targets
+            .iter()
+            .map(|t| match *t {
+                Target::Stage { stage, port } => Dest::Slot(run[stage].first_port + port),
+                Target::Sink(k) => Dest::Sink(k),
+            })
+            .collect();
+        let r = &mut run[si];
+        r.chain = Chain::new(s.nodes);
+        r.dests = dests;
+    }
+    let mut slots: Vec<Vec<Data>> = std::iter::repeat_with(Vec::new).take(total_ports).collect();
+    if let Some((&last, others)) = roots.split_last() {
+        for &r in others {
+            slots[run[r].first_port] = inputs.clone();
+        }
+        slots[run[last].first_port] = inputs;
+    }
+    let mut outputs: Vec<Vec<Data>> = std::iter::repeat_with(Vec::new).take(sinks.len()).collect();
 
     let result = (|| {
-        chain.initialize()?;
-        if inputs.len() <= max {
-            chain.push(0, &mut inputs, &mut skipped)?;
-            out.append(&mut inputs);
-        } else {
-            let mut rest = inputs.into_iter();
-            let mut batch = Vec::with_capacity(max);
-            loop {
-                batch.extend(rest.by_ref().take(max));
-                if batch.is_empty() {
-                    break;
-                }
-                chain.push(0, &mut batch, &mut skipped)?;
-                out.append(&mut batch);
-            }
+        for stage in &mut run {
+            stage.chain.initialize()?;
         }
-        let mut flushed = chain.finish(&mut skipped)?;
-        out.append(&mut flushed);
+        clock = Instant::now();
+        for stage in &mut run {
+            let mut emitted: Vec<Data> = Vec::new();
+            for port in 0..stage.ports {
+                let batch = std::mem::take(&mut slots[stage.first_port + port]);
+                if !batch.is_empty() {
+                    let chain = &mut stage.chain;
+                    feed(
+                        chain,
+                        port,
+                        batch,
+                        max,
+                        &mut emitted,
+                        &mut skipped,
+                        &mut clock,
+                    )?;
+                }
+            }
+            stage.chain.finish(&mut emitted, &mut skipped, &mut clock)?;
+            route(&stage.dests, emitted, &mut slots, &mut outputs);
+        }
         Ok(())
     })();
-    let cleanup_errors: Vec<PipelineNodeError> = chain.cleanup().into_iter().map(|e| *e).collect();
-    let counters = chain
-        .runners
+
+    let mut cleanup_errors: Vec<PipelineNodeError> = Vec::new();
+    let mut chains = Vec::with_capacity(run.len());
+    for stage in run {
+        let mut chain = stage.chain;
+        cleanup_errors.extend(chain.cleanup().into_iter().map(|e| *e));
+        chains.push(chain);
+    }
+    let outputs = sinks
         .into_iter()
-        .map(|r| (r.planned.index, r.counters))
+        .zip(outputs)
+        .map(|(sink, items)| SinkOutput { sink, items })
         .collect();
-    let items_out = out.len() as u64;
+    inline_result(
+        result,
+        outputs,
+        skipped,
+        cleanup_errors,
+        Chain::metrics(chains),
+        (start, clock, items_in, stage_count),
+    )
+}
+
+/// Assembles the result of an inline run. `timing` is (start, end of the last stage,
+/// items in, stages).
+fn inline_result(
+    result: Result<(), Box<PipelineNodeError>>,
+    outputs: Vec<SinkOutput>,
+    skipped: Vec<PipelineNodeError>,
+    cleanup_errors: Vec<PipelineNodeError>,
+    nodes: Vec<NodeMetrics>,
+    (start, end, items_in, stages): (Instant, Instant, u64, usize),
+) -> Result<RunResult, RunFailure> {
+    let items_out = outputs.iter().map(|o| o.items.len() as u64).sum();
     let partial = RunResult {
-        outputs: vec![SinkOutput {
-            sink: plan.sinks.pop().unwrap_or_default(),
-            items: out,
-        }],
+        outputs,
         skipped,
         cleanup_errors,
         metrics: RunMetrics {
-            wall_time_us: start.elapsed().as_secs_f64() * 1e6,
+            wall_time_us: end.saturating_duration_since(start).as_secs_f64() * 1e6,
             items_in,
             items_out,
-            stages: 1,
+            stages,
             peak_rss_bytes: None,
-            nodes: node_metrics(&plan.node_names, counters),
+            nodes,
             queues: Vec::new(),
         },
     };
@@ -212,7 +405,7 @@ fn run_threaded(
     options: &RunOptions,
 ) -> Result<RunResult, RunFailure> {
     let sinks = plan.sinks.clone();
-    let names = plan.node_names.clone();
+    let names = plan.node_names();
     let items_in = inputs.len() as u64;
     let engine = Engine::start(plan, options, None).map_err(|error| RunFailure {
         error,
@@ -240,4 +433,75 @@ fn run_threaded(
     let mut collector = session::Collector::new(engine, sinks, names, options.clone());
     collector.set_items_in(items_in);
     collector.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{self, Format};
+
+    /// src → (half: divide by 2, skip failures; triple) → zip, plus src → big (filter).
+    const GRAPH: &str = r#"
+version: v1
+metadata: { name: inline-graph }
+nodes:
+  - { id: src, node_type: PassThrough }
+  - { id: inv, node_type: Calculator, params: { operation: divide, operand: 0 }, on_error: skip }
+  - { id: half, node_type: Calculator, params: { operation: multiply, operand: 2 } }
+  - { id: zip, node_type: Zip, params: { strict: false } }
+  - { id: big, node_type: Filter, params: { gte: 5 } }
+connections:
+  - { from: src, to: inv }
+  - { from: src, to: half }
+  - { from: inv, to: zip }
+  - { from: half, to: zip }
+  - { from: src, to: big }
+"#;
+
+    fn run_with(options: &RunOptions, n: i64) -> RunResult {
+        let registry = Registry::builtin();
+        let pipeline = manifest::load_str(GRAPH, Format::Yaml, &registry).unwrap();
+        let inputs = (0..n).map(Data::Int).collect();
+        run_pipeline(&pipeline, &registry, inputs, options).unwrap()
+    }
+
+    #[test]
+    fn inline_graph_matches_threads() {
+        let inline = RunOptions {
+            batch_size: 7,
+            ..RunOptions::default()
+        };
+        let threads = RunOptions {
+            force_threads: true,
+            ..inline.clone()
+        };
+        let a = run_with(&inline, 40);
+        let b = run_with(&threads, 40);
+        assert_eq!(a.outputs, b.outputs);
+        assert_eq!(a.metrics.stages, b.metrics.stages);
+        assert!(a.metrics.queues.is_empty());
+        assert_eq!(b.metrics.queues.len(), b.metrics.stages);
+        // Every item fails in `inv` and is skipped, so `zip` gets nothing from it.
+        assert_eq!(a.skipped.len(), 40);
+        assert_eq!(a.sink("zip").unwrap().len(), 0);
+        let big: Vec<i64> = a
+            .sink("big")
+            .unwrap()
+            .iter()
+            .filter_map(Data::as_i64)
+            .collect();
+        assert_eq!(big, (5..40).collect::<Vec<_>>());
+        let names: Vec<&str> = a.metrics.nodes.iter().map(|m| m.node_id.as_str()).collect();
+        assert_eq!(names, ["src", "inv", "half", "zip", "big"]);
+        for (x, y) in a.metrics.nodes.iter().zip(&b.metrics.nodes) {
+            assert_eq!(
+                (x.items_in, x.items_out, x.errors),
+                (y.items_in, y.items_out, y.errors),
+                "{}",
+                x.node_id
+            );
+        }
+        assert_eq!(a.metrics.node("inv").unwrap().errors, 40);
+        assert_eq!((a.metrics.items_in, a.metrics.items_out), (40, 35));
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::data::Data;
 use crate::error::{PipelineNodeError, RunError};
-use crate::metrics::{peak_rss_bytes, RunMetrics};
+use crate::metrics::RunMetrics;
 use crate::plan::Plan;
 
 use super::engine::{queue_metrics, Engine, Shared, SinkMsg, StageInput};
@@ -28,7 +28,7 @@ pub struct SinkItem {
 /// Starts a streaming session on its own threads.
 pub fn start_session(plan: Plan, options: &RunOptions) -> Result<Session, RunError> {
     let sinks = plan.sinks.clone();
-    let names = plan.node_names.clone();
+    let names = plan.node_names();
     let mut engine = Engine::start(plan, options, Some(options.channel_capacity.max(1)))?;
     // Only the sender may hold the root queues: when it is dropped, the stream ends.
     let sender = SessionSender {
@@ -251,14 +251,14 @@ impl Collector {
             self.items_out += batch.len() as u64;
             self.outputs[sink].append(&mut batch);
         }
-        let mut counters = Vec::new();
+        let mut reported = Vec::new();
         let mut skipped: Vec<PipelineNodeError> = Vec::new();
         let mut cleanup_errors = Vec::new();
         let mut panicked = None;
         for h in self.engine.handles.drain(..) {
             match h.join() {
                 Ok(report) => {
-                    counters.extend(report.counters);
+                    reported.extend(report.nodes);
                     skipped.extend(report.skipped);
                     cleanup_errors.extend(report.cleanup_errors);
                 }
@@ -284,8 +284,8 @@ impl Collector {
                 items_in,
                 items_out: self.items_out,
                 stages: self.engine.stage_count,
-                peak_rss_bytes: peak_rss_bytes(),
-                nodes: node_metrics(&self.names, counters),
+                peak_rss_bytes: None,
+                nodes: node_metrics(&self.names, reported),
                 queues: queue_metrics(&self.engine.queues, &self.options),
             },
         };

@@ -24,6 +24,8 @@ pub struct NodeSpec {
     pub timeout_ms: Option<u64>,
     /// Failure policy.
     pub on_error: OnError,
+    /// Whether the node keeps state between items (`stateful: true`).
+    pub stateful: bool,
 }
 
 /// A manifest that passed every check: ids unique, types known, params valid, acyclic.

@@ -67,6 +67,11 @@ pub struct NodeManifest {
     /// the error and goes on with the next item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<OnError>,
+    /// `true` when the node keeps state between items (a counter, a model context).
+    /// Such a node cannot be moved between executors mid-stream without losing that
+    /// state: on failover its state restarts and the run reports it (default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful: Option<bool>,
 }
 
 /// Edge between two nodes.

@@ -21,7 +21,7 @@ use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Registry
 
 const TOP_FIELDS: [&str; 4] = ["version", "metadata", "nodes", "connections"];
 const METADATA_FIELDS: [&str; 3] = ["name", "description", "created_at"];
-const NODE_FIELDS: [&str; 8] = [
+const NODE_FIELDS: [&str; 9] = [
     "id",
     "node_type",
     "params",
@@ -30,6 +30,7 @@ const NODE_FIELDS: [&str; 8] = [
     "retry",
     "timeout_ms",
     "on_error",
+    "stateful",
 ];
 const CAPABILITY_FIELDS: [&str; 3] = ["gpu", "cpu", "memory_gb"];
 const GPU_FIELDS: [&str; 3] = ["type", "min_memory_gb", "required"];
@@ -300,6 +301,7 @@ fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, Manifest
             retry: n.retry.clone(),
             timeout_ms: n.timeout_ms,
             on_error: n.on_error.unwrap_or_default(),
+            stateful: n.stateful.unwrap_or(false),
         });
     }
     let mut edges = Vec::with_capacity(manifest.connections.len());
@@ -779,6 +781,11 @@ impl Walker<'_> {
                 "on_error" => {
                     if !value.is_null() {
                         self.choice(&p, &ctx, "on_error value", value, &ON_ERROR_VALUES, &[]);
+                    }
+                }
+                "stateful" => {
+                    if !value.is_null() && !value.is_boolean() {
+                        self.type_error(&p, &ctx, "a boolean", value);
                     }
                 }
                 _ => self.unknown_field(&path, &ctx, key, &NODE_FIELDS),

@@ -266,6 +266,103 @@ impl Node for Calculator {
         }
         Ok(())
     }
+
+    /// Updates the batch in place: numbers with `add`, `subtract` or `multiply` take a
+    /// tight loop, anything else (other operations, maps, errors) the per-item path.
+    fn process_vec(
+        &mut self,
+        _port: usize,
+        items: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        let mut k = 0;
+        while k < items.len() {
+            k += self.fast_run(&mut items[k..]);
+            if k == items.len() {
+                break;
+            }
+            match self.compute(&items[k]) {
+                Ok(v) => items[k] = v,
+                Err(error) => return Err(super::fail_at(items, k, out, error)),
+            }
+            k += 1;
+        }
+        super::emit_all(items, out);
+        Ok(())
+    }
+}
+
+impl Calculator {
+    /// Applies a configured `add`, `subtract` or `multiply` in place to the leading
+    /// numbers of `items` that it can handle without an error; returns how many it did.
+    /// It stops at the first item needing the general path (not a number, integer
+    /// overflow, another operation), which then reports exactly as `compute` does.
+    fn fast_run(&self, items: &mut [Data]) -> usize {
+        match &self.configured {
+            Some((Operation::Add, operand)) => {
+                numeric_prefix(items, operand, i64::checked_add, |x, y| x + y)
+            }
+            Some((Operation::Subtract, operand)) => {
+                numeric_prefix(items, operand, i64::checked_sub, |x, y| x - y)
+            }
+            Some((Operation::Multiply, operand)) => {
+                numeric_prefix(items, operand, i64::checked_mul, |x, y| x * y)
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Updates the leading items of `items` with `int_op` (int with int) or `float_op`
+/// (a float operand), as [`Operation::apply`] would for an operation that cannot fail
+/// on floats; returns how many items it updated. With an int operand only int items
+/// take this loop (it is the hot case and stays as tight as a hand-written one); float
+/// items go through the general path.
+#[inline(always)]
+fn numeric_prefix(
+    items: &mut [Data],
+    operand: &Data,
+    int_op: impl Fn(i64, i64) -> Option<i64>,
+    float_op: impl Fn(f64, f64) -> f64,
+) -> usize {
+    match *operand {
+        Data::Int(y) => update_prefix(items, |d| match d {
+            Data::Int(x) => match int_op(*x, y) {
+                Some(v) => {
+                    *x = v;
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }),
+        Data::Float(y) => update_prefix(items, |d| match *d {
+            Data::Int(x) => {
+                *d = Data::Float(float_op(x as f64, y));
+                true
+            }
+            Data::Float(x) => {
+                *d = Data::Float(float_op(x, y));
+                true
+            }
+            _ => false,
+        }),
+        _ => 0,
+    }
+}
+
+/// Applies `f` to items in order until it returns false; returns how many it applied.
+/// The position is recovered from the item's address on exit, so the loop itself
+/// carries no counter.
+#[inline(always)]
+fn update_prefix(items: &mut [Data], mut f: impl FnMut(&mut Data) -> bool) -> usize {
+    let base = items.as_ptr() as usize;
+    for item in items.iter_mut() {
+        if !f(item) {
+            return (item as *const Data as usize - base) / std::mem::size_of::<Data>();
+        }
+    }
+    items.len()
 }
 
 pub(crate) struct CalculatorFactory {
@@ -342,8 +439,15 @@ impl NodeFactory for CalculatorFactory {
     }
 
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        let op = params.get("operation").and_then(Value::as_str);
-        let operand = params.get("operand");
+        // A linear scan: params hold a couple of entries, fewer than a hash costs.
+        let (mut op, mut operand) = (None, None);
+        for (k, v) in params {
+            match k.as_str() {
+                "operation" => op = v.as_str(),
+                "operand" => operand = Some(v),
+                _ => {}
+            }
+        }
         Ok(Box::new(match (op, operand) {
             (Some(op), Some(operand)) => {
                 let op = Operation::from_name(op).ok_or_else(|| {
@@ -458,6 +562,70 @@ mod tests {
         let e = c.process_batch(0, &mut it, &mut out).unwrap_err();
         assert_eq!(e.item, Data::Int(1));
         assert_eq!(it.len(), 1);
+    }
+
+    /// `process_vec` against `process` one item at a time, on the same batch.
+    fn per_item(c: &mut Calculator, items: &[Data]) -> (Vec<Data>, Vec<(Data, String)>) {
+        let mut out = vec![];
+        let mut failed = vec![];
+        for item in items {
+            if let Err(e) = c.process(item.clone(), &mut out) {
+                failed.push((item.clone(), e.message));
+            }
+        }
+        (out, failed)
+    }
+
+    fn batched(c: &mut Calculator, items: &[Data]) -> (Vec<Data>, Vec<(Data, String)>) {
+        let mut rest = items.to_vec();
+        let mut out = vec![Data::text("already here")];
+        let mut failed = vec![];
+        while let Err(e) = c.process_vec(0, &mut rest, &mut out) {
+            failed.push((e.item, e.error.message));
+        }
+        assert!(rest.is_empty());
+        assert_eq!(out.remove(0), Data::text("already here"));
+        (out, failed)
+    }
+
+    #[test]
+    fn batch_in_place_equals_per_item() {
+        let items = vec![
+            Data::Int(1),
+            Data::Float(2.5),
+            Data::Int(i64::MAX),
+            Data::Int(-4),
+            Data::text("x"),
+            Data::from_json_str(r#"{"operation":"add","args":[1,2]}"#).unwrap(),
+            Data::Int(i64::MIN),
+            Data::Int(7),
+        ];
+        for op in OPERATIONS {
+            for operand in [Data::Int(3), Data::Int(-1), Data::Float(0.5), Data::Int(0)] {
+                let op = Operation::from_name(op).unwrap();
+                let mut a = Calculator::new(op, operand.clone());
+                let mut b = Calculator::new(op, operand.clone());
+                assert_eq!(
+                    batched(&mut a, &items),
+                    per_item(&mut b, &items),
+                    "{op:?} {operand:?}"
+                );
+            }
+        }
+        let mut a = Calculator::unconfigured();
+        let mut b = Calculator::unconfigured();
+        assert_eq!(batched(&mut a, &items), per_item(&mut b, &items));
+    }
+
+    #[test]
+    fn batch_failure_keeps_earlier_outputs_and_later_items() {
+        let mut c = Calculator::new(Operation::Add, Data::Int(1));
+        let mut items = vec![Data::Int(1), Data::Int(i64::MAX), Data::Int(3)];
+        let mut out = vec![];
+        let e = c.process_vec(0, &mut items, &mut out).unwrap_err();
+        assert_eq!(e.item, Data::Int(i64::MAX));
+        assert_eq!(out, vec![Data::Int(2)]);
+        assert_eq!(items, vec![Data::Int(3)]);
     }
 
     #[test]

@@ -24,6 +24,16 @@ impl Node for PassThrough {
         out.extend(items);
         Ok(())
     }
+
+    fn process_vec(
+        &mut self,
+        _port: usize,
+        items: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        super::emit_all(items, out);
+        Ok(())
+    }
 }
 
 pub(crate) struct PassThroughFactory {

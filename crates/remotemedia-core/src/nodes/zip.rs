@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use crate::data::{Data, DataMap};
 use crate::error::{ErrorKind, NodeError};
-use crate::node::{Node, NodeContext};
+use crate::node::{ItemError, Node, NodeContext};
 use crate::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
 
 /// Emits one map per round, keyed by upstream node id, once every input has an item.
@@ -26,6 +26,28 @@ impl Zip {
             queues: Vec::new(),
         }
     }
+}
+
+impl Zip {
+    /// Emits one map per complete round (every input queue has an item).
+    fn emit_rounds(&mut self, out: &mut Vec<Data>) {
+        let rounds = self.queues.iter().map(VecDeque::len).min().unwrap_or(0);
+        out.reserve(rounds);
+        for _ in 0..rounds {
+            let mut round = DataMap::with_capacity(self.inputs.len());
+            for (name, q) in self.inputs.iter().zip(self.queues.iter_mut()) {
+                round.insert(name.clone(), q.pop_front().expect("a complete round"));
+            }
+            out.push(Data::map(round));
+        }
+    }
+}
+
+fn unknown_port(port: usize) -> NodeError {
+    NodeError::new(
+        ErrorKind::Other,
+        format!("item on unknown input port {port}"),
+    )
 }
 
 impl Node for Zip {
@@ -50,20 +72,35 @@ impl Node for Zip {
         item: Data,
         out: &mut Vec<Data>,
     ) -> Result<(), NodeError> {
-        let queue = self.queues.get_mut(port).ok_or_else(|| {
-            NodeError::new(
-                ErrorKind::Other,
-                format!("item on unknown input port {port}"),
-            )
-        })?;
+        let queue = self
+            .queues
+            .get_mut(port)
+            .ok_or_else(|| unknown_port(port))?;
         queue.push_back(item);
-        if self.queues.iter().all(|q| !q.is_empty()) {
-            let mut round = DataMap::with_capacity(self.inputs.len());
-            for (name, q) in self.inputs.iter().zip(self.queues.iter_mut()) {
-                round.insert(name.clone(), q.pop_front().expect("checked non-empty"));
-            }
-            out.push(Data::map(round));
+        self.emit_rounds(out);
+        Ok(())
+    }
+
+    /// Queues the whole batch on its port, then emits every complete round: the same
+    /// rounds, in the same order, as one item at a time.
+    fn process_vec(
+        &mut self,
+        port: usize,
+        items: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        if items.is_empty() {
+            return Ok(());
         }
+        let Some(queue) = self.queues.get_mut(port) else {
+            let item = items.remove(0);
+            return Err(ItemError {
+                item,
+                error: unknown_port(port),
+            });
+        };
+        queue.extend(items.drain(..));
+        self.emit_rounds(out);
         Ok(())
     }
 
@@ -152,5 +189,46 @@ mod tests {
             e.message,
             "inputs ended unevenly: `a` has 1 unpaired item(s)"
         );
+    }
+
+    fn zip3() -> Zip {
+        let mut z = Zip::new(false);
+        z.initialize(&NodeContext {
+            node_id: "z".into(),
+            node_type: "Zip".into(),
+            inputs: vec!["a".into(), "b".into(), "c".into()],
+        })
+        .unwrap();
+        z
+    }
+
+    #[test]
+    fn batches_pair_like_single_items() {
+        let arrivals: Vec<(usize, Vec<i64>)> = vec![
+            (0, vec![1, 2, 3]),
+            (2, vec![30]),
+            (1, vec![10, 20, 40, 50]),
+            (2, vec![31, 32, 33]),
+            (0, vec![4]),
+        ];
+        let mut one = zip3();
+        let mut want = vec![];
+        for (port, items) in &arrivals {
+            for &i in items {
+                one.process_from(*port, Data::Int(i), &mut want).unwrap();
+            }
+        }
+        let mut batch = zip3();
+        let mut got = vec![];
+        for (port, items) in &arrivals {
+            let mut v: Vec<Data> = items.iter().map(|&i| Data::Int(i)).collect();
+            batch.process_vec(*port, &mut v, &mut got).unwrap();
+            assert!(v.is_empty());
+        }
+        assert_eq!(got.len(), 4);
+        assert_eq!(got, want);
+        let mut v = vec![Data::Int(1), Data::Int(2)];
+        let e = batch.process_vec(7, &mut v, &mut got).unwrap_err();
+        assert_eq!((e.item, v), (Data::Int(1), vec![Data::Int(2)]));
     }
 }

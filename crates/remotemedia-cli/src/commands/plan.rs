@@ -1,0 +1,280 @@
+//! `remotemedia plan MANIFEST [--json]`: where each node would run and why.
+//!
+//! Also the placement step of `remotemedia run`: gather executors (flags, environment,
+//! `remotemedia.toml`, nodes' `host`), probe them, detect this machine, place.
+
+use remotemedia_core::manifest::{self, Pipeline};
+use remotemedia_core::placement::{
+    self, ExecutorInfo, ExecutorState, Placement, PlacementError, Policy, Target,
+};
+use remotemedia_remote::client::Endpoint;
+use remotemedia_remote::config::{self, ExecutorConfig};
+use remotemedia_remote::detect::{self, LocalCapabilities};
+use remotemedia_remote::probe::{probe_all, PROBE_TIMEOUT};
+use serde_json::{json, Value};
+
+use crate::cli::{PlanArgs, RemoteArgs};
+use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
+
+/// A placement with everything it was computed from.
+pub struct Placed {
+    /// This machine.
+    pub local: LocalCapabilities,
+    /// Every executor considered, as probed.
+    pub executors: Vec<ExecutorInfo>,
+    /// How to reach each of them.
+    pub endpoints: Vec<Endpoint>,
+    /// The placement, or every node that fits nowhere.
+    pub placement: Result<Placement, PlacementError>,
+}
+
+/// Whether a run needs the placement step: some executor is configured, or some node
+/// names a host or has capability requirements. A plain pipeline needs none.
+pub fn needs_placement(pipeline: &Pipeline, args: &RemoteArgs) -> bool {
+    !args.executors.is_empty()
+        || args.config.is_some()
+        || std::env::var(config::EXECUTORS_ENV).is_ok_and(|v| !v.trim().is_empty())
+        || std::path::Path::new(config::CONFIG_FILE).is_file()
+        || pipeline
+            .nodes
+            .iter()
+            .any(|n| n.host.is_some() || n.capabilities.is_some())
+}
+
+/// Gathers and probes executors and places every node. `Err` is a usage or
+/// configuration problem, already worded for the user.
+pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
+    let policy: Policy = args.policy.parse()?;
+    let mut configs =
+        config::collect(&args.executors, args.config.as_deref()).map_err(|e| e.to_string())?;
+    // A `host` that names no configured executor is an executor of its own.
+    for n in &pipeline.nodes {
+        let Some(host) = &n.host else { continue };
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        let known = configs
+            .iter()
+            .any(|c| &c.address == host || &c.name == host || c.name == bare);
+        if !known {
+            configs.push(ExecutorConfig {
+                name: host.clone(),
+                address: host.clone(),
+                token_file: None,
+                cost_per_hour: None,
+            });
+        }
+    }
+    let default_token = match &args.token_file {
+        Some(f) => Some(config::read_token(f).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let endpoints: Vec<Endpoint> = configs
+        .iter()
+        .map(|c| c.endpoint(default_token.as_deref()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let local = detect::local_capabilities(None).map_err(|e| e.to_string())?;
+    let executors = if endpoints.is_empty() {
+        Vec::new()
+    } else {
+        let list: Vec<(Endpoint, Option<f64>)> = endpoints
+            .iter()
+            .cloned()
+            .zip(configs.iter().map(|c| c.cost_per_hour))
+            .collect();
+        probe_all(&list, PROBE_TIMEOUT)
+    };
+    let placement = placement::place(pipeline, &local.set, &executors, policy);
+    Ok(Placed {
+        local,
+        executors,
+        endpoints,
+        placement,
+    })
+}
+
+fn executor_json(e: &ExecutorInfo) -> Value {
+    let mut v = json!({"name": e.name, "address": e.address, "cost_per_hour": e.cost_per_hour});
+    match &e.state {
+        ExecutorState::Available(s) => {
+            v["reachable"] = json!(true);
+            v["capabilities"] = serde_json::to_value(&s.capabilities).unwrap_or_default();
+            v["node_types"] = json!(s.node_types);
+            v["load"] = json!(s.load);
+            v["rtt_us"] = json!(s.rtt_us);
+        }
+        ExecutorState::Unreachable(why) => {
+            v["reachable"] = json!(false);
+            v["reason"] = json!(why);
+        }
+    }
+    v
+}
+
+fn target_name(t: Target, executors: &[ExecutorInfo]) -> String {
+    match t {
+        Target::Local => "local".into(),
+        Target::Executor(i) => executors[i].name.clone(),
+    }
+}
+
+/// The placement as JSON (`remotemedia plan --json`).
+pub fn placed_json(pipeline: &Pipeline, placed: &Placed) -> Value {
+    let executors: Vec<Value> = placed.executors.iter().map(executor_json).collect();
+    let mut body = json!({
+        "pipeline": pipeline.name,
+        "local": {
+            "capabilities": placed.local.set,
+            "source": placed.local.source,
+        },
+        "executors": executors,
+    });
+    match &placed.placement {
+        Ok(p) => {
+            body["policy"] = json!(p.policy.as_str());
+            body["nodes"] = p
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut v = json!({
+                        "id": n.node_id,
+                        "placement": target_name(n.target, &placed.executors),
+                        "reason": n.reason,
+                    });
+                    if let Target::Executor(i) = n.target {
+                        v["address"] = json!(placed.executors[i].address);
+                    }
+                    if let Some(w) = &n.warning {
+                        v["warning"] = json!(w);
+                    }
+                    v
+                })
+                .collect();
+            body["groups"] = p
+                .groups
+                .iter()
+                .map(|g| {
+                    json!({
+                        "executor": placed.executors[g.executor].name,
+                        "nodes": g.nodes.iter().map(|&v| &pipeline.nodes[v].id).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            body["error"] = Value::Null;
+        }
+        Err(e) => {
+            body["nodes"] = json!([]);
+            body["groups"] = json!([]);
+            body["error"] = json!({
+                "message": e.to_string(),
+                "nodes": e.nodes.iter().map(|n| json!({
+                    "id": n.node_id,
+                    "rejections": n.rejections.iter().map(|r| json!({
+                        "candidate": r.candidate, "reason": r.reason,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+        }
+    }
+    body
+}
+
+fn print_text(pipeline: &Pipeline, placed: &Placed) {
+    println!(
+        "local: {} ({})",
+        placed.local.set.summary(),
+        placed.local.source
+    );
+    if !placed.executors.is_empty() {
+        println!("executors:");
+        for e in &placed.executors {
+            match &e.state {
+                ExecutorState::Available(s) => {
+                    let rtt = s
+                        .rtt_us
+                        .map_or(String::new(), |r| format!(", rtt {r:.0} µs"));
+                    let cost = e
+                        .cost_per_hour
+                        .map_or(String::new(), |c| format!(", {c}/h"));
+                    println!(
+                        "  {} ({}): {}, load {:.2}{rtt}{cost}",
+                        e.name,
+                        e.address,
+                        s.capabilities.summary(),
+                        s.load
+                    );
+                }
+                ExecutorState::Unreachable(why) => {
+                    println!("  {} ({}): unreachable: {why}", e.name, e.address);
+                }
+            }
+        }
+    }
+    let Ok(p) = &placed.placement else {
+        return;
+    };
+    println!("placement ({} policy):", p.policy);
+    let width = pipeline.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
+    let targets: Vec<String> = p
+        .nodes
+        .iter()
+        .map(|n| target_name(n.target, &placed.executors))
+        .collect();
+    let twidth = targets.iter().map(String::len).max().unwrap_or(0);
+    for (n, t) in p.nodes.iter().zip(&targets) {
+        println!("  {:width$}  {:twidth$}  {}", n.node_id, t, n.reason);
+    }
+    for g in &p.groups {
+        let ids: Vec<&str> = g
+            .nodes
+            .iter()
+            .map(|&v| pipeline.nodes[v].id.as_str())
+            .collect();
+        println!(
+            "sub-graph on {}: {}",
+            placed.executors[g.executor].name,
+            ids.join(" → ")
+        );
+    }
+}
+
+/// Prints the placement; exit 0 when every node has a place, 2 when some has none.
+pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
+    let registry = super::registry();
+    let pipeline = match manifest::load_file(&args.manifest, &registry) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("error: {} is not a valid manifest", args.manifest.display());
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let placed = match place(&pipeline, &args.remote) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&placed_json(&pipeline, &placed))?
+        );
+    } else {
+        print_text(&pipeline, &placed);
+    }
+    match &placed.placement {
+        Ok(p) => {
+            for w in p.warnings() {
+                eprintln!("warning: {w}");
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_RUN_FAILED)
+        }
+    }
+}

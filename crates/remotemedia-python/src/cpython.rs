@@ -1,0 +1,399 @@
+//! The embedded CPython host (cargo feature `cpython`).
+//!
+//! One interpreter per process, initialized on first use on a dedicated thread
+//! (`rm-cpython`), which is the only thread that ever holds the GIL on behalf of
+//! pipeline nodes: stages hand it batches and wait for the results, so no pipeline
+//! thread ever blocks on the GIL. Values cross with `remotemedia_py::convert` (numpy
+//! arrays ↔ tensor/audio without copies where possible).
+//!
+//! The interpreter is configured like the `python3` program (environment variables such
+//! as `PYTHONPATH` apply) but installs no signal handlers. When `VIRTUAL_ENV` names a
+//! virtualenv of the same Python version, its packages are importable.
+
+use std::ffi::{CStr, CString};
+use std::sync::{Arc, OnceLock};
+
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+};
+use remotemedia_core::{Data, ErrorKind, NodeError};
+use remotemedia_py::convert::{data_to_py, py_to_data};
+
+use crate::host::{
+    emit_log, output_error, python_error, python_log_level, BatchOutcome, Instance, ItemOutcome,
+    LoadError,
+};
+use crate::spec::{NodeSpec, Origin, Runtime};
+use crate::thread::InterpThread;
+
+/// The shared driver code, run as the module `_remotemedia_driver`.
+pub(crate) const DRIVER: &str = crate::DRIVER_SOURCE;
+
+struct Interp {
+    thread: InterpThread,
+    driver: Arc<Py<PyAny>>,
+}
+
+static INTERP: OnceLock<Result<Interp, String>> = OnceLock::new();
+
+fn unavailable(reason: impl Into<String>) -> LoadError {
+    LoadError::Unavailable {
+        runtime: Runtime::CPython,
+        reason: reason.into(),
+    }
+}
+
+fn interp() -> Result<&'static Interp, LoadError> {
+    INTERP
+        .get_or_init(start)
+        .as_ref()
+        .map_err(|r| unavailable(r.clone()))
+}
+
+/// Whether the embedded interpreter starts (starting it if needed).
+pub fn available() -> Result<(), String> {
+    interp().map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn start() -> Result<Interp, String> {
+    let slot: Arc<OnceLock<Py<PyAny>>> = Arc::new(OnceLock::new());
+    let inner = Arc::clone(&slot);
+    let thread = InterpThread::spawn("rm-cpython", move || {
+        init_python()?;
+        let driver = Python::attach(setup_driver)?;
+        let _ = inner.set(driver);
+        Ok(())
+    })?;
+    let driver = Arc::try_unwrap(slot)
+        .ok()
+        .and_then(OnceLock::into_inner)
+        .ok_or("the interpreter thread did not hand over the driver")?;
+    Ok(Interp {
+        thread,
+        driver: Arc::new(driver),
+    })
+}
+
+/// `$VIRTUAL_ENV/bin/python` when it is a virtualenv of this libpython's version.
+fn venv_python() -> Option<CString> {
+    let venv = std::env::var_os("VIRTUAL_ENV")?;
+    let venv = std::path::PathBuf::from(venv);
+    // SAFETY: Py_GetVersion may be called before initialization; it returns a static
+    // NUL-terminated string.
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    let (major, minor) = (parts.next()?, parts.next()?);
+    if !venv.join(format!("lib/python{major}.{minor}")).is_dir() {
+        return None;
+    }
+    let exe = venv.join("bin/python");
+    if !exe.exists() {
+        return None;
+    }
+    CString::new(exe.to_string_lossy().into_owned()).ok()
+}
+
+fn status_message(status: ffi::PyStatus) -> String {
+    if status.err_msg.is_null() {
+        format!("initialization failed (exit code {})", status.exitcode)
+    } else {
+        // SAFETY: a non-null `err_msg` is a static NUL-terminated string.
+        let msg = unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy();
+        format!("initialization failed: {msg}")
+    }
+}
+
+/// Initializes CPython on this thread (unless something else already did), reporting
+/// failure instead of aborting the process, then releases the GIL.
+fn init_python() -> Result<(), String> {
+    // SAFETY: plain calls into the C API in the documented order: a config is
+    // initialized, filled, used once and cleared; the thread state created by
+    // initialization is released so that other attaches can take the GIL.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Ok(());
+        }
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let config = config.as_mut_ptr();
+        (*config).install_signal_handlers = 0;
+        (*config).parse_argv = 0;
+        if let Some(exe) = venv_python() {
+            let status =
+                ffi::PyConfig_SetBytesString(config, &mut (*config).program_name, exe.as_ptr());
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(config);
+                return Err(status_message(status));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(config);
+        ffi::PyConfig_Clear(config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(status_message(status));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+fn setup_driver(py: Python<'_>) -> Result<Py<PyAny>, String> {
+    let fail = |e: PyErr| format!("cannot set up the node driver: {e}");
+    let code = CString::new(DRIVER).map_err(|e| e.to_string())?;
+    let module = pyo3::types::PyModule::from_code(
+        py,
+        &code,
+        c"<remotemedia driver>",
+        c"_remotemedia_driver",
+    )
+    .map_err(fail)?;
+    let log = PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let (level, logger, node, message): (i64, String, String, String) = args.extract()?;
+            emit_log(level, &logger, &node, &message);
+            Ok(())
+        },
+    )
+    .map_err(fail)?;
+    let err_write = PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let (text,): (String,) = args.extract()?;
+            use std::io::Write;
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(text.as_bytes());
+            let _ = e.flush();
+            Ok(())
+        },
+    )
+    .map_err(fail)?;
+    module
+        .call_method1("setup", (log, err_write, python_log_level()))
+        .map_err(fail)?;
+    Ok(module.into_any().unbind())
+}
+
+/// `(kind, message, traceback)` of an exception, through the driver.
+fn describe(py: Python<'_>, exc: &Bound<'_, PyAny>) -> NodeError {
+    let driver = match INTERP.get() {
+        Some(Ok(i)) => i.driver.bind(py).clone(),
+        _ => return NodeError::new(ErrorKind::Python, exc.to_string()),
+    };
+    match driver
+        .call_method1(intern!(py, "describe"), (exc,))
+        .and_then(|d| d.extract::<(String, String, String)>())
+    {
+        Ok((kind, message, tb)) => python_error(&kind, message, tb),
+        Err(_) => NodeError::new(ErrorKind::Python, exc.to_string()),
+    }
+}
+
+fn describe_err(py: Python<'_>, err: PyErr) -> NodeError {
+    let exc = err.into_value(py).into_any();
+    describe(py, exc.bind(py))
+}
+
+/// Loads a node in the embedded interpreter.
+pub fn load(spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadError> {
+    let interp = interp()?;
+    let spec = spec.clone();
+    let driver = Arc::clone(&interp.driver);
+    let loaded = interp
+        .thread
+        .call(move || Python::attach(|py| load_in(py, driver.bind(py), &spec)))
+        .ok_or_else(|| unavailable("the interpreter thread panicked"))??;
+    Ok(Box::new(CPythonInstance {
+        driver: Arc::new(loaded),
+    }))
+}
+
+fn load_in(
+    py: Python<'_>,
+    driver: &Bound<'_, PyAny>,
+    spec: &NodeSpec,
+) -> Result<Py<PyAny>, LoadError> {
+    let node_error = |message: String, traceback: Option<String>, compat: bool| LoadError::Node {
+        runtime: Runtime::CPython,
+        message,
+        traceback,
+        compat,
+    };
+    let kwargs =
+        data_to_py(py, &spec.init).map_err(|e| node_error(format!("init: {e}"), None, false))?;
+    let (module, source) = match &spec.origin {
+        Origin::Module(m) => (Some(m.as_str()), None),
+        Origin::Source(s) => (None, Some(s.as_str())),
+    };
+    let result = driver.call_method1(
+        intern!(py, "load"),
+        (
+            spec.class.as_str(),
+            module,
+            source,
+            spec.class.as_str(),
+            kwargs,
+            spec.python_path.clone(),
+        ),
+    );
+    match result {
+        Ok(d) => Ok(d.unbind()),
+        Err(e) => {
+            let exc = e.into_value(py).into_any();
+            let exc = exc.bind(py);
+            let compat = driver
+                .call_method1(intern!(py, "is_compat_error"), (exc,))
+                .and_then(|b| b.extract::<bool>())
+                .unwrap_or(false);
+            let described = describe(py, exc);
+            Err(node_error(described.message, described.traceback, compat))
+        }
+    }
+}
+
+/// A node instance in the embedded interpreter.
+struct CPythonInstance {
+    driver: Arc<Py<PyAny>>,
+}
+
+impl CPythonInstance {
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let interp = interp().map_err(|e| e.to_node_error())?;
+        let driver = Arc::clone(&self.driver);
+        interp
+            .thread
+            .call(move || Python::attach(|py| f(py, driver.bind(py))))
+            .ok_or_else(|| NodeError::new(ErrorKind::Panic, "the Python call panicked"))
+    }
+}
+
+/// Whether a value converts directly (no generator or awaitable to drive).
+fn is_plain(v: &Bound<'_, PyAny>) -> bool {
+    v.is_exact_instance_of::<PyInt>()
+        || v.is_exact_instance_of::<PyFloat>()
+        || v.is_exact_instance_of::<PyString>()
+        || v.is_exact_instance_of::<PyBool>()
+        || v.is_exact_instance_of::<PyList>()
+        || v.is_exact_instance_of::<PyDict>()
+        || v.is_exact_instance_of::<PyTuple>()
+        || v.is_exact_instance_of::<PyBytes>()
+}
+
+fn convert_list(list: &Bound<'_, PyAny>) -> ItemOutcome {
+    let list = match list.cast::<PyList>() {
+        Ok(l) => l,
+        Err(_) => return ItemOutcome::Err(output_error("the driver returned no list")),
+    };
+    let mut outs = Vec::with_capacity(list.len());
+    for x in list.iter() {
+        match py_to_data(&x) {
+            Ok(d) => outs.push(d),
+            Err(e) => return ItemOutcome::Err(output_error(e)),
+        }
+    }
+    ItemOutcome::Ok(outs)
+}
+
+fn run_batch(py: Python<'_>, driver: &Bound<'_, PyAny>, items: &[Data]) -> BatchOutcome {
+    let mut outcome = BatchOutcome {
+        outputs: Vec::with_capacity(items.len()),
+        ..Default::default()
+    };
+    let mut values = Vec::with_capacity(items.len());
+    let mut bad_input = None;
+    for d in items {
+        match data_to_py(py, d) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                bad_input = Some(NodeError::invalid_input(format!(
+                    "the item cannot become a Python value: {e}"
+                )));
+                break;
+            }
+        }
+    }
+    let reply = PyList::new(py, values).and_then(|list| {
+        driver
+            .call_method1(intern!(py, "batch"), (list,))?
+            .extract::<(Bound<'_, PyList>, bool, Bound<'_, PyAny>)>()
+    });
+    let (results, nested, exc) = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            outcome.push(ItemOutcome::Err(describe_err(py, e)));
+            return outcome;
+        }
+    };
+    for r in results.iter() {
+        if nested {
+            outcome.push(convert_list(&r));
+        } else if r.is_none() {
+            outcome.push_none();
+        } else if is_plain(&r) {
+            match py_to_data(&r) {
+                Ok(d) => outcome.push_one(d),
+                Err(e) => outcome.push(ItemOutcome::Err(output_error(e))),
+            }
+        } else {
+            match driver.call_method1(intern!(py, "expand"), (r,)) {
+                Ok(list) => outcome.push(convert_list(&list)),
+                Err(e) => outcome.push(ItemOutcome::Err(describe_err(py, e))),
+            }
+        }
+    }
+    if !exc.is_none() {
+        outcome.push(ItemOutcome::Err(describe(py, &exc)));
+    } else if let Some(e) = bad_input {
+        outcome.push(ItemOutcome::Err(e));
+    }
+    outcome
+}
+
+impl Instance for CPythonInstance {
+    fn runtime(&self) -> Runtime {
+        Runtime::CPython
+    }
+
+    fn initialize(&mut self, node_id: &str) -> Result<(), NodeError> {
+        let id = node_id.to_string();
+        self.call(move |py, d| {
+            d.setattr(intern!(py, "node_id"), id)
+                .and_then(|_| d.call_method0(intern!(py, "initialize")))
+                .map(drop)
+                .map_err(|e| describe_err(py, e))
+        })?
+    }
+
+    fn run(&mut self, items: &[Data]) -> BatchOutcome {
+        let items = items.to_vec();
+        self.call(move |py, d| run_batch(py, d, &items))
+            .unwrap_or_else(|e| BatchOutcome::from_items([ItemOutcome::Err(e)]))
+    }
+
+    fn finish(&mut self) -> Result<Vec<Data>, NodeError> {
+        self.call(|py, d| match d.call_method0(intern!(py, "flush")) {
+            Ok(list) => match convert_list(&list) {
+                ItemOutcome::Ok(v) => Ok(v),
+                ItemOutcome::Err(e) => Err(e),
+            },
+            Err(e) => Err(describe_err(py, e)),
+        })?
+    }
+
+    fn cleanup(&mut self) -> Result<(), NodeError> {
+        self.call(|py, d| {
+            d.call_method0(intern!(py, "cleanup"))
+                .map(drop)
+                .map_err(|e| describe_err(py, e))
+        })?
+    }
+}

@@ -1,0 +1,396 @@
+//! The `PythonNode` node type: factory, host selection and the pipeline node.
+
+use std::collections::VecDeque;
+
+use remotemedia_core::registry::{check_documented_params, ParamDoc, ParamIssue, ParamType};
+use remotemedia_core::{
+    Data, ErrorKind, Execution, ItemError, Node, NodeContext, NodeDoc, NodeError, NodeFactory,
+    Params,
+};
+
+use crate::host::{BatchOutcome, Instance, ItemOutcome, LoadError};
+use crate::spec::{self, NodeSpec, Runtime, RUNTIME_NAMES};
+
+/// Registered type name of Python nodes.
+pub const PYTHON_NODE_TYPE: &str = "PythonNode";
+
+/// Loads a node in the host its spec asks for (`auto`: CPython, then RustPython, each
+/// tried in turn when the previous one is unavailable or fails for a compatibility
+/// reason; the reason is logged).
+pub fn load(spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadError> {
+    let runtime = spec
+        .effective_runtime()
+        .map_err(|reason| LoadError::Unavailable {
+            runtime: Runtime::Auto,
+            reason,
+        })?;
+    match runtime {
+        Runtime::Auto => load_auto(spec),
+        r => load_in(r, spec),
+    }
+}
+
+fn load_auto(spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadError> {
+    let mut first: Option<LoadError> = None;
+    let mut reasons = Vec::new();
+    for r in [Runtime::CPython, Runtime::RustPython] {
+        match load_in(r, spec) {
+            Ok(i) => {
+                if let Some(prev) = &first {
+                    tracing::warn!(
+                        target: "remotemedia::python",
+                        "{}: runs in the {r} host; the previous host failed: {prev}",
+                        spec.describe()
+                    );
+                }
+                return Ok(i);
+            }
+            Err(e) if e.is_compat() => {
+                tracing::info!(
+                    target: "remotemedia::python",
+                    "{}: {e}; trying the next host",
+                    spec.describe()
+                );
+                reasons.push(format!("{r}: {e}"));
+                // A node error is more useful than "host unavailable".
+                let replace = matches!(
+                    (&first, &e),
+                    (None, _) | (Some(LoadError::Unavailable { .. }), LoadError::Node { .. })
+                );
+                if replace {
+                    first = Some(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match first {
+        Some(LoadError::Node {
+            runtime,
+            message,
+            traceback,
+            compat,
+        }) => Err(LoadError::Node {
+            runtime,
+            message: if reasons.len() > 1 {
+                format!("{message} (runtime auto tried: {})", reasons.join("; "))
+            } else {
+                message
+            },
+            traceback,
+            compat,
+        }),
+        _ => Err(LoadError::Unavailable {
+            runtime: Runtime::Auto,
+            reason: format!(
+                "no Python host can run it: {}",
+                if reasons.is_empty() {
+                    "none is compiled in".to_string()
+                } else {
+                    reasons.join("; ")
+                }
+            ),
+        }),
+    }
+}
+
+fn load_in(runtime: Runtime, spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadError> {
+    match runtime {
+        #[cfg(feature = "cpython")]
+        Runtime::CPython => crate::cpython::load(spec),
+        #[cfg(not(feature = "cpython"))]
+        Runtime::CPython => Err(LoadError::Unavailable {
+            runtime,
+            reason: "not compiled in (cargo feature `cpython`)".into(),
+        }),
+        #[cfg(feature = "rustpython")]
+        Runtime::RustPython => crate::rustpython::load(spec),
+        #[cfg(not(feature = "rustpython"))]
+        Runtime::RustPython => Err(LoadError::Unavailable {
+            runtime,
+            reason: "not compiled in (cargo feature `rustpython`)".into(),
+        }),
+        Runtime::Process => crate::process::load(spec),
+        Runtime::Auto => load_auto(spec),
+    }
+}
+
+/// Factory of [`PythonNode`]s (the `PythonNode` node type).
+pub struct PythonNodeFactory {
+    doc: NodeDoc,
+}
+
+impl Default for PythonNodeFactory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PythonNodeFactory {
+    /// The factory.
+    pub fn new() -> Self {
+        let p = |name, ty, required, choices, default, description| ParamDoc {
+            name,
+            ty,
+            required,
+            choices,
+            default,
+            description,
+        };
+        Self {
+            doc: NodeDoc {
+                node_type: PYTHON_NODE_TYPE,
+                aliases: &[],
+                description:
+                    "A Python class run inside the runtime: `process(data)` (plain, async, \
+                              generator or async generator), optional `initialize()`, \
+                              `cleanup()` and `flush()`. Runs in embedded CPython, a pool of \
+                              worker processes or embedded RustPython.",
+                input: "any item (as the Python value)",
+                output: "whatever `process` returns or yields (None emits nothing)",
+                params: vec![
+                    p(
+                        "class",
+                        ParamType::String,
+                        true,
+                        &[],
+                        None,
+                        "name of the node class",
+                    ),
+                    p(
+                        "module",
+                        ParamType::String,
+                        false,
+                        &[],
+                        None,
+                        "importable module defining the class (or give `source`)",
+                    ),
+                    p(
+                        "source",
+                        ParamType::String,
+                        false,
+                        &[],
+                        None,
+                        "inline Python code defining the class (or give `module`)",
+                    ),
+                    p(
+                        "init",
+                        ParamType::Object,
+                        false,
+                        &[],
+                        Some("{}"),
+                        "keyword arguments of the constructor",
+                    ),
+                    p(
+                        "python_path",
+                        ParamType::Array,
+                        false,
+                        &[],
+                        Some("[]"),
+                        "directories put in front of sys.path before importing",
+                    ),
+                    p(
+                        "runtime",
+                        ParamType::String,
+                        false,
+                        &RUNTIME_NAMES,
+                        Some("REMOTEMEDIA_PYTHON_RUNTIME, else auto"),
+                        "host: embedded CPython, worker processes, embedded RustPython, or \
+                         auto (CPython, else RustPython)",
+                    ),
+                    p(
+                        "workers",
+                        ParamType::Any,
+                        false,
+                        &[],
+                        Some("1"),
+                        "process host: worker processes, an integer or \"auto\" (CPU count); \
+                         each worker holds its own instance",
+                    ),
+                    p(
+                        "timeout_ms",
+                        ParamType::Integer,
+                        false,
+                        &[],
+                        None,
+                        "process host: a call running longer is killed (the worker is \
+                         replaced and the item fails with kind `timeout`)",
+                    ),
+                    p(
+                        "python",
+                        ParamType::String,
+                        false,
+                        &[],
+                        Some("REMOTEMEDIA_PYTHON, the active virtualenv's python, else python3"),
+                        "process host: interpreter executable of the workers",
+                    ),
+                ],
+            },
+        }
+    }
+}
+
+impl NodeFactory for PythonNodeFactory {
+    fn doc(&self) -> &NodeDoc {
+        &self.doc
+    }
+
+    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
+        let mut issues = check_documented_params(&self.doc, params);
+        issues.extend(spec::validate(params));
+        issues
+    }
+
+    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
+        let spec =
+            NodeSpec::from_params(params).map_err(|m| NodeError::new(ErrorKind::Config, m))?;
+        Ok(Box::new(PythonNode::load(&spec)?))
+    }
+}
+
+/// A pipeline node backed by a Python class in one of the hosts.
+pub struct PythonNode {
+    instance: Box<dyn Instance>,
+    /// Outcomes of items the host processed past a failure, for the items the executor
+    /// hands back next (so that no item is processed twice).
+    ahead: VecDeque<ItemOutcome>,
+}
+
+impl std::fmt::Debug for PythonNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonNode")
+            .field("runtime", &self.instance.runtime())
+            .finish()
+    }
+}
+
+impl PythonNode {
+    /// Loads the node described by `spec` (see [`load`]).
+    pub fn load(spec: &NodeSpec) -> Result<PythonNode, NodeError> {
+        let instance = load(spec).map_err(|e| e.to_node_error())?;
+        Ok(PythonNode {
+            instance,
+            ahead: VecDeque::new(),
+        })
+    }
+
+    /// The host running the node.
+    pub fn runtime(&self) -> Runtime {
+        self.instance.runtime()
+    }
+
+    /// Runs `items` in order until one fails: `Ok` when all succeeded, else the index
+    /// of the failed item and its error (the items after it are not consumed).
+    fn run_slice(&mut self, items: &[Data], out: &mut Vec<Data>) -> Result<(), (usize, NodeError)> {
+        // First the outcomes computed ahead by an earlier call.
+        let mut used = 0;
+        while used < items.len() {
+            let Some(outcome) = self.ahead.pop_front() else {
+                break;
+            };
+            match outcome {
+                ItemOutcome::Ok(mut outs) => {
+                    out.append(&mut outs);
+                    used += 1;
+                }
+                ItemOutcome::Err(error) => return Err((used, error)),
+            }
+        }
+        if used == items.len() {
+            return Ok(());
+        }
+        self.ahead.clear();
+        let BatchOutcome {
+            mut outputs,
+            ok,
+            tail,
+        } = self.instance.run(&items[used..]);
+        out.append(&mut outputs);
+        let mut tail = tail.into_iter();
+        match tail.next() {
+            None => Ok(()),
+            Some(first) => {
+                let error = match first {
+                    ItemOutcome::Err(e) => e,
+                    ItemOutcome::Ok(_) => {
+                        NodeError::new(ErrorKind::Other, "host reported an outcome out of order")
+                    }
+                };
+                self.ahead.extend(tail);
+                Err((used + ok, error))
+            }
+        }
+    }
+}
+
+impl Node for PythonNode {
+    fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
+        self.instance.initialize(&ctx.node_id)
+    }
+
+    fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
+        // Single calls are retries (or direct use): never served from `ahead`.
+        let outcome = self.instance.run(std::slice::from_ref(&item));
+        match outcome.tail.into_iter().next() {
+            Some(ItemOutcome::Err(e)) => Err(e),
+            _ => {
+                out.extend(outcome.outputs);
+                Ok(())
+            }
+        }
+    }
+
+    fn process_batch(
+        &mut self,
+        _port: usize,
+        items: &mut std::vec::Drain<'_, Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        match self.run_slice(items.as_slice(), out) {
+            Ok(()) => {
+                items.by_ref().for_each(drop);
+                Ok(())
+            }
+            Err((k, error)) => {
+                let item = items.nth(k).unwrap_or_default();
+                Err(ItemError { item, error })
+            }
+        }
+    }
+
+    fn process_vec(
+        &mut self,
+        _port: usize,
+        items: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        match self.run_slice(items, out) {
+            Ok(()) => {
+                items.clear();
+                Ok(())
+            }
+            Err((k, error)) => {
+                let rest = items.split_off(k + 1);
+                let item = items.pop().unwrap_or_default();
+                *items = rest;
+                Err(ItemError { item, error })
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), NodeError> {
+        self.ahead.clear();
+        let mut outs = self.instance.finish()?;
+        out.append(&mut outs);
+        Ok(())
+    }
+
+    fn cleanup(&mut self) -> Result<(), NodeError> {
+        self.ahead.clear();
+        self.instance.cleanup()
+    }
+
+    fn execution(&self) -> Execution {
+        self.instance.execution()
+    }
+}

@@ -1,0 +1,362 @@
+//! Conversions between the runtime's types and their protobuf forms.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use remotemedia_core::capabilities::{CapabilitySet, GpuInfo};
+use remotemedia_core::manifest::GpuType;
+use remotemedia_core::{
+    AudioBuffer, DType, Data, DataMap, ErrorKind, Phase, PipelineNodeError, Tensor,
+};
+
+use crate::pb;
+use crate::pb::value::Kind;
+
+/// A protobuf value that is not a valid item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid item: {0}")]
+pub struct ConvertError(pub String);
+
+/// Converts an item into its protobuf form. Byte payloads are shared, not copied;
+/// audio samples are copied once into little-endian bytes.
+pub fn data_to_pb(d: &Data) -> pb::Value {
+    let kind = match d {
+        Data::Null => Kind::NullValue(true),
+        Data::Bool(b) => Kind::BoolValue(*b),
+        Data::Int(i) => Kind::IntValue(*i),
+        Data::Float(f) => Kind::FloatValue(*f),
+        Data::Text(s) => Kind::TextValue(s.to_string()),
+        Data::Bytes(b) => Kind::BytesValue(b.clone()),
+        Data::List(items) => Kind::ListValue(pb::ValueList {
+            items: items.iter().map(data_to_pb).collect(),
+        }),
+        Data::Map(m) => Kind::MapValue(pb::ValueMap {
+            entries: m
+                .iter()
+                .map(|(k, v)| pb::MapEntry {
+                    key: k.clone(),
+                    value: Some(data_to_pb(v)),
+                })
+                .collect(),
+        }),
+        Data::Audio(a) => Kind::AudioValue(pb::Audio {
+            sample_rate: a.sample_rate,
+            channels: u32::from(a.channels),
+            samples: f32s_to_le_bytes(&a.samples),
+        }),
+        Data::Tensor(t) => Kind::TensorValue(pb::Tensor {
+            shape: t.shape.iter().map(|&s| s as u64).collect(),
+            dtype: t.dtype.name().to_string(),
+            data: t.data.clone(),
+        }),
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+/// Converts items into their protobuf forms.
+pub fn items_to_pb(items: &[Data]) -> Vec<pb::Value> {
+    items.iter().map(data_to_pb).collect()
+}
+
+/// Converts a protobuf value into an item. An empty value is null.
+pub fn data_from_pb(v: pb::Value) -> Result<Data, ConvertError> {
+    Ok(match v.kind {
+        None | Some(Kind::NullValue(_)) => Data::Null,
+        Some(Kind::BoolValue(b)) => Data::Bool(b),
+        Some(Kind::IntValue(i)) => Data::Int(i),
+        Some(Kind::FloatValue(f)) => Data::Float(f),
+        Some(Kind::TextValue(s)) => Data::from(s),
+        Some(Kind::BytesValue(b)) => Data::Bytes(b),
+        Some(Kind::ListValue(l)) => Data::list(
+            l.items
+                .into_iter()
+                .map(data_from_pb)
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(Kind::MapValue(m)) => {
+            let mut map = DataMap::with_capacity(m.entries.len());
+            for e in m.entries {
+                let value = data_from_pb(e.value.unwrap_or_default())?;
+                map.insert(e.key, value);
+            }
+            Data::Map(Arc::new(map))
+        }
+        Some(Kind::AudioValue(a)) => {
+            if a.samples.len() % 4 != 0 {
+                return Err(ConvertError(format!(
+                    "audio samples take {} bytes, not a multiple of 4",
+                    a.samples.len()
+                )));
+            }
+            let channels = u16::try_from(a.channels)
+                .ok()
+                .filter(|&c| c > 0)
+                .ok_or_else(|| ConvertError(format!("invalid channel count {}", a.channels)))?;
+            let samples = le_bytes_to_f32s(&a.samples);
+            if !samples.len().is_multiple_of(usize::from(channels)) {
+                return Err(ConvertError(format!(
+                    "{} samples do not divide into {channels} channels",
+                    samples.len()
+                )));
+            }
+            Data::from(AudioBuffer::new(samples, a.sample_rate, channels))
+        }
+        Some(Kind::TensorValue(t)) => {
+            let dtype = DType::from_name(&t.dtype)
+                .ok_or_else(|| ConvertError(format!("unknown tensor dtype `{}`", t.dtype)))?;
+            let shape = t
+                .shape
+                .iter()
+                .map(|&s| usize::try_from(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| ConvertError("tensor dimension too large".into()))?;
+            let elements = shape
+                .iter()
+                .try_fold(1usize, |acc, &s| acc.checked_mul(s))
+                .and_then(|n| n.checked_mul(dtype.size()))
+                .ok_or_else(|| ConvertError("tensor shape overflows".into()))?;
+            if elements != t.data.len() {
+                return Err(ConvertError(format!(
+                    "tensor of shape {shape:?} and dtype {} needs {elements} bytes, got {}",
+                    dtype.name(),
+                    t.data.len()
+                )));
+            }
+            Data::from(Tensor::new(shape, dtype, t.data).map_err(|e| ConvertError(e.to_string()))?)
+        }
+    })
+}
+
+/// Converts protobuf values into items.
+pub fn items_from_pb(values: Vec<pb::Value>) -> Result<Vec<Data>, ConvertError> {
+    values.into_iter().map(data_from_pb).collect()
+}
+
+fn f32s_to_le_bytes(samples: &[f32]) -> Bytes {
+    let mut out = vec![0u8; samples.len() * 4];
+    for (dst, s) in out.chunks_exact_mut(4).zip(samples) {
+        dst.copy_from_slice(&s.to_le_bytes());
+    }
+    Bytes::from(out)
+}
+
+fn le_bytes_to_f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// An approximate encoded size of an item in bytes, for sizing messages.
+pub fn approx_size(d: &Data) -> usize {
+    match d {
+        Data::Null | Data::Bool(_) => 2,
+        Data::Int(_) | Data::Float(_) => 10,
+        Data::Text(s) => s.len() + 4,
+        Data::Bytes(b) => b.len() + 4,
+        Data::List(l) => 4 + l.iter().map(approx_size).sum::<usize>(),
+        Data::Map(m) => {
+            4 + m
+                .iter()
+                .map(|(k, v)| k.len() + 4 + approx_size(v))
+                .sum::<usize>()
+        }
+        Data::Audio(a) => a.samples.len() * 4 + 16,
+        Data::Tensor(t) => t.data.len() + 8 * t.shape.len() + 16,
+    }
+}
+
+fn gpu_kind_name(k: GpuType) -> &'static str {
+    match k {
+        GpuType::Cuda => "cuda",
+        GpuType::Rocm => "rocm",
+        GpuType::Metal => "metal",
+        GpuType::Vulkan => "vulkan",
+        GpuType::Any => "any",
+    }
+}
+
+fn gpu_kind_from(name: &str) -> Option<GpuType> {
+    match name {
+        "cuda" => Some(GpuType::Cuda),
+        "rocm" => Some(GpuType::Rocm),
+        "metal" => Some(GpuType::Metal),
+        "vulkan" => Some(GpuType::Vulkan),
+        "any" => Some(GpuType::Any),
+        _ => None,
+    }
+}
+
+/// A capability set in protobuf form.
+pub fn capabilities_to_pb(c: &CapabilitySet) -> pb::Capabilities {
+    pb::Capabilities {
+        cpu_cores: c.cpu_cores,
+        arch: c.arch.clone(),
+        memory_total_gb: c.memory_total_gb,
+        memory_available_gb: c.memory_available_gb,
+        gpus: c
+            .gpus
+            .iter()
+            .map(|g| pb::Gpu {
+                kind: gpu_kind_name(g.kind).to_string(),
+                vendor: g.vendor.clone(),
+                model: g.model.clone(),
+                memory_gb: g.memory_gb,
+            })
+            .collect(),
+    }
+}
+
+/// A capability set from its protobuf form; GPUs of unknown kinds are left out.
+pub fn capabilities_from_pb(c: pb::Capabilities) -> CapabilitySet {
+    CapabilitySet {
+        cpu_cores: c.cpu_cores,
+        arch: c.arch,
+        memory_total_gb: c.memory_total_gb,
+        memory_available_gb: c.memory_available_gb,
+        gpus: c
+            .gpus
+            .into_iter()
+            .filter_map(|g| {
+                Some(GpuInfo {
+                    kind: gpu_kind_from(&g.kind)?,
+                    vendor: g.vendor,
+                    model: g.model,
+                    memory_gb: g.memory_gb,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A node failure in protobuf form.
+pub fn failure_to_pb(e: &PipelineNodeError) -> pb::NodeFailure {
+    pb::NodeFailure {
+        node_id: e.node_id.clone(),
+        node_type: e.node_type.clone(),
+        phase: e.phase.to_string(),
+        kind: e.kind.as_str().to_string(),
+        message: e.message.clone(),
+        input_preview: e.input_preview.clone(),
+        traceback: e.traceback.clone(),
+        attempts: e.attempts,
+    }
+}
+
+/// Parses an error kind name; unknown names are [`ErrorKind::Other`].
+pub fn kind_from_str(s: &str) -> ErrorKind {
+    const KINDS: [ErrorKind; 11] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::Arithmetic,
+        ErrorKind::Config,
+        ErrorKind::Initialize,
+        ErrorKind::Resource,
+        ErrorKind::Io,
+        ErrorKind::Timeout,
+        ErrorKind::Panic,
+        ErrorKind::Python,
+        ErrorKind::Crashed,
+        ErrorKind::Other,
+    ];
+    KINDS
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(ErrorKind::Other)
+}
+
+/// A node failure from its protobuf form.
+pub fn failure_from_pb(f: pb::NodeFailure) -> PipelineNodeError {
+    let phase = match f.phase.as_str() {
+        "initialize" => Phase::Initialize,
+        "finish" => Phase::Finish,
+        "cleanup" => Phase::Cleanup,
+        _ => Phase::Process,
+    };
+    PipelineNodeError {
+        node_id: f.node_id,
+        node_type: f.node_type,
+        phase,
+        kind: kind_from_str(&f.kind),
+        message: f.message,
+        input_preview: f.input_preview,
+        traceback: f.traceback,
+        attempts: f.attempts.max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_round_trips() {
+        let tensor = Tensor::new(vec![2, 2], DType::F32, Bytes::from(vec![1u8; 16])).unwrap();
+        let items = vec![
+            Data::Null,
+            Data::Bool(true),
+            Data::Int(-7),
+            Data::Float(f64::NAN),
+            Data::text("héllo"),
+            Data::Bytes(Bytes::from_static(b"\x00\x01")),
+            Data::list(vec![Data::Int(1), Data::text("x")]),
+            Data::map_from([("b", Data::Int(2)), ("a", Data::Int(1))]),
+            Data::from(AudioBuffer::new(vec![0.5f32, -0.25, 1.0, 0.0], 16_000, 2)),
+            Data::from(tensor),
+        ];
+        let back = items_from_pb(items_to_pb(&items)).unwrap();
+        assert_eq!(back.len(), items.len());
+        for (a, b) in items.iter().zip(&back) {
+            // NaN != NaN: compare the JSON forms.
+            assert_eq!(a.to_json_string(), b.to_json_string());
+        }
+        // Map order survives.
+        let keys: Vec<&String> = back[7].as_map().unwrap().keys().collect();
+        assert_eq!(keys, ["b", "a"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let audio = pb::Value {
+            kind: Some(Kind::AudioValue(pb::Audio {
+                sample_rate: 1,
+                channels: 1,
+                samples: Bytes::from_static(b"abc"),
+            })),
+        };
+        assert!(data_from_pb(audio).is_err());
+        let tensor = pb::Value {
+            kind: Some(Kind::TensorValue(pb::Tensor {
+                shape: vec![u64::MAX, 2],
+                dtype: "float32".into(),
+                data: Bytes::new(),
+            })),
+        };
+        assert!(data_from_pb(tensor).is_err());
+        let dtype = pb::Value {
+            kind: Some(Kind::TensorValue(pb::Tensor {
+                shape: vec![1],
+                dtype: "complex".into(),
+                data: Bytes::new(),
+            })),
+        };
+        assert_eq!(
+            data_from_pb(dtype).unwrap_err().to_string(),
+            "invalid item: unknown tensor dtype `complex`"
+        );
+    }
+
+    #[test]
+    fn failures_round_trip() {
+        let e = PipelineNodeError {
+            node_id: "n".into(),
+            node_type: "Calculator".into(),
+            phase: Phase::Initialize,
+            kind: ErrorKind::Resource,
+            message: "no memory".into(),
+            input_preview: None,
+            traceback: None,
+            attempts: 1,
+        };
+        assert_eq!(failure_from_pb(failure_to_pb(&e)), e);
+    }
+}

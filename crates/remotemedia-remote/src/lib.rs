@@ -1,0 +1,37 @@
+//! Remote executors for remotemedia: capability detection, the gRPC service
+//! (`remotemedia.v1.Executor`, proto files under `proto/`), its client, and running
+//! pipelines whose nodes are placed on several machines.
+//!
+//! - [`detect`]: what this machine offers (or a JSON file standing in for it).
+//! - [`server`]: the executor (`remotemedia serve`).
+//! - [`client`], [`probe`]: talking to executors and asking what they offer.
+//! - [`config`]: which executors a client knows.
+//! - [`distributed`], [`stage`]: a placed pipeline made runnable — remote groups become
+//!   [`stage::RemoteStage`] nodes that stream their sub-graph with failover.
+//! - [`chain`]: stepping a chain batch by batch, as executors run sub-graphs.
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod client;
+pub mod config;
+pub mod convert;
+pub mod detect;
+pub mod distributed;
+pub mod error;
+pub mod probe;
+pub mod runtime;
+pub mod server;
+pub mod stage;
+
+/// Generated protobuf and gRPC code for `remotemedia.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("remotemedia.v1");
+}
+
+pub use client::{Endpoint, ExecutorClient};
+pub use distributed::{distribute, DistributedPipeline};
+pub use error::RemoteError;
+pub use stage::{RemoteEvent, RemoteStage, RunReport, StageOptions};
+/// The gRPC library, for status codes and custom clients.
+pub use tonic;

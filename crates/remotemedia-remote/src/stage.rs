@@ -1,0 +1,625 @@
+//! [`RemoteStage`]: a pipeline node that runs a placed sub-graph on a remote executor.
+//!
+//! The stage stands in for a chain of nodes placed on one executor. Each batch the
+//! executor hands it is cut into chunks (small items batched up to
+//! [`StageOptions::max_chunk_items`] / [`StageOptions::max_chunk_bytes`]), numbered by
+//! sequence, and streamed over `StreamPipeline` with at most
+//! [`StageOptions::window`] chunks unanswered (on top of HTTP/2 flow control); the
+//! call returns when every chunk's outputs are back, so the outputs stay in input
+//! order and the stage adds one round trip of latency per batch.
+//!
+//! **Failover**: when the executor breaks or vanishes mid-stream, the chunks not yet
+//! answered are sent again — to the same executor once more (with exponential backoff
+//! between connection attempts), then to the next compatible executor, then locally
+//! when this machine can run the nodes. Answers are per chunk, so no output is lost or
+//! repeated for stateless nodes. Nodes declared `stateful: true` start over with fresh
+//! state on the new executor, and the [`RunReport`] says so. When every candidate has
+//! failed, the error lists each one and why.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use remotemedia_core::manifest::{self, Format};
+use remotemedia_core::plan::Plan;
+use remotemedia_core::{
+    Data, ErrorKind, Execution, ItemError, Node, NodeContext, NodeError, PipelineNodeError,
+    Registry,
+};
+use serde::Serialize;
+
+use crate::chain::ChainRunner;
+use crate::client::{Chunk, Endpoint, ExecutorClient, RemoteStream, StreamError, StreamSummary};
+use crate::convert::approx_size;
+use crate::error::RemoteError;
+use crate::runtime::block_on;
+
+/// Where a sub-graph may run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Candidate {
+    /// On this remote executor.
+    Remote(Endpoint),
+    /// In this process.
+    Local,
+}
+
+impl Candidate {
+    fn name(&self) -> &str {
+        match self {
+            Candidate::Remote(e) => &e.name,
+            Candidate::Local => "local",
+        }
+    }
+}
+
+/// A sub-graph placed remotely: what a [`RemoteStage`] runs.
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    /// Node ids in chain order.
+    pub node_ids: Vec<String>,
+    /// Ids of the nodes among them declared `stateful: true`.
+    pub stateful_nodes: Vec<String>,
+    /// The sub-graph as a manifest (JSON): these nodes and the edges between them.
+    pub manifest_json: String,
+    /// Upstream ids of the head in the full graph (its input ports).
+    pub head_inputs: Vec<String>,
+    /// Where it may run, in order of preference; the first is where it was placed.
+    pub candidates: Vec<Candidate>,
+}
+
+impl GroupSpec {
+    /// `a → b → c`.
+    pub fn label(&self) -> String {
+        self.node_ids.join(" → ")
+    }
+}
+
+/// Tuning of remote stages.
+#[derive(Clone, Debug)]
+pub struct StageOptions {
+    /// Most items per chunk.
+    pub max_chunk_items: usize,
+    /// Most bytes per chunk (approximate; a larger single item travels alone).
+    pub max_chunk_bytes: usize,
+    /// Chunks in flight before waiting for answers.
+    pub window: usize,
+    /// Time limit for connecting to an executor.
+    pub connect_timeout: Duration,
+    /// Connection attempts per executor before moving to the next.
+    pub connect_attempts: u32,
+    /// Wait before the second attempt; doubles after each.
+    pub initial_backoff: Duration,
+    /// Node types for running a sub-graph locally (the last failover candidate).
+    pub local_registry: Registry,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        Self {
+            max_chunk_items: 4096,
+            max_chunk_bytes: 1 << 20,
+            window: 8,
+            connect_timeout: Duration::from_secs(3),
+            connect_attempts: 3,
+            initial_backoff: Duration::from_millis(25),
+            local_registry: Registry::builtin(),
+        }
+    }
+}
+
+/// Something that happened to remote execution during a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RemoteEvent {
+    /// A sub-graph moved to another executor mid-stream.
+    Failover {
+        /// The nodes moved.
+        nodes: Vec<String>,
+        /// Where they ran.
+        from: String,
+        /// Where they run now.
+        to: String,
+        /// Why they moved.
+        reason: String,
+        /// Items sent again.
+        resent_items: u64,
+    },
+    /// Stateful nodes lost their state in a failover and started over.
+    StateRestarted {
+        /// The stateful nodes.
+        nodes: Vec<String>,
+        /// Where they start over.
+        executor: String,
+        /// Items they had processed before.
+        items_before: u64,
+    },
+    /// A node placed locally could not start for lack of resources and moved to an
+    /// executor.
+    Fallback {
+        /// The node.
+        node: String,
+        /// Where it runs now.
+        to: String,
+        /// The local error.
+        reason: String,
+    },
+}
+
+impl fmt::Display for RemoteEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteEvent::Failover {
+                nodes,
+                from,
+                to,
+                reason,
+                resent_items,
+            } => write!(
+                f,
+                "failover: {} moved from {from} to {to} ({resent_items} items resent): {reason}",
+                nodes.join(" → ")
+            ),
+            RemoteEvent::StateRestarted {
+                nodes,
+                executor,
+                items_before,
+            } => write!(
+                f,
+                "stateful node(s) {} restarted with fresh state on {executor} after {items_before} items",
+                nodes.join(", ")
+            ),
+            RemoteEvent::Fallback { node, to, reason } => {
+                write!(f, "node `{node}` could not start locally ({reason}); running on {to}")
+            }
+        }
+    }
+}
+
+/// What remote stages saw during a run; cloned handles share it.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport(Arc<Mutex<ReportData>>);
+
+/// The contents of a [`RunReport`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReportData {
+    /// Failovers, state restarts, fallbacks, in order.
+    pub events: Vec<RemoteEvent>,
+    /// Items skipped on executors (`on_error: skip`).
+    pub skipped: Vec<PipelineNodeError>,
+    /// Cleanup errors on executors.
+    pub cleanup_errors: Vec<PipelineNodeError>,
+    /// Metrics of each remote sub-graph, with where it finished.
+    pub remote_metrics: Vec<serde_json::Value>,
+}
+
+impl RunReport {
+    fn with<R>(&self, f: impl FnOnce(&mut ReportData) -> R) -> R {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Records an event.
+    pub fn push(&self, e: RemoteEvent) {
+        tracing::warn!("{e}");
+        self.with(|d| d.events.push(e));
+    }
+
+    /// A copy of everything recorded.
+    pub fn snapshot(&self) -> ReportData {
+        self.with(|d| d.clone())
+    }
+
+    fn skipped(&self, mut items: Vec<PipelineNodeError>) {
+        if !items.is_empty() {
+            self.with(|d| d.skipped.append(&mut items));
+        }
+    }
+}
+
+/// Where a stage's items currently go.
+enum Conn {
+    Remote(Box<RemoteStream>),
+    Local(Box<ChainRunner>),
+}
+
+/// Runs a [`GroupSpec`] remotely, with failover (see the module docs).
+pub struct RemoteStage {
+    spec: Arc<GroupSpec>,
+    options: Arc<StageOptions>,
+    report: RunReport,
+    conn: Option<Conn>,
+    /// Candidate in use.
+    current: Option<usize>,
+    /// Next candidate to try.
+    next: usize,
+    /// Mid-stream failures per candidate.
+    failures: Vec<u32>,
+    /// Why each abandoned attempt failed.
+    tried: Vec<String>,
+    /// A failover waiting for its destination: (from, reason, resent items).
+    pending_failover: Option<(String, String, u64)>,
+    next_seq: u64,
+    processed_here: u64,
+}
+
+impl fmt::Debug for RemoteStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteStage")
+            .field("nodes", &self.spec.node_ids)
+            .field("current", &self.current)
+            .finish()
+    }
+}
+
+impl RemoteStage {
+    /// A stage for `spec`; it connects in [`Node::initialize`].
+    pub fn new(spec: Arc<GroupSpec>, options: Arc<StageOptions>, report: RunReport) -> Self {
+        let n = spec.candidates.len();
+        Self {
+            spec,
+            options,
+            report,
+            conn: None,
+            current: None,
+            next: 0,
+            failures: vec![0; n],
+            tried: Vec::new(),
+            pending_failover: None,
+            next_seq: 0,
+            processed_here: 0,
+        }
+    }
+
+    /// The candidate in use, if connected.
+    pub fn current(&self) -> Option<&Candidate> {
+        self.current.map(|i| &self.spec.candidates[i])
+    }
+
+    fn exhausted(&self) -> NodeError {
+        NodeError::new(
+            ErrorKind::Crashed,
+            format!(
+                "no executor left for {}; tried: {}",
+                self.spec.label(),
+                if self.tried.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    self.tried.join("; ")
+                }
+            ),
+        )
+    }
+
+    /// Connects to the next candidate that works, retrying each with backoff.
+    fn connect(&mut self) -> Result<(), NodeError> {
+        while self.next < self.spec.candidates.len() {
+            let i = self.next;
+            let candidate = self.spec.candidates[i].clone();
+            match self.open(&candidate)? {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    self.current = Some(i);
+                    if let Some((from, reason, resent)) = self.pending_failover.take() {
+                        self.report.push(RemoteEvent::Failover {
+                            nodes: self.spec.node_ids.clone(),
+                            from,
+                            to: candidate.name().to_string(),
+                            reason,
+                            resent_items: resent,
+                        });
+                        if !self.spec.stateful_nodes.is_empty() && self.processed_here > 0 {
+                            self.report.push(RemoteEvent::StateRestarted {
+                                nodes: self.spec.stateful_nodes.clone(),
+                                executor: candidate.name().to_string(),
+                                items_before: self.processed_here,
+                            });
+                        }
+                    }
+                    self.processed_here = 0;
+                    return Ok(());
+                }
+                Err(reason) => {
+                    self.tried.push(format!("{}: {reason}", candidate.name()));
+                    self.next += 1;
+                }
+            }
+        }
+        Err(self.exhausted())
+    }
+
+    /// One candidate: `Ok(Ok(conn))`, `Ok(Err(why))` to move on, `Err` for a node
+    /// failure that ends the run.
+    fn open(&self, candidate: &Candidate) -> Result<Result<Conn, String>, NodeError> {
+        match candidate {
+            Candidate::Local => Ok(self.open_local()),
+            Candidate::Remote(endpoint) => {
+                let mut last = String::new();
+                let attempts = self.options.connect_attempts.max(1);
+                for attempt in 0..attempts {
+                    if attempt > 0 {
+                        std::thread::sleep(self.options.initial_backoff * 2u32.pow(attempt - 1));
+                    }
+                    let spec = &self.spec;
+                    let timeout = self.options.connect_timeout;
+                    let r = block_on(async {
+                        let mut client = ExecutorClient::connect(endpoint, timeout)
+                            .await
+                            .map_err(StreamError::Executor)?;
+                        client
+                            .open_stream(spec.manifest_json.clone(), spec.head_inputs.clone())
+                            .await
+                    });
+                    match r {
+                        Ok(stream) => return Ok(Ok(Conn::Remote(Box::new(stream)))),
+                        Err(StreamError::Node(e)) if e.kind == ErrorKind::Resource => {
+                            return Ok(Err(format!("cannot start: {e}")));
+                        }
+                        Err(StreamError::Node(e)) => {
+                            return Err(NodeError::new(
+                                e.kind,
+                                format!("on {}: {e}", endpoint.name),
+                            ));
+                        }
+                        Err(StreamError::Executor(e)) => {
+                            let permanent = matches!(&e, RemoteError::Rpc { status, .. }
+                                if matches!(status.code(),
+                                    tonic::Code::Unauthenticated
+                                    | tonic::Code::PermissionDenied
+                                    | tonic::Code::InvalidArgument
+                                    | tonic::Code::Unimplemented));
+                            last = e.to_string();
+                            if permanent {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(Err(format!(
+                    "{} ({} attempt(s))",
+                    last.strip_prefix(&format!("{}: ", endpoint.name))
+                        .unwrap_or(&last),
+                    attempts
+                )))
+            }
+        }
+    }
+
+    fn open_local(&self) -> Result<Conn, String> {
+        let registry = &self.options.local_registry;
+        let pipeline = manifest::load_str(&self.spec.manifest_json, Format::Json, registry)
+            .map_err(|e| format!("cannot run here: {e}"))?;
+        let plan = Plan::build(&pipeline, registry).map_err(|e| e.to_string())?;
+        let mut runner = ChainRunner::new(plan).map_err(|e| e.to_string())?;
+        runner.set_head_inputs(self.spec.head_inputs.clone());
+        runner.initialize().map_err(|e| e.to_string())?;
+        Ok(Conn::Local(Box::new(runner)))
+    }
+
+    /// The stream broke: drop it and choose where to go next.
+    fn broken(&mut self, reason: String, resend: u64) {
+        let Some(i) = self.current.take() else {
+            return;
+        };
+        if let Some(Conn::Local(r)) = self.conn.take() {
+            r.close();
+        }
+        let name = self.spec.candidates[i].name().to_string();
+        self.tried.push(format!("{name}: {reason}"));
+        self.failures[i] += 1;
+        // Reconnect to the same executor once (it may have been a blip), then move on.
+        self.next = if self.failures[i] < 2 { i } else { i + 1 };
+        self.pending_failover = Some((name, reason, resend));
+    }
+
+    fn cut(&mut self, port: usize, items: Vec<Data>) -> Vec<Chunk> {
+        let max_items = self.options.max_chunk_items.max(1);
+        let max_bytes = self.options.max_chunk_bytes.max(1);
+        let mut chunks = Vec::new();
+        let mut cur: Vec<Data> = Vec::new();
+        let mut bytes = 0;
+        let flush = |cur: &mut Vec<Data>, chunks: &mut Vec<Chunk>, seq: &mut u64| {
+            let items = std::mem::take(cur);
+            let n = items.len() as u64;
+            chunks.push(Chunk {
+                first_seq: *seq,
+                port: port as u32,
+                items,
+            });
+            *seq += n;
+        };
+        let small = items.len() <= max_items;
+        for item in items {
+            let size = if small && max_bytes >= (1 << 20) && is_scalar(&item) {
+                0
+            } else {
+                approx_size(&item)
+            };
+            if !cur.is_empty() && (cur.len() >= max_items || bytes + size > max_bytes) {
+                flush(&mut cur, &mut chunks, &mut self.next_seq);
+                bytes = 0;
+            }
+            bytes += size;
+            cur.push(item);
+        }
+        if !cur.is_empty() {
+            flush(&mut cur, &mut chunks, &mut self.next_seq);
+        }
+        chunks
+    }
+
+    fn remote_failure(&self, e: &PipelineNodeError) -> NodeError {
+        let at = self.current().map_or("?", Candidate::name);
+        let mut err = NodeError::new(e.kind, format!("on {at}: {e}"));
+        err.traceback = e.traceback.clone();
+        err
+    }
+
+    fn summary(&self, s: StreamSummary, out: &mut Vec<Data>) {
+        out.extend(s.items);
+        self.report.skipped(s.skipped);
+        let at = self.current().map_or("?", Candidate::name).to_string();
+        self.report.with(|d| {
+            d.cleanup_errors.extend(s.cleanup_errors);
+            d.remote_metrics.push(serde_json::json!({
+                "nodes": self.spec.node_ids,
+                "executor": at,
+                "metrics": s.metrics,
+            }));
+        });
+    }
+}
+
+/// Items whose encoded size is a few bytes: not worth measuring one by one.
+fn is_scalar(d: &Data) -> bool {
+    matches!(
+        d,
+        Data::Null | Data::Bool(_) | Data::Int(_) | Data::Float(_)
+    )
+}
+
+impl Node for RemoteStage {
+    fn initialize(&mut self, _ctx: &NodeContext) -> Result<(), NodeError> {
+        if self.conn.is_none() {
+            self.connect()?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
+        let mut items = vec![item];
+        self.process_vec(0, &mut items, out)
+            .map_err(|ItemError { error, .. }| error)
+    }
+
+    fn process_from(
+        &mut self,
+        port: usize,
+        item: Data,
+        out: &mut Vec<Data>,
+    ) -> Result<(), NodeError> {
+        let mut items = vec![item];
+        self.process_vec(port, &mut items, out)
+            .map_err(|ItemError { error, .. }| error)
+    }
+
+    fn process_vec(
+        &mut self,
+        port: usize,
+        items: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+    ) -> Result<(), ItemError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut chunks = self.cut(port, std::mem::take(items));
+        let mut acked = 0usize;
+        let fail = |chunks: &[Chunk], acked: usize, error: NodeError| ItemError {
+            item: chunks
+                .get(acked)
+                .and_then(|c| c.items.first().cloned())
+                .unwrap_or_default(),
+            error,
+        };
+        loop {
+            if self.conn.is_none() {
+                if let Err(e) = self.connect() {
+                    return Err(fail(&chunks, acked, e));
+                }
+            }
+            let window = self.options.window;
+            let before = acked;
+            match self.conn.as_mut().expect("connected") {
+                Conn::Local(runner) => {
+                    while acked < chunks.len() {
+                        let c = &mut chunks[acked];
+                        let mut batch = std::mem::take(&mut c.items);
+                        if let Err(e) = runner.push(port, &mut batch) {
+                            let error = self.remote_failure(&e);
+                            return Err(ItemError {
+                                item: Data::Null,
+                                error,
+                            });
+                        }
+                        out.append(&mut batch);
+                        acked += 1;
+                    }
+                    let skipped = runner.take_skipped();
+                    self.report.skipped(skipped);
+                    return Ok(());
+                }
+                Conn::Remote(stream) => {
+                    let mut skipped = Vec::new();
+                    let r =
+                        block_on(stream.exchange(&chunks, &mut acked, window, out, &mut skipped));
+                    self.report.skipped(skipped);
+                    self.processed_here += chunks[before..acked]
+                        .iter()
+                        .map(|c| c.items.len() as u64)
+                        .sum::<u64>();
+                    match r {
+                        Ok(()) => return Ok(()),
+                        Err(StreamError::Node(e)) => {
+                            let error = self.remote_failure(&e);
+                            return Err(fail(&chunks, acked, error));
+                        }
+                        Err(StreamError::Executor(e)) => {
+                            let resend = chunks[acked..].iter().map(|c| c.items.len() as u64).sum();
+                            self.broken(format!("stream broke: {e}"), resend);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), NodeError> {
+        loop {
+            if self.conn.is_none() {
+                self.connect()?;
+            }
+            match self.conn.take().expect("connected") {
+                Conn::Local(mut runner) => {
+                    let r = runner.finish(out);
+                    self.report.skipped(runner.take_skipped());
+                    let report = runner.close();
+                    self.summary(
+                        StreamSummary {
+                            items: Vec::new(),
+                            skipped: Vec::new(),
+                            cleanup_errors: report.cleanup_errors,
+                            metrics: serde_json::to_value(&report.metrics).unwrap_or_default(),
+                        },
+                        out,
+                    );
+                    return r.map_err(|e| self.remote_failure(&e));
+                }
+                Conn::Remote(stream) => match block_on(stream.close()) {
+                    Ok(summary) => {
+                        self.summary(summary, out);
+                        return Ok(());
+                    }
+                    Err(StreamError::Node(e)) => return Err(self.remote_failure(&e)),
+                    Err(StreamError::Executor(e)) => {
+                        // Put the stage back in a state `broken` understands.
+                        self.broken(format!("stream broke at the end: {e}"), 0);
+                    }
+                },
+            }
+        }
+    }
+
+    fn cleanup(&mut self) -> Result<(), NodeError> {
+        match self.conn.take() {
+            Some(Conn::Local(r)) => {
+                r.close();
+            }
+            Some(Conn::Remote(stream)) => drop(stream),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn execution(&self) -> Execution {
+        Execution::Dedicated
+    }
+}
