@@ -8,7 +8,10 @@ iterations; inputs built before and results released after the timing):
   also parses and validates the manifest and converts the items from and to Python
   objects, work the pure-Python baseline and the Rust benchmark do outside the timing;
 * ``Pipeline.run``: ``Pipeline([...nodes]).run(items)`` awaited on an event loop that
-  is created once; each iteration builds the ``Pipeline`` object.
+  is created once; each iteration builds the ``Pipeline`` object;
+* ``use_rust``: the simple chain of built-in node classes through ``Pipeline.run`` with
+  ``use_rust=True`` (Rust core, conversion across the boundary included) and
+  ``use_rust=False`` (the SDK's pure-Python executor), N = 100 and 10,000.
 
 When ``remotemedia`` cannot be imported (or has no compiled extension) nothing is
 measured and the JSON says why.
@@ -99,6 +102,30 @@ def pipeline_cases(rm: Any) -> List[Tuple[str, Callable[[Any], Any], Callable[[]
     ]
 
 
+def use_rust_cases(rm: Any) -> List[Tuple[str, Callable[[Any], Any], Callable[[], Any], int]]:
+    """``await Pipeline(simple chain).run(list(range(N)))`` with ``use_rust`` on and off."""
+    loop = asyncio.new_event_loop()
+
+    def run(use_rust: bool) -> Callable[[List[Any]], List[Any]]:
+        def go(items: List[Any]) -> List[Any]:
+            nodes = [rm.PassThroughNode(), rm.CalculatorNode(operation="add", operand=1), rm.PassThroughNode()]
+            return loop.run_until_complete(rm.Pipeline(nodes).run(items, use_rust=use_rust))
+
+        return go
+
+    for use_rust in (True, False):
+        if run(use_rust)(list(range(100))) != [i + 1 for i in range(100)]:
+            raise RuntimeError(f"unexpected outputs from Pipeline.run(use_rust={use_rust})")
+    cases = []
+    for n in USE_RUST_SIZES:
+        for use_rust in (True, False):
+            cases.append((f"simple_{n}/use_rust={use_rust}", run(use_rust), (lambda n=n: list(range(n))), n))
+    return cases
+
+
+USE_RUST_SIZES = (100, 10_000)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="write results as JSON")
@@ -110,7 +137,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if ext is not None:
         doc["version"] = getattr(rm, "__version__", None)
         warm, meas, min_samples = (0.3, 1.5, 200) if args.quick else (1.0, 5.0, 1000)
-        groups = [("run_manifest", lambda: manifest_cases(ext)), ("Pipeline.run", lambda: pipeline_cases(rm))]
+        groups = [
+            ("run_manifest", lambda: manifest_cases(ext)),
+            ("Pipeline.run", lambda: pipeline_cases(rm)),
+            ("use_rust", lambda: use_rust_cases(rm)),
+        ]
         for group, make in groups:
             try:
                 cases = make()

@@ -1,9 +1,26 @@
 """Shared test utilities (not a test module)."""
 
 import asyncio
-from typing import Any, List
+import os
+import shutil
+from pathlib import Path
+from typing import Any, List, Optional
 
 from remotemedia import Node, Pipeline
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli() -> Optional[str]:
+    """The `remotemedia` CLI: $REMOTEMEDIA_CLI, a cargo build in target/, or PATH."""
+    candidates = [os.environ.get("REMOTEMEDIA_CLI")]
+    candidates += [str(REPO / "target" / p / "remotemedia") for p in ("release", "debug")]
+    candidates.append(shutil.which("remotemedia"))
+    for c in candidates:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
 
 
 def run(coro):

@@ -2,12 +2,11 @@
 
 import json
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from _util import run
+from _util import REPO, run
+from _util import cli as _cli
 from remotemedia import (
     CalculatorNode,
     DataSinkNode,
@@ -16,20 +15,6 @@ from remotemedia import (
     Pipeline,
     runtime,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _cli():
-    """The `remotemedia` CLI: $REMOTEMEDIA_CLI, a cargo build in target/, or PATH."""
-    candidates = [os.environ.get("REMOTEMEDIA_CLI")]
-    candidates += [str(REPO / "target" / p / "remotemedia") for p in ("release", "debug")]
-    candidates.append(shutil.which("remotemedia"))
-    for c in candidates:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    return None
-
 
 def _builtin_pipeline():
     p = Pipeline(name="round-trip")

@@ -189,7 +189,9 @@ pub struct QueueMetrics {
     pub capacity_batches: usize,
     /// Largest batch allowed on the queue.
     pub max_batch: usize,
-    /// Most items ever waiting in the queue at once.
+    /// Most items ever waiting in the queue at once. A batch the receiving stage has just
+    /// taken may still be counted while the sender adds the next one, so the bound is
+    /// `(capacity_batches + 1) * max_batch`.
     pub peak_items: u64,
 }
 

@@ -191,7 +191,13 @@ fn cleanup_runs_after_an_error() {
         assert_eq!(e.message, "probe rejects 5");
         // Items before the failure were not lost.
         let done = as_ints(f.partial.sink("p3").unwrap());
-        assert_eq!(done, (0..done.len() as i64).collect::<Vec<_>>());
+        if opts.force_threads {
+            // Stages stop as soon as one fails: a prefix, in order.
+            assert_eq!(done, (0..done.len() as i64).collect::<Vec<_>>());
+        } else {
+            // On one thread, the items before the failing one all come out.
+            assert_eq!(done, vec![0, 1, 2, 3, 4]);
+        }
         let log = log.lock().unwrap();
         for id in ["p1", "p2", "p3"] {
             assert_eq!(count(&log, &format!("{id}:cleanup")), 1, "{log:?}");

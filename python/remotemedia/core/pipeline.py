@@ -31,6 +31,9 @@ logger = logging.getLogger("remotemedia.pipeline")
 
 _PREVIEW_CHARS = 120
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Runs of native nodes over at most this many items run on the event loop thread:
+# they finish faster than a hand-off to a worker thread (see `Pipeline._run_rust`).
+_INLINE_MAX_ITEMS = 1024
 
 Stream = Union[AsyncIterable[Any], Iterable[Any]]
 
@@ -317,7 +320,12 @@ class Pipeline:
             text = json.dumps(manifest, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
-        report = await asyncio.to_thread(ext.run_manifest, text, items, hosts)
+        if not hosts and len(items) <= _INLINE_MAX_ITEMS:
+            # Native nodes only and a small input: the run takes microseconds, less than
+            # handing it to a worker thread would, so it runs here (GIL released).
+            report = ext.run_manifest(text, items, hosts)
+        else:
+            report = await asyncio.to_thread(ext.run_manifest, text, items, hosts)
         return runtime.outputs_or_raise(report, text, names)
 
     # ------------------------------------------------------------------ entry points

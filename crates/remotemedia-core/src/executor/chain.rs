@@ -225,6 +225,10 @@ impl Chain {
     /// Pushes `batch` (arriving on `port` of the head) through nodes `from..`; the
     /// chain's output replaces the contents of `batch`. `clock` as in
     /// [`NodeRunner::process`].
+    ///
+    /// When a node fails, the outputs it produced for the items before the failing one
+    /// still go through the rest of the chain and end up in `batch`: what was accepted
+    /// before a failure is not lost. The first failure is returned.
     fn push_from(
         &mut self,
         from: usize,
@@ -234,13 +238,18 @@ impl Chain {
         clock: &mut Instant,
     ) -> Result<(), Fatal> {
         let mut port = port;
-        for runner in &mut self.runners[from..] {
+        for i in from..self.runners.len() {
             if batch.is_empty() {
                 break;
             }
             self.scratch.clear();
-            runner.process(port, batch, &mut self.scratch, skipped, clock)?;
+            let result = self.runners[i].process(port, batch, &mut self.scratch, skipped, clock);
             std::mem::swap(batch, &mut self.scratch);
+            if let Err(fatal) = result {
+                // Later failures on these partial outputs are secondary to this one.
+                let _ = self.push_from(i + 1, 0, batch, skipped, clock);
+                return Err(fatal);
+            }
             port = 0;
         }
         Ok(())
@@ -270,9 +279,12 @@ impl Chain {
     ) -> Result<(), Fatal> {
         for i in 0..self.runners.len() {
             let mut flushed = Vec::new();
-            self.runners[i].finish(&mut flushed, clock)?;
-            self.push_from(i + 1, 0, &mut flushed, skipped, clock)?;
+            let finished = self.runners[i].finish(&mut flushed, clock);
+            // What a node flushed before failing still goes downstream (see `push_from`).
+            let pushed = self.push_from(i + 1, 0, &mut flushed, skipped, clock);
             crate::nodes::emit_all(&mut flushed, out);
+            finished?;
+            pushed?;
         }
         Ok(())
     }

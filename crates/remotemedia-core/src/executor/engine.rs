@@ -277,6 +277,10 @@ fn stage_main(
                 }
             }
             if let Err(f) = chain.push(port, &mut batch, &mut skipped, &mut Instant::now()) {
+                // Outputs of the items before the failing one go out first.
+                if !batch.is_empty() {
+                    emit(&outs, batch, max);
+                }
                 shared.fail(*f);
                 break;
             }

@@ -195,10 +195,11 @@ fn feed(
     skipped: &mut Vec<PipelineNodeError>,
     clock: &mut Instant,
 ) -> Result<(), Box<PipelineNodeError>> {
+    // On failure the outputs of the items before the failing one are still emitted.
     if batch.len() <= max {
-        chain.push(port, &mut batch, skipped, clock)?;
+        let result = chain.push(port, &mut batch, skipped, clock);
         deliver(emitted, batch);
-        return Ok(());
+        return result;
     }
     let mut rest = batch.into_iter();
     let mut piece = Vec::with_capacity(max);
@@ -207,8 +208,9 @@ fn feed(
         if piece.is_empty() {
             return Ok(());
         }
-        chain.push(port, &mut piece, skipped, clock)?;
+        let result = chain.push(port, &mut piece, skipped, clock);
         emitted.append(&mut piece);
+        result?;
     }
 }
 

@@ -171,6 +171,9 @@ impl SessionReceiver {
 
     /// Waits for the end of the run. Outputs not yet received are returned in the
     /// result (per sink); on failure, with the error.
+    ///
+    /// The stream ends when every [`SessionSender`] (clones included) is closed or
+    /// dropped: drop or [`SessionSender::close`] them all first, or this waits for them.
     pub fn finish(mut self) -> Result<RunResult, RunFailure> {
         for SinkItem { sink, item } in self.buffer.drain(..) {
             self.collector.outputs[sink].push(item);
