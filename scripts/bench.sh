@@ -31,7 +31,7 @@ OUT="$TARGET/bench"
 export PYTHONDONTWRITEBYTECODE=1
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.skip
+rm -f "$OUT"/*.json "$OUT"/*.skip "$OUT"/*.txt
 SINCE=$(date +%s)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -53,6 +53,9 @@ step "Python: remotemedia SDK"
 if ! "$PYTHON" python/benchmarks/benchmark_sdk.py "${quick_flag[@]}" --json "$OUT/sdk.json"; then
     echo '{"status": "not measured: the SDK benchmark failed"}' >"$OUT/sdk.json"
 fi
+
+step "Remote hop over loopback (remotemedia-remote)"
+cargo bench -p remotemedia-remote --bench remote_hop -- "${criterion_args[@]}" | tee "$OUT/remote_hop.txt"
 
 step "Memory: streaming session (stream_memory example)"
 cargo build --release -q -p remotemedia-core --example stream_memory

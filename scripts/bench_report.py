@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import os
 import platform
 import subprocess
@@ -197,6 +198,105 @@ def use_rust_table(w: Any, group: Dict[str, Any]) -> None:
     w("")
 
 
+def criterion_any(root: Path, bench_id: str, since: float) -> Optional[Dict[str, Any]]:
+    """Median (ns), samples and declared throughput of a criterion benchmark by its id
+    (``group/function``), if produced by this run."""
+    r = criterion_result(root, bench_id, since)
+    if r is None:
+        return None
+    meta = load_json(root / bench_id / "new" / "benchmark.json") or {}
+    tp = meta.get("throughput") or {}
+    r["elements"] = tp.get("Elements")
+    r["bytes"] = tp.get("Bytes")
+    return r
+
+
+def per_second(r: Optional[Dict[str, Any]], key: str) -> Optional[float]:
+    """Elements or bytes per second of a criterion result with a declared throughput."""
+    if not r or not r.get(key) or not r.get("median_ns"):
+        return None
+    return r[key] / (r["median_ns"] / 1e9)
+
+
+LATENCY_LINE = re.compile(r"remote_hop latency (local|remote|added by the hop): p50 (-?[0-9.]+) µs, p99 (-?[0-9.]+) µs")
+
+
+def remote_latency(path: Path) -> Dict[str, Tuple[float, float]]:
+    """p50/p99 per-item round trips (µs) printed by the remote_hop bench."""
+    out: Dict[str, Tuple[float, float]] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for m in LATENCY_LINE.finditer(text):
+        out[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+    return out
+
+
+def remote_section(w: Any, criterion: Path, bench: Path, since: float, targets: List[Any]) -> None:
+    """The remote hop over loopback against the same pipeline run locally."""
+    small = {k: criterion_any(criterion, f"remote_hop_small_items/{k}", since) for k in ("local", "remote")}
+    audio = {k: criterion_any(criterion, f"remote_hop_audio_1mib/{k}", since) for k in ("local", "remote")}
+    lat = remote_latency(bench / "remote_hop.txt")
+    w("## Remote hop over loopback")
+    w("")
+    w(
+        "`cargo bench -p remotemedia-remote --bench remote_hop`: `in → work → out` (PassThrough "
+        "nodes) with `work` on an executor the bench serves in-process on 127.0.0.1 over gRPC (client "
+        "and server share this machine's cores), against the same pipeline run locally. Throughput "
+        "rows stream the whole input through a session per iteration; locally, audio buffers are "
+        "shared between nodes, not copied, so the local audio rate only shows that nothing is copied. "
+        "Latency is one item sent and its output received, repeated (p50/p99 of the round trips)."
+    )
+    w("")
+    w("| Case | Local median | Remote median | Local rate | Remote rate |")
+    w("|---|---:|---:|---:|---:|")
+
+    def rate(r: Optional[Dict[str, Any]], key: str) -> str:
+        x = per_second(r, key)
+        if x is None:
+            return "—"
+        return f"{x / 1e6:.2f} M items/s" if key == "elements" else f"{x / (1 << 20):,.0f} MiB/s"
+
+    for label, rows, key in (("small items (ints)", small, "elements"), ("1 MiB audio buffers", audio, "bytes")):
+        n = (rows["remote"] or rows["local"] or {}).get(key)
+        what = f"{label}, {n:,} {'items' if key == 'elements' else 'bytes'}" if n else label
+        w(
+            f"| {what} | {fmt_time(med_of(rows['local']))} | {fmt_time(med_of(rows['remote']))} | "
+            f"{rate(rows['local'], key)} | {rate(rows['remote'], key)} |"
+        )
+    w("")
+    if lat:
+        w("| Per-item round trip | p50 | p99 |")
+        w("|---|---:|---:|")
+        for k in ("local", "remote", "added by the hop"):
+            if k in lat:
+                w(f"| {k} | {lat[k][0]:.1f} µs | {lat[k][1]:.1f} µs |")
+        w("")
+    small_rate = per_second(small["remote"], "elements")
+    targets.append(
+        ("Remote hop, small items through one remote stage", "≥ 100,000 items/s",
+         None if small_rate is None else f"{small_rate:,.0f} items/s",
+         None if small_rate is None else small_rate >= 100_000)
+    )
+    audio_rate = per_second(audio["remote"], "bytes")
+    targets.append(
+        ("Remote hop, 1 MiB audio buffers", "≥ 1 GB/s",
+         None if audio_rate is None else f"{audio_rate / 1e9:.2f} GB/s",
+         None if audio_rate is None else audio_rate >= 1e9)
+    )
+    added = lat.get("added by the hop")
+    targets.append(
+        ("Remote hop, added p50 latency per item", "≤ 200 µs",
+         None if added is None else f"{added[0]:.1f} µs",
+         None if added is None else added[0] <= 200)
+    )
+
+
+def med_of(r: Optional[Dict[str, Any]]) -> Optional[float]:
+    return r.get("median_ns") if r else None
+
+
 def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
     bench = Path(args.bench_dir)
     criterion = Path(args.criterion_dir)
@@ -314,13 +414,20 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
          None if sdk_x is None else sdk_x >= 10)
     )
 
+    remote_lines: List[str] = []
+    remote_section(remote_lines.append, criterion, bench, args.since, targets)
+
     w("## Targets")
     w("")
     w("| Target | Threshold | Measured | Met |")
     w("|---|---|---:|---|")
     summary: List[str] = []
     for name, need, value, ok in targets:
-        if name.startswith("`graph_construction`"):
+        if isinstance(value, str):
+            shown = value
+        elif value is None and not name.startswith("`"):
+            shown = "—"
+        elif name.startswith("`graph_construction`"):
             shown = fmt_time(value)
         else:
             shown = fmt_ratio(value)
@@ -404,6 +511,8 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
         "(2 batches of up to 1024 items per queue, by default), which a 10,000-item run already fills."
     )
     w("")
+
+    lines.extend(remote_lines)
 
     # Seed report.
     w("## For reference: the seed report (not comparable)")

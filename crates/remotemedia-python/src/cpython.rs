@@ -61,7 +61,7 @@ pub fn available() -> Result<(), String> {
 fn start() -> Result<Interp, String> {
     let slot: Arc<OnceLock<Py<PyAny>>> = Arc::new(OnceLock::new());
     let inner = Arc::clone(&slot);
-    let thread = InterpThread::spawn("rm-cpython", move || {
+    let thread = InterpThread::spawn("rm-cpython", None, move || {
         init_python()?;
         let driver = Python::attach(setup_driver)?;
         let _ = inner.set(driver);

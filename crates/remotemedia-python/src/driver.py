@@ -376,6 +376,11 @@ def _describe_text(exc):
     return name + ": " + text if text else name
 
 
+def _internal(frame):
+    """Whether a frame is the runtime's (the driver or the worker), not node code."""
+    return frame.f_code.co_filename == _FILE or frame.f_globals.get("_REMOTEMEDIA_INTERNAL", False)
+
+
 def describe(exc):
     """``(kind, message, traceback)`` of an exception raised by node code.
 
@@ -402,7 +407,7 @@ def describe(exc):
         import traceback
 
         tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == _FILE:
+        while tb is not None and _internal(tb.tb_frame):
             tb = tb.tb_next
         tb_text = "".join(traceback.format_exception(type(exc), exc, tb))
     except Exception:

@@ -12,6 +12,8 @@ import struct
 import sys
 import types
 
+#: Marks this module's frames as the runtime's: tracebacks of node errors leave them out.
+_REMOTEMEDIA_INTERNAL = True
 _U32 = struct.Struct("<I")
 _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")

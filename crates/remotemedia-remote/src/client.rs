@@ -22,6 +22,8 @@ use crate::pb::stream_response::Msg as Resp;
 pub const STREAM_WINDOW: u32 = 16 << 20;
 /// HTTP/2 flow-control window per connection.
 pub const CONNECTION_WINDOW: u32 = 64 << 20;
+/// Largest HTTP/2 frame either side accepts: big buffers travel in few frames.
+pub const MAX_FRAME: u32 = 1 << 20;
 /// Largest message a client accepts from an executor.
 pub const MAX_CLIENT_MESSAGE: usize = 1 << 30;
 
@@ -129,6 +131,7 @@ impl ExecutorClient {
                 .tcp_nodelay(true)
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
+                .max_frame_size(MAX_FRAME)
                 .http2_keep_alive_interval(Duration::from_secs(10))
                 .keep_alive_timeout(Duration::from_secs(10))
                 .connect()

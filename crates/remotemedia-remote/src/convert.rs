@@ -18,7 +18,8 @@ use crate::pb::value::Kind;
 pub struct ConvertError(pub String);
 
 /// Converts an item into its protobuf form. Byte payloads are shared, not copied;
-/// audio samples are copied once into little-endian bytes.
+/// so are audio samples on little-endian machines (elsewhere they are copied once into
+/// little-endian bytes).
 pub fn data_to_pb(d: &Data) -> pb::Value {
     let kind = match d {
         Data::Null => Kind::NullValue(true),
@@ -42,7 +43,7 @@ pub fn data_to_pb(d: &Data) -> pb::Value {
         Data::Audio(a) => Kind::AudioValue(pb::Audio {
             sample_rate: a.sample_rate,
             channels: u32::from(a.channels),
-            samples: f32s_to_le_bytes(&a.samples),
+            samples: samples_as_le_bytes(&a.samples),
         }),
         Data::Tensor(t) => Kind::TensorValue(pb::Tensor {
             shape: t.shape.iter().map(|&s| s as u64).collect(),
@@ -132,6 +133,25 @@ pub fn items_from_pb(values: Vec<pb::Value>) -> Result<Vec<Data>, ConvertError> 
     values.into_iter().map(data_from_pb).collect()
 }
 
+/// The samples as little-endian bytes, sharing the buffer (the native layout is the
+/// wire layout on little-endian machines).
+#[cfg(target_endian = "little")]
+fn samples_as_le_bytes(samples: &Arc<[f32]>) -> Bytes {
+    struct Shared(Arc<[f32]>);
+    impl AsRef<[u8]> for Shared {
+        fn as_ref(&self) -> &[u8] {
+            bytemuck::cast_slice(&self.0)
+        }
+    }
+    Bytes::from_owner(Shared(Arc::clone(samples)))
+}
+
+#[cfg(not(target_endian = "little"))]
+fn samples_as_le_bytes(samples: &Arc<[f32]>) -> Bytes {
+    f32s_to_le_bytes(samples)
+}
+
+#[cfg(not(target_endian = "little"))]
 fn f32s_to_le_bytes(samples: &[f32]) -> Bytes {
     let mut out = vec![0u8; samples.len() * 4];
     for (dst, s) in out.chunks_exact_mut(4).zip(samples) {
@@ -140,7 +160,19 @@ fn f32s_to_le_bytes(samples: &[f32]) -> Bytes {
     Bytes::from(out)
 }
 
-fn le_bytes_to_f32s(bytes: &[u8]) -> Vec<f32> {
+/// Straight into the shared slice the audio buffer keeps (one allocation, one copy).
+/// `bytes.len()` is a multiple of 4.
+#[cfg(target_endian = "little")]
+fn le_bytes_to_f32s(bytes: &[u8]) -> Arc<[f32]> {
+    let mut samples: Arc<[f32]> = std::iter::repeat_n(0.0f32, bytes.len() / 4).collect();
+    let dst = Arc::get_mut(&mut samples).expect("a new Arc is unique");
+    bytemuck::cast_slice_mut::<f32, u8>(dst).copy_from_slice(bytes);
+    samples
+}
+
+/// Straight into the shared slice the audio buffer keeps (one allocation, one pass).
+#[cfg(not(target_endian = "little"))]
+fn le_bytes_to_f32s(bytes: &[u8]) -> Arc<[f32]> {
     bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -18,8 +18,9 @@ pub enum RemoteError {
         /// Why.
         message: String,
     },
-    /// An executor answered a call with an error status.
-    #[error("{executor}: {}: {}", .status.code(), .status.message())]
+    /// An executor answered a call with an error status (shown as its code name,
+    /// `ResourceExhausted: …`).
+    #[error("{executor}: {:?}: {}", .status.code(), .status.message())]
     Rpc {
         /// Executor name.
         executor: String,

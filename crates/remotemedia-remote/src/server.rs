@@ -34,7 +34,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::chain::ChainRunner;
-use crate::client::{CONNECTION_WINDOW, STREAM_WINDOW};
+use crate::client::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::convert::{capabilities_to_pb, failure_to_pb, items_from_pb, items_to_pb};
 use crate::error::RemoteError;
 use crate::pb;
@@ -587,7 +587,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_frame_size(1 << 20)
+        .max_frame_size(MAX_FRAME)
         .max_concurrent_streams(Some((max_streams as u32).saturating_mul(2).max(16)))
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -762,4 +762,85 @@ fn render_metrics(shared: &Shared) -> String {
         &[("", u64::from(shared.draining.load(Ordering::Relaxed)))],
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::service::Interceptor;
+    use tonic::transport::server::TcpConnectInfo;
+
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        let caps = CapabilitySet {
+            cpu_cores: 1,
+            arch: "x86_64".into(),
+            memory_total_gb: 1.0,
+            memory_available_gb: None,
+            gpus: Vec::new(),
+        };
+        let config = ServeConfig::new(caps, Registry::builtin(), 0);
+        Arc::new(Shared {
+            node_types: Vec::new(),
+            slots: Arc::new(Semaphore::new(1)),
+            config,
+            stats: Stats::default(),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    fn from(addr: &str, authorization: Option<&str>) -> Request<()> {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(addr.parse().unwrap()),
+        });
+        if let Some(a) = authorization {
+            req.metadata_mut()
+                .insert("authorization", a.parse().unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_clients_get_in() {
+        let shared = shared();
+        let mut auth = Auth {
+            expected: None,
+            shared: Arc::clone(&shared),
+        };
+        assert!(auth.call(from("127.0.0.1:4000", None)).is_ok());
+        assert!(auth.call(from("[::1]:4000", None)).is_ok());
+        for remote in ["10.1.2.3:4000", "192.168.0.7:50051", "[2001:db8::1]:1"] {
+            let err = auth.call(from(remote, Some("Bearer x"))).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{remote}");
+            assert_eq!(
+                err.message(),
+                "this executor has no token and accepts loopback clients only"
+            );
+        }
+        // No address known (not a TCP connection): refused too.
+        assert!(auth.call(Request::new(())).is_err());
+        assert_eq!(shared.stats.rejected_auth.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn with_a_token_any_address_with_the_token_gets_in() {
+        let mut auth = Auth {
+            expected: Some(Arc::new(b"Bearer s3cret".to_vec())),
+            shared: shared(),
+        };
+        assert!(auth
+            .call(from("10.1.2.3:4000", Some("Bearer s3cret")))
+            .is_ok());
+        for bad in [
+            None,
+            Some("Bearer s3cre"),
+            Some("s3cret"),
+            Some("Bearer s3cret2"),
+        ] {
+            let err = auth.call(from("127.0.0.1:1", bad)).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad:?}");
+        }
+    }
 }

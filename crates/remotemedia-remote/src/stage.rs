@@ -198,9 +198,10 @@ impl RunReport {
         f(&mut guard)
     }
 
-    /// Records an event.
+    /// Records an event (also logged at `info` level; callers report events to their
+    /// users themselves).
     pub fn push(&self, e: RemoteEvent) {
-        tracing::warn!("{e}");
+        tracing::info!("{e}");
         self.with(|d| d.events.push(e));
     }
 
@@ -292,6 +293,8 @@ impl RemoteStage {
 
     /// Connects to the next candidate that works, retrying each with backoff.
     fn connect(&mut self) -> Result<(), NodeError> {
+        // The first candidate that failed in this call, to report a move at start too.
+        let mut passed_over: Option<(String, String)> = None;
         while self.next < self.spec.candidates.len() {
             let i = self.next;
             let candidate = self.spec.candidates[i].clone();
@@ -299,6 +302,11 @@ impl RemoteStage {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.current = Some(i);
+                    if self.pending_failover.is_none() {
+                        if let Some((from, reason)) = passed_over {
+                            self.pending_failover = Some((from, reason, 0));
+                        }
+                    }
                     if let Some((from, reason, resent)) = self.pending_failover.take() {
                         self.report.push(RemoteEvent::Failover {
                             nodes: self.spec.node_ids.clone(),
@@ -320,6 +328,9 @@ impl RemoteStage {
                 }
                 Err(reason) => {
                     self.tried.push(format!("{}: {reason}", candidate.name()));
+                    if passed_over.is_none() {
+                        passed_over = Some((candidate.name().to_string(), reason));
+                    }
                     self.next += 1;
                 }
             }
@@ -335,7 +346,9 @@ impl RemoteStage {
             Candidate::Remote(endpoint) => {
                 let mut last = String::new();
                 let attempts = self.options.connect_attempts.max(1);
+                let mut made = 0;
                 for attempt in 0..attempts {
+                    made += 1;
                     if attempt > 0 {
                         std::thread::sleep(self.options.initial_backoff * 2u32.pow(attempt - 1));
                     }
@@ -378,7 +391,7 @@ impl RemoteStage {
                     "{} ({} attempt(s))",
                     last.strip_prefix(&format!("{}: ", endpoint.name))
                         .unwrap_or(&last),
-                    attempts
+                    made
                 )))
             }
         }

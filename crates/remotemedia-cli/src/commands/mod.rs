@@ -9,7 +9,9 @@ pub mod validate;
 
 use remotemedia_core::Registry;
 
-/// The node types this binary knows.
+/// The node types this binary knows: the built-ins and `PythonNode`.
 pub fn registry() -> Registry {
-    Registry::builtin()
+    let mut registry = Registry::builtin();
+    remotemedia_python::register(&mut registry);
+    registry
 }

@@ -92,6 +92,10 @@ pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
     })
 }
 
+/// A hint for a placement that failed with no executor configured at all.
+pub const NO_EXECUTORS_HINT: &str = "hint: no remote executors are configured; add one with \
+     --executor NAME=HOST:PORT, REMOTEMEDIA_EXECUTORS or [[executors]] in remotemedia.toml";
+
 fn executor_json(e: &ExecutorInfo) -> Value {
     let mut v = json!({"name": e.name, "address": e.address, "cost_per_hour": e.cost_per_hour});
     match &e.state {
@@ -274,6 +278,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            if placed.executors.is_empty() {
+                eprintln!("{NO_EXECUTORS_HINT}");
+            }
             Ok(EXIT_RUN_FAILED)
         }
     }

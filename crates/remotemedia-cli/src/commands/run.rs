@@ -50,6 +50,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
+                    if placed.executors.is_empty() {
+                        eprintln!("{}", super::plan::NO_EXECUTORS_HINT);
+                    }
                     return Ok(EXIT_RUN_FAILED);
                 }
             };
@@ -120,11 +123,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let several = sinks.len() > 1;
 
     // Stdin may be interactive: hand each line over at once. Files are read in batches.
-    let read_batch = if args.input.as_deref() == Some("-") {
-        1
-    } else {
-        args.batch_size
-    };
+    let interactive = args.input.as_deref() == Some("-");
+    let read_batch = if interactive { 1 } else { args.batch_size };
     let reader = thread::Builder::new()
         .name("rm-input".into())
         .spawn(move || -> Result<u64, BadLine> {
@@ -150,6 +150,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 break;
             }
             written += 1;
+        }
+        // Items typed on stdin get their outputs at once, not when a buffer fills.
+        if interactive && write_error.is_none() {
+            if let Err(e) = out.flush() {
+                write_error = Some(e);
+            }
         }
         if let Some(p) = &progress {
             p.set_position(written);

@@ -1,0 +1,179 @@
+//! `PythonNode` from the command line: the examples, every host compiled in, and the
+//! failures (a Python exception is exit 2 with a structured error on stderr).
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+fn rm() -> Command {
+    let mut c = Command::cargo_bin("remotemedia").unwrap();
+    c.env_remove("REMOTEMEDIA_PYTHON_RUNTIME");
+    c
+}
+
+/// The hosts of this build that run without anything beyond the machine's Python.
+fn runtimes() -> Vec<&'static str> {
+    let mut r = vec!["process"];
+    if cfg!(feature = "cpython") {
+        r.push("cpython");
+    }
+    if cfg!(feature = "rustpython") {
+        r.push("rustpython");
+    }
+    r
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A one-node manifest running `source`'s class `Node` in `runtime`.
+fn single(dir: &tempfile::TempDir, runtime: &str, source: &str) -> PathBuf {
+    let params = serde_json::json!({"class": "Node", "runtime": runtime, "source": source});
+    let m = serde_json::json!({
+        "version": "v1",
+        "metadata": {"name": "py"},
+        "nodes": [{"id": "py", "node_type": "PythonNode", "params": params}],
+        "connections": [],
+    });
+    write(dir, &format!("{runtime}.json"), &m.to_string())
+}
+
+#[test]
+fn inline_source_example_runs_in_every_host() {
+    let expected: String = (2..=11)
+        .scan(0, |total, v| {
+            *total += v;
+            Some(format!("{{\"value\":{v},\"total\":{total}}}\n"))
+        })
+        .collect();
+    for rt in runtimes() {
+        rm().env("REMOTEMEDIA_PYTHON_RUNTIME", rt)
+            .arg("run")
+            .arg(repo("examples/python_node.yaml"))
+            .arg("--input")
+            .arg(repo("examples/numbers.jsonl"))
+            .assert()
+            .success()
+            .stdout(expected.clone());
+    }
+}
+
+#[test]
+fn module_example_runs_with_generators_and_flush() {
+    for rt in runtimes() {
+        rm().current_dir(repo("."))
+            .env("REMOTEMEDIA_PYTHON_RUNTIME", rt)
+            .args(["-v", "run", "examples/python_module.yaml"])
+            .args(["--input", "examples/sentences.jsonl"])
+            .assert()
+            .success()
+            .stdout(
+                "[\"the\",1]\n[\"quick\",1]\n[\"brown\",1]\n[\"fox\",1]\n[\"fox\",2]\n\
+                 [\"the\",2]\n[\"dog\",1]\n\
+                 {\"brown\":1,\"dog\":1,\"fox\":2,\"quick\":1,\"the\":2}\n",
+            )
+            // `logging` goes to the runtime's tracing output at the matching level.
+            .stderr(predicate::str::contains("counting words"));
+    }
+}
+
+#[test]
+fn examples_validate() {
+    for ex in ["python_node.yaml", "python_module.yaml"] {
+        rm().arg("validate")
+            .arg(repo(&format!("examples/{ex}")))
+            .assert()
+            .success();
+    }
+}
+
+#[test]
+fn python_exception_is_exit_2_with_type_message_and_traceback() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "class Node:\n    def process(self, x):\n        print('got', x)\n        if x == 3:\n            raise ValueError('three is not allowed')\n        return x * 10\n";
+    for rt in runtimes() {
+        let m = single(&dir, rt, source);
+        rm().arg("run")
+            .arg(&m)
+            .args(["--input", "-"])
+            .write_stdin("1\n2\n3\n4\n")
+            .assert()
+            .code(2)
+            .stdout("10\n20\n")
+            .stderr(predicate::str::contains(
+                "error: node `py` (PythonNode) failed in process: python: ValueError: three is not allowed; input: 3",
+            ))
+            .stderr(predicate::str::contains("Traceback (most recent call last)"))
+            .stderr(predicate::str::contains("line 5, in process"))
+            // `print` is captured to stderr with the node id.
+            .stderr(predicate::str::contains("[py] got 3"));
+    }
+}
+
+#[test]
+fn bad_source_and_missing_class_are_exit_2_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    for rt in runtimes() {
+        let m = single(
+            &dir,
+            rt,
+            "class Node:\n    def process(self, x)\n        return x\n",
+        );
+        rm().arg("run")
+            .arg(&m)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("node `py`"))
+            .stderr(predicate::str::contains("syntax error in `source`"));
+        let m = single(
+            &dir,
+            rt,
+            "class Other:\n    def process(self, x):\n        return x\n",
+        );
+        rm().arg("run")
+            .arg(&m)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("node `py`"))
+            .stderr(predicate::str::contains(
+                "no class `Node` in `source`; it defines `Other`",
+            ));
+    }
+}
+
+#[test]
+fn invalid_params_are_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        &dir,
+        "bad.yaml",
+        "version: v1\nmetadata: { name: bad }\nnodes:\n  - { id: py, node_type: PythonNode, params: { class: A, module: m, source: 'x', runtime: jython } }\nconnections: []\n",
+    );
+    rm().arg("validate")
+        .arg(&m)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "give either `module` or `source`, not both",
+        ))
+        .stderr(predicate::str::contains("jython"));
+}
+
+#[test]
+fn nodes_info_documents_python_node() {
+    rm().args(["nodes", "info", "PythonNode"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("runtime"))
+        .stdout(predicate::str::contains("rustpython"));
+}
