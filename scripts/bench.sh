@@ -54,6 +54,9 @@ if ! "$PYTHON" python/benchmarks/benchmark_sdk.py "${quick_flag[@]}" --json "$OU
     echo '{"status": "not measured: the SDK benchmark failed"}' >"$OUT/sdk.json"
 fi
 
+step "Python nodes in the runtime (remotemedia-python, every host)"
+cargo bench -p remotemedia-python --features rustpython --bench python_nodes -- "${criterion_args[@]}"
+
 step "Remote hop over loopback (remotemedia-remote)"
 cargo bench -p remotemedia-remote --bench remote_hop -- "${criterion_args[@]}" | tee "$OUT/remote_hop.txt"
 

@@ -297,6 +297,63 @@ def med_of(r: Optional[Dict[str, Any]]) -> Optional[float]:
     return r.get("median_ns") if r else None
 
 
+def python_nodes_section(w: Any, criterion: Path, since: float, targets: List[Any]) -> None:
+    """Python node classes run by the runtime's hosts against the same classes in a loop."""
+    def get(bench_id: str) -> Optional[Dict[str, Any]]:
+        return criterion_any(criterion, bench_id, since)
+
+    w("## Python nodes in the runtime")
+    w("")
+    w(
+        "`cargo bench -p remotemedia-python --features rustpython --bench python_nodes`. The seed's "
+        "chains with every node a Python class (the SDK's `Node` shape), run by each host through a "
+        "streaming session, 100 ints per iteration; the baseline is the same classes called in a plain "
+        "`for` loop in the same interpreter (one call into that interpreter per iteration, which the "
+        "loop pays too). Classes are loaded and workers started once, outside the timing, as a Python "
+        "program builds its node objects once."
+    )
+    w("")
+    w("| Case | Host | Runtime median | Python loop median | Runtime / loop |")
+    w("|---|---|---:|---:|---:|")
+    rows = []
+    for chain in ("simple", "complex"):
+        for host, base_host in (("cpython", "cpython"), ("process", "cpython"), ("rustpython", "rustpython")):
+            rows.append((f"`{chain}_100`", host, get(f"chain_{chain}/{host}"), get(f"python_loop_{chain}/{base_host}")))
+    rows.append(("`mixed` (native nodes + one Python node)", "cpython", get("mixed/simple_100"), get("python_loop_mixed/cpython")))
+    for case, host, r, b in rows:
+        w(f"| {case} | {host} | {fmt_time(med_of(r))} | {fmt_time(med_of(b))} | {fmt_ratio(ratio(med_of(r), med_of(b)))} |")
+    w("")
+    for chain in ("simple", "complex"):
+        x = ratio(med_of(get(f"chain_{chain}/cpython")), med_of(get(f"python_loop_{chain}/cpython")))
+        targets.append((f"cpython host, `{chain}_100` / Python loop", "≤ 1.5×", x, None if x is None else x <= 1.5))
+    tp = {k: per_second(get(f"process_throughput/{k}"), "elements") for k in ("1", "2")}
+    w("| Process host, 100,000 small items through one Python node (batches of 1024) | items/s |")
+    w("|---|---:|")
+    for k, x in tp.items():
+        w(f"| {k} worker{'s' if k != '1' else ''} | {'—' if x is None else f'{x:,.0f}'} |")
+    w("")
+    best = max((x for x in tp.values() if x is not None), default=None)
+    targets.append(
+        ("process host, small items through one Python node", "≥ 200,000 items/s",
+         None if best is None else f"{best:,.0f} items/s", None if best is None else best >= 200_000)
+    )
+    host, direct = get("rustpython_overhead/host"), get("rustpython_overhead/direct")
+    over = ratio(med_of(host), med_of(direct))
+    w(
+        "RustPython host overhead: 1,000 method calls through the host (conversion and driver "
+        f"included) {fmt_time(med_of(host))} vs the same method called in the same VM directly "
+        f"{fmt_time(med_of(direct))}: "
+        + ("not measured." if over is None else f"**+{(over - 1) * 100:.0f}%**.")
+    )
+    w("")
+    targets.append(
+        ("rustpython host overhead over a direct VM call", "≤ 25%",
+         None if over is None else f"+{(over - 1) * 100:.0f}%", None if over is None else over <= 1.25)
+    )
+    mixed = ratio(med_of(get("mixed/simple_100")), med_of(get("python_loop_mixed/cpython")))
+    targets.append(("mixed pipeline / all-Python loop", "< 1×", mixed, None if mixed is None else mixed < 1))
+
+
 def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
     bench = Path(args.bench_dir)
     criterion = Path(args.criterion_dir)
@@ -416,6 +473,8 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
 
     remote_lines: List[str] = []
     remote_section(remote_lines.append, criterion, bench, args.since, targets)
+    python_lines: List[str] = []
+    python_nodes_section(python_lines.append, criterion, args.since, targets)
 
     w("## Targets")
     w("")
@@ -512,6 +571,7 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
     )
     w("")
 
+    lines.extend(python_lines)
     lines.extend(remote_lines)
 
     # Seed report.
