@@ -137,7 +137,7 @@ fn ints(n: usize) -> Vec<Data> {
 /// A running session on `pipeline`: `round` sends a batch and waits for its outputs.
 struct Running {
     sender: remotemedia_core::executor::SessionSender,
-    receiver: remotemedia_core::executor::SessionReceiver,
+    receiver: Option<remotemedia_core::executor::SessionReceiver>,
 }
 
 impl Running {
@@ -150,7 +150,10 @@ impl Running {
         let (sender, receiver) = start_session(plan, &options)
             .expect("session starts")
             .into_split();
-        Running { sender, receiver }
+        Running {
+            sender,
+            receiver: Some(receiver),
+        }
     }
 
     /// Sends `items` and returns the last output once all have come back.
@@ -162,7 +165,9 @@ impl Running {
         let mut got = 0;
         let mut last = Data::Null;
         while got < n {
-            let (_, batch) = self.receiver.recv_batch().expect("session runs");
+            let Some((_, batch)) = self.receiver.as_mut().expect("receiver").recv_batch() else {
+                panic!("the session ended early: {}", self.end_error());
+            };
             got += batch.len();
             if let Some(d) = batch.into_iter().last() {
                 last = d;
@@ -171,9 +176,18 @@ impl Running {
         last
     }
 
+    /// Why a session that stopped producing outputs ended (consumes the receiver).
+    fn end_error(&mut self) -> String {
+        match self.receiver.take().expect("receiver").finish() {
+            Ok(r) => format!("no error; {} outputs in all", r.metrics.items_out),
+            Err(f) => f.error.to_string(),
+        }
+    }
+
     fn finish(self) {
         self.sender.close();
-        self.receiver.finish().expect("session succeeds");
+        let receiver = self.receiver.expect("receiver");
+        receiver.finish().expect("session succeeds");
     }
 }
 
