@@ -125,8 +125,12 @@ impl InterpThread {
             while !reply.done.load(Ordering::Acquire) {
                 // The job holds a reference to `reply` until it has run; if the thread
                 // died with the job queued, the channel is gone and nothing will set
-                // `done`: check now and then.
+                // `done`: check now and then. The job also drops its reference right
+                // after setting `done`, so look at `done` again before giving up.
                 if Arc::strong_count(&reply) == 1 {
+                    if reply.done.load(Ordering::Acquire) {
+                        break;
+                    }
                     return None;
                 }
                 std::thread::park_timeout(Duration::from_millis(100));
@@ -158,6 +162,25 @@ mod tests {
             .collect();
         let sums: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert_eq!(sums, [0, 19900, 39800, 59700]);
+    }
+
+    #[test]
+    fn calls_finishing_as_the_caller_stops_spinning_still_return() {
+        // Jobs that take about as long as the caller spins end while it switches from
+        // spinning to parking: the reply must still be seen, never taken for a dead
+        // thread.
+        let t = InterpThread::spawn("rm-test", None, || Ok(())).unwrap();
+        for i in 0..10_000u64 {
+            let wait = SPIN + Duration::from_micros(i % 20) - Duration::from_micros(10);
+            let got = t.call(move || {
+                let start = Instant::now();
+                while start.elapsed() < wait {
+                    std::hint::spin_loop();
+                }
+                i
+            });
+            assert_eq!(got, Some(i), "call {i}");
+        }
     }
 
     #[test]
