@@ -55,10 +55,13 @@ if ! "$PYTHON" python/benchmarks/benchmark_sdk.py "${quick_flag[@]}" --json "$OU
 fi
 
 step "Python nodes in the runtime (remotemedia-python, every host)"
-cargo bench -p remotemedia-python --features rustpython --bench python_nodes -- "${criterion_args[@]}"
+# A failure here leaves this group "not measured" in the report; the run goes on.
+cargo bench -p remotemedia-python --features rustpython --bench python_nodes -- "${criterion_args[@]}" ||
+    echo "python_nodes bench failed: its rows are reported as not measured" >&2
 
 step "Remote hop over loopback (remotemedia-remote)"
-cargo bench -p remotemedia-remote --bench remote_hop -- "${criterion_args[@]}" | tee "$OUT/remote_hop.txt"
+cargo bench -p remotemedia-remote --bench remote_hop -- "${criterion_args[@]}" | tee "$OUT/remote_hop.txt" ||
+    echo "remote_hop bench failed: its rows are reported as not measured" >&2
 
 step "Memory: streaming session (stream_memory example)"
 cargo build --release -q -p remotemedia-core --example stream_memory
