@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::ops::RangeInclusive;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::types::{ManifestV1, ARCHES, GPU_TYPES, SUPPORTED_VERSIONS};
@@ -222,7 +223,8 @@ fn yaml_to_json(v: &serde_yaml_ng::Value, path: &str, errors: &mut Vec<ManifestE
 /// Validates a parsed manifest document, reporting every problem in document order.
 pub fn validate_value(value: &Value, registry: &Registry) -> Result<Pipeline, ManifestErrors> {
     check(value, registry, &[])?;
-    let manifest: ManifestV1 = serde_json::from_value(value.clone())
+    // Deserialize from the borrowed document: no copy of the whole tree.
+    let manifest = ManifestV1::deserialize(value)
         .map_err(|e| single("$", format!("manifest does not match the v1 types: {e}")))?;
     build(manifest, registry)
 }
@@ -356,7 +358,14 @@ fn field_path(parent: &str, key: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match (parent, plain) {
         ("$", true) => key.to_string(),
-        (_, true) => format!("{parent}.{key}"),
+        (_, true) => {
+            // Built by hand: this runs for every field of every manifest.
+            let mut p = String::with_capacity(parent.len() + 1 + key.len());
+            p.push_str(parent);
+            p.push('.');
+            p.push_str(key);
+            p
+        }
         (_, false) => format!("{parent}[{}]", Value::from(key)),
     }
 }
