@@ -8,10 +8,8 @@
 //! - [`config`]: which executors a client knows.
 //! - [`distributed`], [`stage`]: a placed pipeline made runnable — remote groups become
 //!   [`stage::RemoteStage`] nodes that stream their sub-graph with failover.
-//! - [`chain`]: stepping a chain batch by batch, as executors run sub-graphs.
 #![warn(missing_docs)]
 
-pub mod chain;
 pub mod client;
 pub mod config;
 pub mod convert;

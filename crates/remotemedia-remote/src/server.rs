@@ -33,7 +33,6 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::chain::ChainRunner;
 use crate::client::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::convert::{capabilities_to_pb, failure_to_pb, items_from_pb, items_to_pb};
 use crate::error::RemoteError;
@@ -41,6 +40,7 @@ use crate::pb;
 use crate::pb::executor_server::{Executor, ExecutorServer};
 use crate::pb::stream_request::Msg as Req;
 use crate::pb::stream_response::Msg as Resp;
+use remotemedia_core::executor::ChainRunner;
 
 /// The version executors report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -28,11 +28,11 @@ use remotemedia_core::{
 };
 use serde::Serialize;
 
-use crate::chain::ChainRunner;
 use crate::client::{Chunk, Endpoint, ExecutorClient, RemoteStream, StreamError, StreamSummary};
 use crate::convert::approx_size;
 use crate::error::RemoteError;
 use crate::runtime::block_on;
+use remotemedia_core::executor::ChainRunner;
 
 /// Where a sub-graph may run.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 mod chain;
 mod engine;
 mod session;
+mod stepper;
 pub(crate) mod timeout;
 
 use std::time::Instant;
@@ -22,6 +23,7 @@ use chain::Chain;
 pub(crate) use chain::NodeState;
 use engine::Engine;
 pub use session::{start_session, Session, SessionReceiver, SessionSender, SinkItem};
+pub use stepper::{ChainReport, ChainRunner, NotAChain};
 
 /// Tuning knobs of the executor.
 #[derive(Clone, Debug)]

@@ -1,0 +1,247 @@
+//! Stepping a chain of nodes by hand: a batch in, exactly that batch's outputs out.
+//!
+//! The executor's fused stages are driven by queues, so an output cannot be traced back
+//! to the input that produced it. A caller that needs that — a remote executor
+//! acknowledges inputs by sequence number so that a failover loses and repeats nothing
+//! — drives a single chain with [`ChainRunner`]: the same per-node semantics as every
+//! stage (it is the same [`Chain`]: retry with backoff, `on_error: skip`, panics
+//! caught, metrics), all on the caller's thread, one batch at a time.
+
+use std::time::Instant;
+
+use crate::data::Data;
+use crate::error::PipelineNodeError;
+use crate::metrics::RunMetrics;
+use crate::plan::{Plan, Target};
+
+use super::chain::Chain;
+
+/// The plan given to [`ChainRunner::new`] is not a single chain.
+#[derive(Debug, thiserror::Error)]
+#[error("the sub-graph is not a chain: {0}")]
+pub struct NotAChain(pub String);
+
+/// What a closed [`ChainRunner`] reports.
+#[derive(Debug, Default)]
+pub struct ChainReport {
+    /// Errors raised by `cleanup`.
+    pub cleanup_errors: Vec<PipelineNodeError>,
+    /// Metrics of the chain's nodes.
+    pub metrics: RunMetrics,
+}
+
+/// A chain of nodes stepped batch by batch (see the module docs).
+pub struct ChainRunner {
+    chain: Chain,
+    skipped: Vec<PipelineNodeError>,
+    items_in: u64,
+    items_out: u64,
+    start: Instant,
+    closed: bool,
+}
+
+impl std::fmt::Debug for ChainRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainRunner")
+            .field("nodes", &self.node_ids())
+            .finish()
+    }
+}
+
+impl ChainRunner {
+    /// Takes the nodes of `plan`, which must be a single chain: one root, each node
+    /// feeding only the next, one sink. Every node runs on the caller's thread,
+    /// whatever its [`crate::Execution`].
+    pub fn new(plan: Plan) -> Result<Self, NotAChain> {
+        let Some(last) = plan.stages.len().checked_sub(1) else {
+            return Err(NotAChain("it has no nodes".into()));
+        };
+        if plan.roots != [0] || plan.sinks.len() != 1 {
+            return Err(NotAChain(format!(
+                "expected one root and one sink, found {} and {}",
+                plan.roots.len(),
+                plan.sinks.len()
+            )));
+        }
+        for (i, stage) in plan.stages.iter().enumerate() {
+            let expected = if i == last {
+                Target::Sink(0)
+            } else {
+                Target::Stage {
+                    stage: i + 1,
+                    port: 0,
+                }
+            };
+            if stage.targets != [expected] || (i > 0 && stage.input_ports != 1) {
+                return Err(NotAChain(format!(
+                    "node `{}` does not feed exactly the next node",
+                    stage.nodes.last().map_or("?", |n| n.ctx.node_id.as_str())
+                )));
+            }
+        }
+        let nodes = plan.stages.into_iter().flat_map(|s| s.nodes).collect();
+        Ok(Self {
+            chain: Chain::new(nodes),
+            skipped: Vec::new(),
+            items_in: 0,
+            items_out: 0,
+            start: Instant::now(),
+            closed: false,
+        })
+    }
+
+    /// Node ids in chain order.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.chain
+            .runners
+            .iter()
+            .map(|n| n.ctx.node_id.clone())
+            .collect()
+    }
+
+    /// Sets the upstream ids the head node sees in its context (its input ports), for
+    /// a chain cut out of a larger graph. Call before [`ChainRunner::initialize`].
+    pub fn set_head_inputs(&mut self, inputs: Vec<String>) {
+        if let Some(head) = self.chain.runners.first_mut() {
+            head.ctx.inputs = inputs;
+        }
+    }
+
+    /// Initializes every node in order; stops at the first failure.
+    pub fn initialize(&mut self) -> Result<(), Box<PipelineNodeError>> {
+        self.start = Instant::now();
+        self.chain.initialize()
+    }
+
+    /// Runs `batch`, arriving on input `port` of the head, through the chain; on
+    /// success `batch` holds the chain's outputs for it. Items skipped on the way
+    /// (`on_error: skip`) are kept for [`ChainRunner::take_skipped`].
+    pub fn push(
+        &mut self,
+        port: usize,
+        batch: &mut Vec<Data>,
+    ) -> Result<(), Box<PipelineNodeError>> {
+        self.items_in += batch.len() as u64;
+        self.chain
+            .push(port, batch, &mut self.skipped, &mut Instant::now())?;
+        self.items_out += batch.len() as u64;
+        Ok(())
+    }
+
+    /// End of stream: finishes every node in order, pushing what each flushes through
+    /// the rest of the chain, and appends the chain's final outputs to `out`.
+    pub fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), Box<PipelineNodeError>> {
+        let before = out.len();
+        let result = self
+            .chain
+            .finish(out, &mut self.skipped, &mut Instant::now());
+        self.items_out += (out.len() - before) as u64;
+        result
+    }
+
+    /// Items skipped since the last call.
+    pub fn take_skipped(&mut self) -> Vec<PipelineNodeError> {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// Cleans up every initialized node and reports metrics.
+    pub fn close(mut self) -> ChainReport {
+        self.closed = true;
+        let cleanup_errors = self.chain.cleanup().into_iter().map(|e| *e).collect();
+        let chain = std::mem::take(&mut self.chain);
+        ChainReport {
+            cleanup_errors,
+            metrics: RunMetrics {
+                wall_time_us: self.start.elapsed().as_secs_f64() * 1e6,
+                items_in: self.items_in,
+                items_out: self.items_out,
+                stages: 1,
+                peak_rss_bytes: None,
+                nodes: Chain::metrics([chain]),
+                queues: Vec::new(),
+            },
+        }
+    }
+}
+
+impl Drop for ChainRunner {
+    fn drop(&mut self) {
+        if !self.closed {
+            let _ = self.chain.cleanup();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load_str, Format};
+    use crate::Registry;
+
+    fn runner(yaml: &str) -> Result<ChainRunner, NotAChain> {
+        let registry = Registry::builtin();
+        let p = load_str(yaml, Format::Yaml, &registry).unwrap();
+        ChainRunner::new(Plan::build(&p, &registry).unwrap())
+    }
+
+    #[test]
+    fn pushes_batches_and_finishes() {
+        let mut r = runner(
+            r#"
+version: v1
+metadata: { name: t }
+nodes:
+  - { id: add, node_type: Calculator, params: { operation: add, operand: 1 } }
+  - { id: echo, node_type: Echo, timeout_ms: 1000 }
+connections: [{ from: add, to: echo }]
+"#,
+        )
+        .unwrap();
+        r.initialize().unwrap();
+        let mut batch = vec![Data::Int(1), Data::Int(2)];
+        r.push(0, &mut batch).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[1].as_map().unwrap()["count"], Data::Int(2));
+        assert_eq!(batch[1].as_map().unwrap()["data"], Data::Int(3));
+        let mut out = Vec::new();
+        r.finish(&mut out).unwrap();
+        let report = r.close();
+        assert_eq!(report.metrics.items_in, 2);
+        assert_eq!(report.metrics.nodes.len(), 2);
+    }
+
+    #[test]
+    fn skip_and_fail_follow_the_node_policy() {
+        let mut r = runner(
+            r#"
+version: v1
+metadata: { name: t }
+nodes:
+  - { id: div, node_type: Calculator, params: { operation: divide, operand: 0 }, on_error: skip }
+"#,
+        )
+        .unwrap();
+        r.initialize().unwrap();
+        let mut batch = vec![Data::Int(1), Data::Int(2)];
+        r.push(0, &mut batch).unwrap();
+        assert!(batch.is_empty());
+        assert_eq!(r.take_skipped().len(), 2);
+    }
+
+    #[test]
+    fn fan_out_is_not_a_chain() {
+        let err = runner(
+            r#"
+version: v1
+metadata: { name: t }
+nodes:
+  - { id: a, node_type: PassThrough }
+  - { id: b, node_type: PassThrough }
+  - { id: c, node_type: PassThrough }
+connections: [{ from: a, to: b }, { from: a, to: c }]
+"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("one root and one sink"), "{err}");
+    }
+}
