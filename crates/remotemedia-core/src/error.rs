@@ -33,6 +33,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::Arithmetic,
+        ErrorKind::Config,
+        ErrorKind::Initialize,
+        ErrorKind::Resource,
+        ErrorKind::Io,
+        ErrorKind::Timeout,
+        ErrorKind::Panic,
+        ErrorKind::Python,
+        ErrorKind::Crashed,
+        ErrorKind::Other,
+    ];
+
+    /// The kind whose [`ErrorKind::as_str`] name is `name`, if any (for kinds that
+    /// crossed a process or language boundary as text).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The snake_case name used in JSON and messages.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -208,6 +229,14 @@ impl From<PipelineNodeError> for RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("whatever"), None);
+    }
 
     #[test]
     fn display_names_node_phase_and_input() {

@@ -146,19 +146,7 @@ pub struct PyCallbackNode {
 
 /// Parses an [`ErrorKind`] name; unknown names are [`ErrorKind::Python`].
 pub fn error_kind_from_name(name: &str) -> ErrorKind {
-    match name {
-        "invalid_input" => ErrorKind::InvalidInput,
-        "arithmetic" => ErrorKind::Arithmetic,
-        "config" => ErrorKind::Config,
-        "initialize" => ErrorKind::Initialize,
-        "resource" => ErrorKind::Resource,
-        "io" => ErrorKind::Io,
-        "timeout" => ErrorKind::Timeout,
-        "panic" => ErrorKind::Panic,
-        "crashed" => ErrorKind::Crashed,
-        "other" => ErrorKind::Other,
-        _ => ErrorKind::Python,
-    }
+    ErrorKind::from_name(name).unwrap_or(ErrorKind::Python)
 }
 
 impl PyCallbackNode {
@@ -364,19 +352,7 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for kind in [
-            ErrorKind::InvalidInput,
-            ErrorKind::Arithmetic,
-            ErrorKind::Config,
-            ErrorKind::Initialize,
-            ErrorKind::Resource,
-            ErrorKind::Io,
-            ErrorKind::Timeout,
-            ErrorKind::Panic,
-            ErrorKind::Python,
-            ErrorKind::Crashed,
-            ErrorKind::Other,
-        ] {
+        for kind in ErrorKind::ALL {
             assert_eq!(error_kind_from_name(kind.as_str()), kind);
         }
         assert_eq!(error_kind_from_name("whatever"), ErrorKind::Python);

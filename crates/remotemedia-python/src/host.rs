@@ -198,18 +198,10 @@ pub fn python_log_level() -> i64 {
 
 /// A Python exception described by the driver: `(kind, message, traceback)`.
 pub fn python_error(kind: &str, message: String, traceback: String) -> NodeError {
-    let kind = match kind {
-        "invalid_input" => ErrorKind::InvalidInput,
-        "arithmetic" => ErrorKind::Arithmetic,
-        "config" => ErrorKind::Config,
-        "initialize" => ErrorKind::Initialize,
-        "resource" => ErrorKind::Resource,
-        "io" => ErrorKind::Io,
-        "timeout" => ErrorKind::Timeout,
-        "crashed" => ErrorKind::Crashed,
-        "other" => ErrorKind::Other,
-        _ => ErrorKind::Python,
-    };
+    // A Python exception cannot be a Rust panic: that name, like unknown ones, is Python.
+    let kind = ErrorKind::from_name(kind)
+        .filter(|k| *k != ErrorKind::Panic)
+        .unwrap_or(ErrorKind::Python);
     let e = NodeError::new(kind, message);
     if traceback.is_empty() {
         e

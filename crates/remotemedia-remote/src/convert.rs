@@ -277,23 +277,7 @@ pub fn failure_to_pb(e: &PipelineNodeError) -> pb::NodeFailure {
 
 /// Parses an error kind name; unknown names are [`ErrorKind::Other`].
 pub fn kind_from_str(s: &str) -> ErrorKind {
-    const KINDS: [ErrorKind; 11] = [
-        ErrorKind::InvalidInput,
-        ErrorKind::Arithmetic,
-        ErrorKind::Config,
-        ErrorKind::Initialize,
-        ErrorKind::Resource,
-        ErrorKind::Io,
-        ErrorKind::Timeout,
-        ErrorKind::Panic,
-        ErrorKind::Python,
-        ErrorKind::Crashed,
-        ErrorKind::Other,
-    ];
-    KINDS
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .unwrap_or(ErrorKind::Other)
+    ErrorKind::from_name(s).unwrap_or(ErrorKind::Other)
 }
 
 /// A node failure from its protobuf form.
