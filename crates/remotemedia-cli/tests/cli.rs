@@ -21,26 +21,24 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     p
 }
 
-#[test]
-fn run_calculator_example() {
+/// Runs `examples/{manifest}` over `examples/numbers.jsonl` (1 to 10).
+fn run_example_over_numbers(manifest: &str) -> assert_cmd::assert::Assert {
     rm().arg("run")
-        .arg(repo("examples/calculator.yaml"))
+        .arg(repo(&format!("examples/{manifest}")))
         .arg("--input")
         .arg(repo("examples/numbers.jsonl"))
         .assert()
         .success()
-        .stdout("2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n");
+}
+
+#[test]
+fn run_calculator_example() {
+    run_example_over_numbers("calculator.yaml").stdout("2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n");
 }
 
 #[test]
 fn run_ten_node_chain_example() {
-    rm().arg("run")
-        .arg(repo("examples/chain10.json"))
-        .arg("--input")
-        .arg(repo("examples/numbers.jsonl"))
-        .assert()
-        .success()
-        .stdout("6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n");
+    run_example_over_numbers("chain10.json").stdout("6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n");
 }
 
 #[test]

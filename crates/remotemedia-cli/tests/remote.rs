@@ -156,6 +156,53 @@ impl Drop for Watchdog {
     }
 }
 
+/// A `run` of the GPU pipeline on `executor` that keeps its stream open: one item
+/// `first` has gone through (its output was `expect`); the stream ends at `end`.
+struct OpenStream {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    _watchdog: Watchdog,
+}
+
+impl OpenStream {
+    fn start(dir: &Path, executor: &Executor, first: &str, expect: &str) -> OpenStream {
+        let mut child = rm(dir)
+            .arg("run")
+            .arg(gpu_pipeline())
+            .args(["--input", "-"])
+            .args(executor_args(&[executor]))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let watchdog = Watchdog::new(&child);
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdin.write_all(format!("{first}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(
+            line,
+            format!("{expect}\n"),
+            "the item went through {}",
+            executor.name
+        );
+        OpenStream {
+            child,
+            stdin: Some(stdin),
+            _watchdog: watchdog,
+        }
+    }
+
+    /// Closes the input; the run must then end successfully.
+    fn end(mut self) {
+        drop(self.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
 fn executor_args(executors: &[&Executor]) -> Vec<String> {
     executors
         .iter()
@@ -661,24 +708,7 @@ fn balanced_takes_the_least_loaded_executor() {
     let dir = tempfile::tempdir().unwrap();
     let [g1, g2, g3] = three_gpu_executors(dir.path());
     // Keep a stream open on g1: a run reading items from a pipe that stays open.
-    let mut busy = rm(dir.path())
-        .arg("run")
-        .arg(gpu_pipeline())
-        .args(["--input", "-"])
-        .args(executor_args(&[&g1]))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _watchdog = Watchdog::new(&busy);
-    let mut stdin = busy.stdin.take().unwrap();
-    let mut stdout = BufReader::new(busy.stdout.take().unwrap());
-    stdin.write_all(b"20\n").unwrap();
-    stdin.flush().unwrap();
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "41\n", "the item went through g1");
+    let busy = OpenStream::start(dir.path(), &g1, "20", "41");
 
     let plan = plan_json(
         dir.path(),
@@ -694,8 +724,7 @@ fn balanced_takes_the_least_loaded_executor() {
             "lowest load 0.00 of 3 that fit (balanced); not local: needs cuda ≥ 16 GB, has none"
         )
     );
-    drop(stdin);
-    assert!(busy.wait().unwrap().success());
+    busy.end();
 }
 
 #[test]
@@ -1322,24 +1351,7 @@ fn a_sub_graph_refused_at_start_moves_to_the_next_executor_and_says_so() {
     // g1 serves one stream at a time, and one is open.
     let g1 = Executor::start(dir.path(), "g1", &gpu_caps(), &["--max-streams", "1"]);
     let g2 = Executor::start(dir.path(), "g2", &gpu_caps(), &[]);
-    let mut busy = rm(dir.path())
-        .arg("run")
-        .arg(gpu_pipeline())
-        .args(["--input", "-"])
-        .args(executor_args(&[&g1]))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _watchdog = Watchdog::new(&busy);
-    let mut stdin = busy.stdin.take().unwrap();
-    let mut stdout = BufReader::new(busy.stdout.take().unwrap());
-    stdin.write_all(b"1\n").unwrap();
-    stdin.flush().unwrap();
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "3\n");
+    let busy = OpenStream::start(dir.path(), &g1, "1", "3");
 
     let input = numbers(dir.path(), 100);
     let metrics = dir.path().join("metrics.json");
@@ -1353,8 +1365,7 @@ fn a_sub_graph_refused_at_start_moves_to_the_next_executor_and_says_so() {
             .arg(&metrics)
             .args(executor_args(&[&g1, &g2])),
     );
-    drop(stdin);
-    assert!(busy.wait().unwrap().success());
+    busy.end();
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, local_run(dir.path(), &gpu_pipeline(), &input));
     assert!(
