@@ -7,6 +7,14 @@
 //! hands items over in batches through [`Node::process_vec`] (which by default calls
 //! [`Node::process_batch`], which by default calls [`Node::process_from`] per item);
 //! a node may override either to handle a batch at once.
+//!
+//! Consecutive nodes of one stage that report the same [`Node::group_key`] (e.g. Python
+//! nodes of one embedded interpreter) are handed each batch together through the first
+//! one's [`Node::process_group`], so that they can pass values to each other in their
+//! own form instead of converting them at every node.
+
+use std::any::Any;
+use std::time::Duration;
 
 use crate::data::Data;
 use crate::error::NodeError;
@@ -39,6 +47,42 @@ pub struct ItemError {
     pub item: Data,
     /// Why it failed.
     pub error: NodeError,
+}
+
+/// What one member of a group run did, for its metrics (see [`Node::process_group`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberRun {
+    /// Input items handed to the member (its whole input batch, failed item included).
+    pub items_in: u64,
+    /// Outputs the member emitted.
+    pub items_out: u64,
+    /// Time spent in the member.
+    pub elapsed: Duration,
+}
+
+/// A member of a group run that failed on an item (see [`GroupOutcome`]).
+#[derive(Debug)]
+pub struct GroupFailure {
+    /// The failed input of that member and why it failed.
+    pub error: ItemError,
+    /// That member's inputs after the failed one, in order, not yet processed.
+    pub rest: Vec<Data>,
+}
+
+/// What [`Node::process_group`] did.
+///
+/// `members` has one entry per member that ran, in order, this node first. Every
+/// member but the last of them processed its whole input, its outputs being the next
+/// member's input. The outputs of the last member that ran are in `out`: all of them
+/// when `failure` is `None`, else those of the inputs before the failed one. When fewer
+/// members ran than were offered and nothing failed, the executor runs the rest one by
+/// one as usual.
+#[derive(Debug, Default)]
+pub struct GroupOutcome {
+    /// Members that ran, in order.
+    pub members: Vec<MemberRun>,
+    /// The last member's failure, if it failed.
+    pub failure: Option<GroupFailure>,
 }
 
 /// A processing step. Implementations must be `Send`; the executor never calls one
@@ -121,5 +165,52 @@ pub trait Node: Send {
     /// How the executor may schedule this node.
     fn execution(&self) -> Execution {
         Execution::Inline
+    }
+
+    /// The group this node can run batches with: consecutive nodes of one stage with
+    /// the same key are handed each batch together, through the first one's
+    /// [`Node::process_group`]. Keys must be unique to the kind of group (use the
+    /// address of a static). Asked once per run. Default: no group.
+    fn group_key(&self) -> Option<usize> {
+        None
+    }
+
+    /// Runs `items` (arriving on `port`) through this node, then its output through
+    /// `rest` (the following members of its group, in order), and so on; see
+    /// [`GroupOutcome`] for what must be left where. Retries, `on_error` and metrics
+    /// stay the executor's: a member that fails is reported, not retried. Only called on
+    /// nodes with a [`Node::group_key`]; the default runs this node alone.
+    fn process_group(
+        &mut self,
+        port: usize,
+        items: &mut Vec<Data>,
+        rest: &mut [&mut dyn Node],
+        out: &mut Vec<Data>,
+    ) -> GroupOutcome {
+        let _ = rest;
+        let items_in = items.len() as u64;
+        let start = std::time::Instant::now();
+        let before = out.len();
+        let failure = self
+            .process_vec(port, items, out)
+            .err()
+            .map(|error| GroupFailure {
+                error,
+                rest: std::mem::take(items),
+            });
+        GroupOutcome {
+            members: vec![MemberRun {
+                items_in,
+                items_out: (out.len() - before) as u64,
+                elapsed: start.elapsed(),
+            }],
+            failure,
+        }
+    }
+
+    /// The node as [`Any`], so that a group's first member can reach the others' state
+    /// (see [`Node::process_group`]). Default: not reachable.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
     }
 }

@@ -12,6 +12,7 @@
 
 use std::ffi::{CStr, CString};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use pyo3::ffi;
 use pyo3::intern;
@@ -19,12 +20,12 @@ use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
 };
-use remotemedia_core::{Data, ErrorKind, NodeError};
+use remotemedia_core::{Data, ErrorKind, MemberRun, NodeError};
 use remotemedia_py::convert::{data_to_py, py_to_data};
 
 use crate::host::{
-    emit_log, output_error, python_error, python_log_level, BatchOutcome, Instance, ItemOutcome,
-    LoadError,
+    emit_log, output_error, python_error, python_log_level, BatchOutcome, GroupHandle, GroupRun,
+    Instance, ItemOutcome, LoadError,
 };
 use crate::spec::{NodeSpec, Origin, Runtime};
 use crate::thread::InterpThread;
@@ -303,59 +304,208 @@ fn convert_list(list: &Bound<'_, PyAny>) -> ItemOutcome {
     ItemOutcome::Ok(outs)
 }
 
-fn run_batch(py: Python<'_>, driver: &Bound<'_, PyAny>, items: &[Data]) -> BatchOutcome {
-    let mut outcome = BatchOutcome {
-        outputs: Vec::with_capacity(items.len()),
-        ..Default::default()
+/// The outputs of one member over a batch, still Python objects.
+struct Flat<'py> {
+    /// Every output, in order.
+    outputs: Bound<'py, PyList>,
+    /// Per item processed: where its outputs end in `outputs`, or why it failed.
+    /// `None` when every item succeeded with exactly one output (the common case).
+    items: Option<Vec<Result<usize, NodeError>>>,
+}
+
+impl<'py> Flat<'py> {
+    /// Whether every item succeeded.
+    fn clean(&self) -> bool {
+        self.items
+            .as_ref()
+            .is_none_or(|items| items.iter().all(Result::is_ok))
+    }
+
+    /// Converts the outputs into the outcome of the batch.
+    fn into_outcome(self) -> BatchOutcome {
+        let mut outcome = BatchOutcome {
+            outputs: Vec::with_capacity(self.outputs.len()),
+            ..Default::default()
+        };
+        let Some(items) = self.items else {
+            for x in self.outputs.iter() {
+                match py_to_data(&x) {
+                    Ok(d) => outcome.push_one(d),
+                    Err(e) => outcome.push(ItemOutcome::Err(output_error(e))),
+                }
+            }
+            return outcome;
+        };
+        let mut start = 0;
+        for item in items {
+            match item {
+                Ok(end) => {
+                    let outs: Result<Vec<Data>, _> = (start..end)
+                        .map(|i| match self.outputs.get_item(i).map(|x| py_to_data(&x)) {
+                            Ok(Ok(d)) => Ok(d),
+                            Ok(Err(e)) => Err(output_error(e)),
+                            Err(e) => Err(output_error(e)),
+                        })
+                        .collect();
+                    outcome.push(match outs {
+                        Ok(v) => ItemOutcome::Ok(v),
+                        Err(e) => ItemOutcome::Err(e),
+                    });
+                    start = end;
+                }
+                Err(e) => outcome.push(ItemOutcome::Err(e)),
+            }
+        }
+        outcome
+    }
+}
+
+/// Runs the member behind `driver` over `input` (a list of Python values) and flattens
+/// its results into one list of outputs, without converting them.
+fn flatten<'py>(
+    py: Python<'py>,
+    driver: &Bound<'py, PyAny>,
+    input: &Bound<'py, PyList>,
+) -> Flat<'py> {
+    let reply = driver
+        .call_method1(intern!(py, "batch"), (input,))
+        .and_then(|r| r.extract::<(Bound<'py, PyList>, bool, Bound<'py, PyAny>)>());
+    let (results, nested, exc) = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            return Flat {
+                outputs: PyList::empty(py),
+                items: Some(vec![Err(describe_err(py, e))]),
+            }
+        }
     };
+    // The common case: one plain value per item, passed on as the list it came in.
+    if !nested && exc.is_none() && results.iter().all(|r| is_plain(&r)) {
+        return Flat {
+            outputs: results,
+            items: None,
+        };
+    }
+    let outputs = PyList::empty(py);
+    let mut items = Vec::with_capacity(results.len() + 1);
+    for r in results.iter() {
+        let added = if nested {
+            r.cast::<PyList>()
+                .map_err(|_| output_error("the driver returned no list"))
+                .and_then(|l| {
+                    l.iter()
+                        .try_for_each(|x| outputs.append(x))
+                        .map_err(output_error)
+                })
+        } else if r.is_none() {
+            Ok(())
+        } else if is_plain(&r) {
+            outputs.append(r).map_err(output_error)
+        } else {
+            match driver.call_method1(intern!(py, "expand"), (r,)) {
+                Ok(list) => list
+                    .try_iter()
+                    .and_then(|it| it.into_iter().try_for_each(|x| outputs.append(x?)))
+                    .map_err(output_error),
+                Err(e) => Err(describe_err(py, e)),
+            }
+        };
+        items.push(added.map(|()| outputs.len()));
+    }
+    if !exc.is_none() {
+        items.push(Err(describe(py, &exc)));
+    }
+    Flat {
+        outputs,
+        items: Some(items),
+    }
+}
+
+/// Converts `items` into a Python list; stops at the first item that cannot become a
+/// Python value, returning the list of those before it and that item's error.
+fn to_py_list<'py>(py: Python<'py>, items: &[Data]) -> (Bound<'py, PyList>, Option<NodeError>) {
     let mut values = Vec::with_capacity(items.len());
-    let mut bad_input = None;
+    let mut bad = None;
     for d in items {
         match data_to_py(py, d) {
             Ok(v) => values.push(v),
             Err(e) => {
-                bad_input = Some(NodeError::invalid_input(format!(
+                bad = Some(NodeError::invalid_input(format!(
                     "the item cannot become a Python value: {e}"
                 )));
                 break;
             }
         }
     }
-    let reply = PyList::new(py, values).and_then(|list| {
-        driver
-            .call_method1(intern!(py, "batch"), (list,))?
-            .extract::<(Bound<'_, PyList>, bool, Bound<'_, PyAny>)>()
-    });
-    let (results, nested, exc) = match reply {
-        Ok(r) => r,
-        Err(e) => {
-            outcome.push(ItemOutcome::Err(describe_err(py, e)));
-            return outcome;
-        }
-    };
-    for r in results.iter() {
-        if nested {
-            outcome.push(convert_list(&r));
-        } else if r.is_none() {
-            outcome.push_none();
-        } else if is_plain(&r) {
-            match py_to_data(&r) {
-                Ok(d) => outcome.push_one(d),
-                Err(e) => outcome.push(ItemOutcome::Err(output_error(e))),
-            }
-        } else {
-            match driver.call_method1(intern!(py, "expand"), (r,)) {
-                Ok(list) => outcome.push(convert_list(&list)),
-                Err(e) => outcome.push(ItemOutcome::Err(describe_err(py, e))),
-            }
-        }
+    match PyList::new(py, values) {
+        Ok(list) => (list, bad),
+        Err(e) => (PyList::empty(py), Some(describe_err(py, e))),
     }
-    if !exc.is_none() {
-        outcome.push(ItemOutcome::Err(describe(py, &exc)));
-    } else if let Some(e) = bad_input {
+}
+
+fn run_batch(py: Python<'_>, driver: &Bound<'_, PyAny>, items: &[Data]) -> BatchOutcome {
+    let (input, bad_input) = to_py_list(py, items);
+    let mut outcome = if input.is_empty() {
+        BatchOutcome::default()
+    } else {
+        flatten(py, driver, &input).into_outcome()
+    };
+    if let (Some(e), true) = (bad_input, outcome.tail.is_empty()) {
         outcome.push(ItemOutcome::Err(e));
     }
     outcome
+}
+
+/// Runs `items` through the members behind `drivers`, in order, passing Python values
+/// from one to the next; converts only the first member's inputs and the last outputs.
+fn run_group_in(py: Python<'_>, drivers: &[Arc<Py<PyAny>>], items: &[Data]) -> GroupRun {
+    let started = Instant::now();
+    let (mut input, bad_input) = to_py_list(py, items);
+    if bad_input.is_some() {
+        // The first member reports the item that cannot enter Python, as when alone.
+        let last = run_batch(py, drivers[0].bind(py), items);
+        return GroupRun::single(items.len(), last, started);
+    }
+    let mut stats = Vec::with_capacity(drivers.len());
+    for (j, driver) in drivers.iter().enumerate() {
+        let started = if j == 0 { started } else { Instant::now() };
+        let items_in = input.len() as u64;
+        let flat = flatten(py, driver.bind(py), &input);
+        if flat.clean() && j + 1 < drivers.len() {
+            stats.push(MemberRun {
+                items_in,
+                items_out: flat.outputs.len() as u64,
+                elapsed: started.elapsed(),
+            });
+            input = flat.outputs;
+            continue;
+        }
+        let last = flat.into_outcome();
+        stats.push(MemberRun {
+            items_in,
+            items_out: last.outputs.len() as u64,
+            elapsed: started.elapsed(),
+        });
+        // A later member that failed resumes on its own inputs, as pipeline values.
+        let last_inputs = if j > 0 && !last.tail.is_empty() {
+            input
+                .iter()
+                .map(|x| {
+                    py_to_data(&x).unwrap_or_else(|e| {
+                        Data::text(format!("<a Python value that cannot leave Python: {e}>"))
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        return GroupRun {
+            stats,
+            last,
+            last_inputs,
+        };
+    }
+    GroupRun::single(items.len(), BatchOutcome::default(), started)
 }
 
 impl Instance for CPythonInstance {
@@ -377,6 +527,35 @@ impl Instance for CPythonInstance {
         let items = items.to_vec();
         self.call(move |py, d| run_batch(py, d, &items))
             .unwrap_or_else(|e| BatchOutcome::from_items([ItemOutcome::Err(e)]))
+    }
+
+    fn group_key(&self) -> Option<usize> {
+        // One interpreter per process: every instance of this host groups.
+        Some(std::ptr::addr_of!(INTERP) as usize)
+    }
+
+    fn group_handle(&self) -> Option<GroupHandle> {
+        Some(Arc::clone(&self.driver) as GroupHandle)
+    }
+
+    fn run_group(&mut self, others: &[GroupHandle], items: &[Data]) -> GroupRun {
+        let started = Instant::now();
+        let mut drivers = Vec::with_capacity(others.len() + 1);
+        drivers.push(Arc::clone(&self.driver));
+        drivers.extend(
+            others
+                .iter()
+                .map_while(|h| Arc::clone(h).downcast::<Py<PyAny>>().ok()),
+        );
+        let owned = items.to_vec();
+        self.call(move |py, _| run_group_in(py, &drivers, &owned))
+            .unwrap_or_else(|e| {
+                GroupRun::single(
+                    items.len(),
+                    BatchOutcome::from_items([ItemOutcome::Err(e)]),
+                    started,
+                )
+            })
     }
 
     fn finish(&mut self) -> Result<Vec<Data>, NodeError> {

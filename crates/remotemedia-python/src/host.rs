@@ -1,6 +1,10 @@
 //! The interface every host implements, and what they share.
 
-use remotemedia_core::{Data, ErrorKind, Execution, NodeError};
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use remotemedia_core::{Data, ErrorKind, Execution, MemberRun, NodeError};
 
 use crate::spec::Runtime;
 
@@ -87,6 +91,39 @@ impl BatchOutcome {
     }
 }
 
+/// What a host needs of another member of a node group to run it (see
+/// [`Instance::run_group`]): a host-specific handle, e.g. the member's driver object.
+pub type GroupHandle = Arc<dyn Any + Send + Sync>;
+
+/// What a group run did: one entry in `stats` per member that ran (the caller's
+/// instance first); every member but the last of them processed its whole input, and
+/// `last` is the outcome of the last one over its input.
+#[derive(Debug, Default)]
+pub struct GroupRun {
+    /// Metrics of each member that ran.
+    pub stats: Vec<MemberRun>,
+    /// The last member's outcome (see [`BatchOutcome`]).
+    pub last: BatchOutcome,
+    /// The last member's inputs, when it was not the first member and `last` has a
+    /// failure (the executor retries or skips the failed one and resumes after it).
+    pub last_inputs: Vec<Data>,
+}
+
+impl GroupRun {
+    /// A run of the first member alone.
+    pub fn single(items_in: usize, last: BatchOutcome, started: Instant) -> GroupRun {
+        GroupRun {
+            stats: vec![MemberRun {
+                items_in: items_in as u64,
+                items_out: last.outputs.len() as u64,
+                elapsed: started.elapsed(),
+            }],
+            last,
+            last_inputs: Vec::new(),
+        }
+    }
+}
+
 /// One loaded node instance inside a host.
 ///
 /// Lifecycle: [`Instance::initialize`] once, [`Instance::run`] per batch, then
@@ -110,6 +147,26 @@ pub trait Instance: Send {
     /// How the executor may schedule the node.
     fn execution(&self) -> Execution {
         Execution::Inline
+    }
+
+    /// Key shared by instances that can run a batch as one group, passing values to
+    /// each other in the host's own form (see `remotemedia_core::Node::group_key`).
+    fn group_key(&self) -> Option<usize> {
+        None
+    }
+
+    /// This instance's handle for a group run led by another instance.
+    fn group_handle(&self) -> Option<GroupHandle> {
+        None
+    }
+
+    /// Runs `items` through this instance and then the members behind `others`, in
+    /// order (see [`GroupRun`]). The default runs this instance alone.
+    fn run_group(&mut self, others: &[GroupHandle], items: &[Data]) -> GroupRun {
+        let _ = others;
+        let started = Instant::now();
+        let last = self.run(items);
+        GroupRun::single(items.len(), last, started)
     }
 }
 

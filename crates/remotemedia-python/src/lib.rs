@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use remotemedia_core::Registry;
 
-pub use host::{BatchOutcome, Instance, ItemOutcome, LoadError};
+pub use host::{BatchOutcome, GroupHandle, GroupRun, Instance, ItemOutcome, LoadError};
 pub use node::{load, PythonNode, PythonNodeFactory, PYTHON_NODE_TYPE};
 pub use spec::{NodeSpec, Origin, Runtime, RUNTIME_ENV};
 

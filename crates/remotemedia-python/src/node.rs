@@ -4,11 +4,11 @@ use std::collections::VecDeque;
 
 use remotemedia_core::registry::{check_documented_params, ParamDoc, ParamIssue, ParamType};
 use remotemedia_core::{
-    Data, ErrorKind, Execution, ItemError, Node, NodeContext, NodeDoc, NodeError, NodeFactory,
-    Params,
+    Data, ErrorKind, Execution, GroupFailure, GroupOutcome, ItemError, Node, NodeContext, NodeDoc,
+    NodeError, NodeFactory, Params,
 };
 
-use crate::host::{BatchOutcome, Instance, ItemOutcome, LoadError};
+use crate::host::{BatchOutcome, GroupRun, Instance, ItemOutcome, LoadError};
 use crate::spec::{self, NodeSpec, Runtime, RUNTIME_NAMES};
 
 /// Registered type name of Python nodes.
@@ -392,5 +392,110 @@ impl Node for PythonNode {
 
     fn execution(&self) -> Execution {
         self.instance.execution()
+    }
+
+    fn group_key(&self) -> Option<usize> {
+        self.instance.group_key()
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn process_group(
+        &mut self,
+        port: usize,
+        items: &mut Vec<Data>,
+        rest: &mut [&mut dyn Node],
+        out: &mut Vec<Data>,
+    ) -> GroupOutcome {
+        // Members with outcomes computed ahead finish those one by one first.
+        let mut members: Vec<&mut PythonNode> = Vec::with_capacity(rest.len());
+        let mut handles = Vec::with_capacity(rest.len());
+        if self.ahead.is_empty() {
+            for node in rest.iter_mut() {
+                let Some(member) = node
+                    .as_any_mut()
+                    .and_then(|a| a.downcast_mut::<PythonNode>())
+                else {
+                    break;
+                };
+                let Some(handle) = member
+                    .ahead
+                    .is_empty()
+                    .then(|| member.instance.group_handle())
+                else {
+                    break;
+                };
+                let Some(handle) = handle else { break };
+                handles.push(handle);
+                members.push(member);
+            }
+        }
+        if handles.is_empty() {
+            return default_group(self, port, items, out);
+        }
+        let GroupRun {
+            stats,
+            last,
+            last_inputs,
+        } = self.instance.run_group(&handles, items);
+        let BatchOutcome { outputs, ok, tail } = last;
+        out.extend(outputs);
+        let k = stats.len().saturating_sub(1);
+        let mut tail = tail.into_iter();
+        let failure = tail.next().map(|first| {
+            let error = match first {
+                ItemOutcome::Err(e) => e,
+                ItemOutcome::Ok(_) => {
+                    NodeError::new(ErrorKind::Other, "host reported an outcome out of order")
+                }
+            };
+            let member: &mut PythonNode = if k == 0 { self } else { &mut *members[k - 1] };
+            member.ahead.extend(tail);
+            let mut inputs = if k == 0 {
+                std::mem::take(items)
+            } else {
+                last_inputs
+            };
+            let rest = inputs.split_off((ok + 1).min(inputs.len()));
+            let item = inputs.pop().unwrap_or_default();
+            GroupFailure {
+                error: ItemError { item, error },
+                rest,
+            }
+        });
+        items.clear();
+        GroupOutcome {
+            members: stats,
+            failure,
+        }
+    }
+}
+
+/// A group run of `node` alone (the trait's default behaviour).
+fn default_group(
+    node: &mut PythonNode,
+    port: usize,
+    items: &mut Vec<Data>,
+    out: &mut Vec<Data>,
+) -> GroupOutcome {
+    let items_in = items.len() as u64;
+    let started = std::time::Instant::now();
+    let before = out.len();
+    let failure = node
+        .process_vec(port, items, out)
+        .err()
+        .map(|error| GroupFailure {
+            error,
+            rest: std::mem::take(items),
+        });
+    GroupOutcome {
+        members: vec![remotemedia_core::MemberRun {
+            items_in,
+            items_out: (out.len() - before) as u64,
+            elapsed: started.elapsed(),
+        }],
+        failure,
     }
 }

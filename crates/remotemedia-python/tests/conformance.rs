@@ -630,3 +630,114 @@ fn runaway_recursion_is_a_recursion_error_not_a_crash() {
         )
     });
 }
+
+// ------------------------------------------------------------------------- chains
+
+/// Node classes for chains of Python nodes: `Add` keeps a running count, `Fan` yields
+/// two outputs for even items and none for odd ones, `Picky` raises on `bad`, `Sum`
+/// flushes the sum of what it saw.
+const CHAIN_NODES: &str = "class Add:\n    def __init__(self):\n        self.calls = 0\n    def process(self, x):\n        self.calls += 1\n        return x + 1\n\nclass Fan:\n    def process(self, x):\n        if x % 2 == 0:\n            yield x\n            yield x * 10\n\nclass Picky:\n    def __init__(self, bad):\n        self.bad = bad\n    def process(self, x):\n        if x == self.bad:\n            raise ValueError('picky rejects %d' % x)\n        return x\n\nclass Sum:\n    def __init__(self):\n        self.total = 0\n    def process(self, x):\n        self.total += x\n        return x\n    def flush(self):\n        return self.total\n\nclass Opaque:\n    def process(self, x):\n        return {x}\n\nclass Unwrap:\n    def process(self, s):\n        return sorted(s)[0]\n";
+
+/// Runs a chain of Python nodes `(id, class, init, on_error)` of [`CHAIN_NODES`].
+fn run_chain(
+    rt: Runtime,
+    nodes: &[(&str, &str, serde_json::Value, &str)],
+    inputs: Vec<Data>,
+) -> Result<RunResult, RunFailure> {
+    setup();
+    let nodes: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|(id, class, init, on_error)| {
+            json!({"id": id, "node_type": "PythonNode", "on_error": on_error, "params": {
+                "class": class, "source": CHAIN_NODES, "init": init, "runtime": rt.name(),
+            }})
+        })
+        .collect();
+    let connections: Vec<serde_json::Value> = nodes
+        .windows(2)
+        .map(|w| json!({"from": w[0]["id"], "to": w[1]["id"]}))
+        .collect();
+    let m = json!({"version": "v1", "metadata": {"name": "chain"}, "nodes": nodes,
+                   "connections": connections});
+    let reg = remotemedia_python::registry();
+    let p = manifest::load_str(&m.to_string(), Format::Json, &reg).expect("valid manifest");
+    run_pipeline(&p, &reg, inputs, &RunOptions::default())
+}
+
+fn node_counts(r: &RunResult, id: &str) -> Result<(u64, u64, u64), String> {
+    let m = r.metrics.node(id).ok_or(format!("no metrics for {id}"))?;
+    Ok((m.items_in, m.items_out, m.errors))
+}
+
+#[test]
+fn chains_of_python_nodes_behave_like_single_nodes() {
+    // In the cpython host consecutive nodes run as one group: same outputs, same
+    // skipped item named after its node, same per-node metrics as everywhere else.
+    let chain = [
+        ("a", "Add", json!({}), "fail"),
+        ("b", "Fan", json!({}), "fail"),
+        ("c", "Picky", json!({"bad": 40}), "skip"),
+        ("d", "Sum", json!({}), "fail"),
+    ];
+    each_host(|rt| {
+        let r =
+            run_chain(rt, &chain, ints(&(0..8).collect::<Vec<_>>())).map_err(|f| f.to_string())?;
+        // a: 1..=8; b: evens 2,4,6,8 -> x, 10x; c drops 40; d passes on, flushes the sum.
+        let want = [2, 20, 4, 6, 60, 8, 80];
+        let sum: i64 = want.iter().sum();
+        let mut all = want.to_vec();
+        all.push(sum);
+        expect_eq(r.outputs[0].items.clone(), ints(&all))?;
+        expect_eq(r.skipped.len(), 1)?;
+        expect_eq(r.skipped[0].node_id.as_str(), "c")?;
+        expect_eq(r.skipped[0].input_preview.as_deref(), Some("40"))?;
+        expect_contains(&r.skipped[0].message, "picky rejects 40")?;
+        expect_eq(node_counts(&r, "a")?, (8, 8, 0))?;
+        expect_eq(node_counts(&r, "b")?, (8, 8, 0))?;
+        expect_eq(node_counts(&r, "c")?, (8, 7, 1))?;
+        expect_eq(node_counts(&r, "d")?, (7, 8, 0))
+    });
+}
+
+#[test]
+fn a_failing_node_inside_a_chain_is_named_and_earlier_outputs_are_kept() {
+    let chain = [
+        ("a", "Add", json!({}), "fail"),
+        ("b", "Picky", json!({"bad": 4}), "fail"),
+        ("c", "Add", json!({}), "fail"),
+    ];
+    each_host(|rt| {
+        let f = run_chain(rt, &chain, ints(&[0, 1, 2, 3, 4, 5]))
+            .err()
+            .ok_or("the run succeeded")?;
+        let e = f.error.node_error().ok_or("not a node error")?;
+        expect_eq(e.node_id.as_str(), "b")?;
+        expect_eq(e.message.as_str(), "ValueError: picky rejects 4")?;
+        expect_eq(e.input_preview.as_deref(), Some("4"))?;
+        expect_eq(f.partial.outputs[0].items.clone(), ints(&[2, 3, 4]))
+    });
+}
+
+#[test]
+fn cpython_nodes_in_a_row_pass_python_objects_between_them() {
+    if !cfg!(feature = "cpython") {
+        return;
+    }
+    // A set is no pipeline value, but between two cpython nodes it stays a Python
+    // object; only what leaves the last node is converted.
+    let chain = [
+        ("wrap", "Opaque", json!({}), "fail"),
+        ("unwrap", "Unwrap", json!({}), "fail"),
+    ];
+    let r = run_chain(Runtime::CPython, &chain, ints(&[3, 1])).unwrap();
+    assert_eq!(r.outputs[0].items, ints(&[3, 1]));
+    // Leaving the chain, it is an error naming the node that returned it.
+    let f = run_chain(Runtime::CPython, &chain[..1], ints(&[3])).unwrap_err();
+    let e = f.error.node_error().unwrap();
+    assert_eq!(e.node_id, "wrap");
+    assert!(
+        e.message.contains("cannot enter the pipeline"),
+        "{}",
+        e.message
+    );
+}

@@ -7,7 +7,7 @@ use crate::data::Data;
 use crate::error::{ErrorKind, NodeError, Phase, PipelineNodeError};
 use crate::manifest::OnError;
 use crate::metrics::{NodeCounters, NodeMetrics};
-use crate::node::ItemError;
+use crate::node::{GroupOutcome, ItemError, Node};
 use crate::plan::PlannedNode;
 
 /// Length of input previews in error messages.
@@ -20,6 +20,9 @@ pub(crate) struct NodeState {
     pub(crate) counters: NodeCounters,
     initialized: bool,
     cleaned_up: bool,
+    /// Members of the node group starting at this node (see `Node::group_key`); 0 or
+    /// 1 when it heads none.
+    group_len: usize,
 }
 
 /// A planned node with its run state: the unit a chain drives.
@@ -108,7 +111,29 @@ impl PlannedNode {
         let n_in = input.len() as u64;
         let out_before = out.len();
         self.state.counters.items_in += n_in;
+        let result = self.drive(port, input, out, skipped);
+        let now = Instant::now();
+        self.state
+            .counters
+            .record_call(n_in, now.saturating_duration_since(*clock));
+        *clock = now;
+        self.state.counters.items_out += (out.len() - out_before) as u64;
+        result
+    }
+
+    /// Hands `input` to the node batch-wise until it is consumed, retrying or skipping
+    /// failed items; leaves `input` empty.
+    fn drive(
+        &mut self,
+        port: usize,
+        input: &mut Vec<Data>,
+        out: &mut Vec<Data>,
+        skipped: &mut Vec<PipelineNodeError>,
+    ) -> Result<(), Fatal> {
         let result = loop {
+            if input.is_empty() {
+                break Ok(());
+            }
             let node = &mut self.node;
             let r = catch_unwind(AssertUnwindSafe(|| node.process_vec(port, input, out)));
             match r {
@@ -116,9 +141,6 @@ impl PlannedNode {
                 Ok(Err(ItemError { item, error })) => {
                     if let Err(fatal) = self.retry_or_skip(port, item, error, out, skipped) {
                         break Err(fatal);
-                    }
-                    if input.is_empty() {
-                        break Ok(());
                     }
                 }
                 Err(p) => {
@@ -128,12 +150,27 @@ impl PlannedNode {
             }
         };
         input.clear();
-        let now = Instant::now();
-        self.state
-            .counters
-            .record_call(n_in, now.saturating_duration_since(*clock));
-        *clock = now;
-        self.state.counters.items_out += (out.len() - out_before) as u64;
+        result
+    }
+
+    /// Carries on after this node failed on an item inside a group run: the item is
+    /// retried or skipped per the policy, then `rest` goes through the node as usual.
+    /// Its items were counted by the group run already.
+    fn resume(
+        &mut self,
+        port: usize,
+        failed: ItemError,
+        mut rest: Vec<Data>,
+        out: &mut Vec<Data>,
+        skipped: &mut Vec<PipelineNodeError>,
+    ) -> Result<(), Fatal> {
+        let start = Instant::now();
+        let before = out.len();
+        let result = self
+            .retry_or_skip(port, failed.item, failed.error, out, skipped)
+            .and_then(|()| self.drive(port, &mut rest, out, skipped));
+        self.state.counters.busy += start.elapsed();
+        self.state.counters.items_out += (out.len() - before) as u64;
         result
     }
 
@@ -207,7 +244,20 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    pub(crate) fn new(nodes: Vec<PlannedNode>) -> Self {
+    pub(crate) fn new(mut nodes: Vec<PlannedNode>) -> Self {
+        // Node groups: runs of consecutive nodes with the same key.
+        let mut i = 0;
+        while i < nodes.len() {
+            let key = nodes[i].node.group_key();
+            let mut end = i + 1;
+            if key.is_some() {
+                while end < nodes.len() && nodes[end].node.group_key() == key {
+                    end += 1;
+                }
+            }
+            nodes[i].state.group_len = end - i;
+            i = end;
+        }
         Self {
             runners: nodes,
             scratch: Vec::new(),
@@ -238,21 +288,88 @@ impl Chain {
         clock: &mut Instant,
     ) -> Result<(), Fatal> {
         let mut port = port;
-        for i in from..self.runners.len() {
+        let mut i = from;
+        while i < self.runners.len() {
             if batch.is_empty() {
                 break;
             }
             self.scratch.clear();
-            let result = self.runners[i].process(port, batch, &mut self.scratch, skipped, clock);
+            let (result, next) = if self.runners[i].state.group_len > 1 {
+                self.push_group(i, port, batch, skipped, clock)
+            } else {
+                let r = self.runners[i].process(port, batch, &mut self.scratch, skipped, clock);
+                (r.map_err(|f| (f, i)), i + 1)
+            };
             std::mem::swap(batch, &mut self.scratch);
-            if let Err(fatal) = result {
+            if let Err((fatal, at)) = result {
                 // Later failures on these partial outputs are secondary to this one.
-                let _ = self.push_from(i + 1, 0, batch, skipped, clock);
+                let _ = self.push_from(at + 1, 0, batch, skipped, clock);
                 return Err(fatal);
             }
             port = 0;
+            i = next;
         }
         Ok(())
+    }
+
+    /// Runs the node group starting at `head` on `batch` (see `Node::process_group`),
+    /// leaving the outputs in the scratch buffer. Returns the result with the index of
+    /// the node that failed, and the index of the next node to run.
+    #[allow(clippy::type_complexity)]
+    fn push_group(
+        &mut self,
+        head: usize,
+        port: usize,
+        batch: &mut Vec<Data>,
+        skipped: &mut Vec<PipelineNodeError>,
+        clock: &mut Instant,
+    ) -> (Result<(), (Fatal, usize)>, usize) {
+        let end = head + self.runners[head].state.group_len;
+        let out = &mut self.scratch;
+        let (first, later) = self.runners.split_at_mut(head + 1);
+        let leader = &mut first[head];
+        let mut rest: Vec<&mut dyn Node> = later[..end - head - 1]
+            .iter_mut()
+            .map(|r| &mut *r.node as &mut dyn Node)
+            .collect();
+        let node = &mut leader.node;
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            node.process_group(port, batch, &mut rest, out)
+        }));
+        drop(rest);
+        *clock = Instant::now();
+        let GroupOutcome { members, failure } = match run {
+            Ok(outcome) => outcome,
+            Err(p) => {
+                leader.state.counters.items_in += batch.len() as u64;
+                leader.state.counters.errors += 1;
+                batch.clear();
+                let fatal = leader.error(Phase::Process, panic_error(&*p), None, 1);
+                return (Err((fatal, head)), head + 1);
+            }
+        };
+        batch.clear();
+        for (runner, m) in self.runners[head..end].iter_mut().zip(&members) {
+            let c = &mut runner.state.counters;
+            c.items_in += m.items_in;
+            c.items_out += m.items_out;
+            c.record_call(m.items_in, m.elapsed);
+        }
+        let ran = members.len().clamp(1, end - head);
+        let Some(failure) = failure else {
+            return (Ok(()), head + ran);
+        };
+        let at = head + ran - 1;
+        let port = if at == head { port } else { 0 };
+        let result = self.runners[at].resume(
+            port,
+            failure.error,
+            failure.rest,
+            &mut self.scratch,
+            skipped,
+        );
+        *clock = Instant::now();
+        (result.map_err(|f| (f, at)), at + 1)
     }
 
     /// Pushes a batch arriving on `port` through the whole chain. `clock` is a recent

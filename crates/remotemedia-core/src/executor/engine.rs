@@ -23,7 +23,7 @@ pub(crate) type Msg = (usize, Vec<Data>);
 /// A batch reaching sink number `.0`.
 pub(crate) type SinkMsg = (usize, Vec<Data>);
 
-/// How long a blocked thread waits before checking whether the run was aborted.
+/// How long a blocked thread waits before checking whether the run failed.
 const ABORT_POLL: Duration = Duration::from_millis(20);
 
 /// Items currently waiting in one queue, and the most ever seen.
@@ -93,22 +93,28 @@ fn split(mut batch: Vec<Data>, max: usize) -> Vec<Vec<Data>> {
 }
 
 /// State shared by every stage of one run.
+///
+/// After a node fails for good the run drains rather than stops: no new input is
+/// accepted, batches already accepted still flow downstream to the sinks (so the
+/// outputs of items before the failure are delivered), and no node is finished.
 #[derive(Default)]
 pub(crate) struct Shared {
-    aborted: AtomicBool,
+    failed: AtomicBool,
     fatal: Mutex<Option<PipelineNodeError>>,
 }
 
 impl Shared {
+    /// Records a fatal error (the first one wins) and puts the run into draining.
     pub(crate) fn fail(&self, e: PipelineNodeError) {
         let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(e);
         }
-        self.aborted.store(true, Ordering::Release);
+        self.failed.store(true, Ordering::Release);
     }
-    pub(crate) fn aborted(&self) -> bool {
-        self.aborted.load(Ordering::Acquire)
+    /// True once a node has failed for good.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
     pub(crate) fn take_fatal(&self) -> Option<PipelineNodeError> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
@@ -190,9 +196,10 @@ impl Engine {
             let max = opts.batch_size.max(1);
             let chain = Chain::new(stage.nodes);
             let name = format!("rm-stage-{}", queues[si].0);
+            let root = stage.input_ports == 0;
             let handle = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || stage_main(chain, rx, stat, outs, shared, max))
+                .spawn(move || stage_main(chain, rx, stat, outs, shared, max, root))
                 .map_err(|e| {
                     shared_abort_on_spawn_error();
                     RunError::Spawn(e.to_string())
@@ -224,6 +231,7 @@ fn stage_main(
     outs: Vec<Out>,
     shared: Arc<Shared>,
     max: usize,
+    root: bool,
 ) -> StageReport {
     let mut skipped = Vec::new();
     if let Err(f) = chain.initialize() {
@@ -239,13 +247,16 @@ fn stage_main(
                         m
                     }
                     Err(flume::RecvTimeoutError::Timeout) => {
-                        if shared.aborted() {
+                        // A failed run takes no new input: an idle root has drained
+                        // what was accepted. Other stages end when their upstream does.
+                        if root && shared.failed() {
                             break 'run;
                         }
                         continue;
                     }
                     Err(flume::RecvTimeoutError::Disconnected) => {
-                        if !shared.aborted() {
+                        // End of stream; after a failure nothing is finished.
+                        if !shared.failed() {
                             let mut rest = Vec::new();
                             match chain.finish(&mut rest, &mut skipped, &mut Instant::now()) {
                                 Ok(()) => {
@@ -258,9 +269,6 @@ fn stage_main(
                     }
                 },
             };
-            if shared.aborted() {
-                break;
-            }
             // Coalesce queued batches for the same port, up to the batch limit.
             while batch.len() < max {
                 match rx.try_recv() {

@@ -324,13 +324,16 @@ fn run_inline(
             stage.chain.initialize()?;
         }
         clock = Instant::now();
+        // After a failure the later stages still process what reached them (the
+        // outputs of items before the failure), but no node is finished.
+        let mut failed = None;
         for stage in &mut run {
             let mut emitted: Vec<Data> = Vec::new();
             for port in 0..stage.ports {
                 let batch = std::mem::take(&mut slots[stage.first_port + port]);
                 if !batch.is_empty() {
                     let chain = &mut stage.chain;
-                    feed(
+                    let fed = feed(
                         chain,
                         port,
                         batch,
@@ -338,13 +341,21 @@ fn run_inline(
                         &mut emitted,
                         &mut skipped,
                         &mut clock,
-                    )?;
+                    );
+                    if let Err(e) = fed {
+                        failed.get_or_insert(e);
+                        break;
+                    }
                 }
             }
-            stage.chain.finish(&mut emitted, &mut skipped, &mut clock)?;
+            if failed.is_none() {
+                if let Err(e) = stage.chain.finish(&mut emitted, &mut skipped, &mut clock) {
+                    failed = Some(e);
+                }
+            }
             route(&stage.dests, emitted, &mut slots, &mut outputs);
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     })();
 
     let mut cleanup_errors: Vec<PipelineNodeError> = Vec::new();
@@ -420,7 +431,7 @@ fn run_threaded(
     let mut rest = inputs.into_iter();
     'feed: loop {
         let batch: Vec<Data> = rest.by_ref().take(max).collect();
-        if batch.is_empty() {
+        if batch.is_empty() || engine.shared.failed() {
             break;
         }
         if let Some((last, others)) = engine.roots.split_last() {

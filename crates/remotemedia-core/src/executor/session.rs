@@ -79,6 +79,9 @@ impl SessionSender {
 
     /// Sends several items at once (cheaper per item than [`SessionSender::send`]).
     pub fn send_batch(&self, items: Vec<Data>) -> Result<(), RunError> {
+        if self.shared.failed() {
+            return Err(RunError::SessionClosed);
+        }
         let n = items.len() as u64;
         if let Some((last, others)) = self.roots.split_last() {
             for r in others {
@@ -96,6 +99,9 @@ impl SessionSender {
 
     /// Async [`SessionSender::send_batch`]: waits without blocking the thread.
     pub async fn send_batch_async(&self, items: Vec<Data>) -> Result<(), RunError> {
+        if self.shared.failed() {
+            return Err(RunError::SessionClosed);
+        }
         let n = items.len() as u64;
         if let Some((last, others)) = self.roots.split_last() {
             for r in others {
@@ -116,9 +122,10 @@ impl SessionSender {
         self.send_batch_async(vec![item]).await
     }
 
-    /// True once a node has failed; further sends will fail.
+    /// True once a node has failed; further sends will fail (what was already sent
+    /// still drains to the outputs).
     pub fn is_aborted(&self) -> bool {
-        self.shared.aborted()
+        self.shared.failed()
     }
 
     /// Ends the input stream (same as dropping this sender and all its clones).
@@ -226,11 +233,9 @@ impl Collector {
                     return Some(m);
                 }
                 Err(flume::RecvTimeoutError::Disconnected) => return None,
-                Err(flume::RecvTimeoutError::Timeout) => {
-                    if self.engine.shared.aborted() {
-                        return None;
-                    }
-                }
+                // Stages always drop their sink senders when they end, also after a
+                // failure, so waiting for disconnection cannot hang.
+                Err(flume::RecvTimeoutError::Timeout) => {}
             }
         }
     }
