@@ -76,17 +76,19 @@ SEED = {
 MISS_PROFILES = [
     (
         "Rust / floor",
-        "per item the chain runs at about 1.2× the floor (0.5 ns vs 0.4 ns per item), so the "
-        "gap is the per-run constant that every iteration pays as the case requires: building "
-        "the plan (factory lookup, node construction, the id strings of each node's context, "
-        "about 0.4 µs for 3 nodes) and running the lifecycle with per-node metrics (a clock "
-        "read per node call, the latency histogram, the result), about 0.4 µs; allocations "
-        "are about a third of it. At 1,000 items that constant is as large as the work itself. "
-        "Shared ids (`Arc<str>`) in node contexts and metrics would remove most allocations.",
+        "per item the chain runs at the floor's speed (the Calculator updates the batch in "
+        "place with the same loop), so the gap is the per-run constant of about 0.8 µs that "
+        "every iteration pays as the case requires. `perf` on `scaling/10` (constant-dominated) "
+        "splits it into clock reads (about a fifth: one per node call, per `finish` and per run "
+        "phase, 18 ns each on this virtual machine), allocation and freeing (about a fifth: node "
+        "boxes, the id strings of each node's context and metrics, the result), building the plan "
+        "(a tenth, with the SipHash registry lookups), and the per-node metrics snapshot (latency "
+        "quantiles, about a tenth). At 1,000 items that constant is twice the work itself. Next: "
+        "shared ids (`Arc<str>`) in contexts and metrics, a TSC clock, lazily computed quantiles.",
     ),
     (
         "Remote hop, 1 MiB audio",
-        "the time goes to copies and page faults: about eight copies of each buffer per round "
+        "the time goes to copies and page faults: several copies of each buffer per round "
         "trip (gRPC encode and decode buffers, the kernel's loopback copies, bytes back into the "
         "f32 samples the core keeps), with client and server sharing the machine's two cores. "
         "Reaching 1 GB/s needs audio samples that can share the received bytes, or a codec that "
@@ -94,22 +96,22 @@ MISS_PROFILES = [
     ),
     (
         "cpython host",
-        "every Python node converts its batch to Python objects and back and hands it to the "
-        "interpreter thread once per batch (a few µs per hand-off), while the loop baseline "
-        "passes Python objects straight from one call to the next. Consecutive Python nodes of "
-        "one host handed over as one call, exchanging Python objects, would remove both costs.",
+        "consecutive cpython nodes already run each batch as one call that passes Python objects "
+        "from node to node; what remains is converting the batch into Python and back once, one "
+        "hand-off to the interpreter thread, and the driver's per-node batch call (output checks, "
+        "print attribution).",
     ),
     (
         "rustpython host",
-        "the host's driver (output checks, generator/awaitable detection) and value conversion "
-        "add a fixed cost per call on top of the method itself; the figure is near the target "
-        "and moves by ±10 points between runs on this shared 2-core machine.",
+        "the host's driver (print attribution, output checks) and value conversion (a new VM int "
+        "per input, a Rust value per output) add a cost per call on top of the method itself; "
+        "the figure moves by ±10 points between runs on this shared 2-core machine.",
     ),
     (
         "mixed pipeline",
         "the single Python node pays the conversion and interpreter hand-off described for the "
-        "cpython host; on this 2-core machine the figure swings between runs (0.7× to 1.3×) with "
-        "whether the hand-off is caught while spinning or after parking.",
+        "cpython host; on this 2-core machine the figure swings between runs with whether the "
+        "hand-off is caught while spinning or after parking.",
     ),
 ]
 
@@ -353,7 +355,8 @@ def python_nodes_section(w: Any, criterion: Path, since: float, targets: List[An
         "streaming session, 100 ints per iteration; the baseline is the same classes called in a plain "
         "`for` loop in the same interpreter (one call into that interpreter per iteration, which the "
         "loop pays too). Classes are loaded and workers started once, outside the timing, as a Python "
-        "program builds its node objects once."
+        "program builds its node objects once. Consecutive cpython nodes run each batch as one "
+        "group, passing Python objects between them; the other hosts convert between nodes."
     )
     w("")
     w("| Case | Host | Runtime median | Python loop median | Runtime / loop |")
