@@ -1,5 +1,6 @@
 //! Run metrics: per node counters and latency, per queue depth, run wall time and memory.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -93,6 +94,10 @@ impl LatencyHistogram {
         if self.total == 0 {
             return 0;
         }
+        // A single bucket (every call of the same latency class) needs no rank.
+        if let [(i, _)] = self.buckets() {
+            return Self::value(*i);
+        }
         // The small tolerance keeps 0.99 * 100 at rank 99 despite rounding.
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64) - 1e-9)
             .ceil()
@@ -137,11 +142,11 @@ impl NodeCounters {
 
     /// Snapshot for reporting.
     pub fn snapshot(&self, node_id: &str, node_type: &str) -> NodeMetrics {
-        self.snapshot_owned(node_id.to_string(), node_type.to_string())
+        self.snapshot_owned(node_id.into(), node_type.into())
     }
 
-    /// Snapshot for reporting, taking ownership of the names.
-    pub fn snapshot_owned(&self, node_id: String, node_type: String) -> NodeMetrics {
+    /// Snapshot for reporting, sharing the names.
+    pub fn snapshot_owned(&self, node_id: Arc<str>, node_type: Arc<str>) -> NodeMetrics {
         let q = |p: f64| self.latency_ns.value_at_quantile(p) as f64 / 1000.0;
         NodeMetrics {
             node_id,
@@ -161,9 +166,9 @@ impl NodeCounters {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeMetrics {
     /// Node id.
-    pub node_id: String,
+    pub node_id: Arc<str>,
     /// Node type.
-    pub node_type: String,
+    pub node_type: Arc<str>,
     /// Items received.
     pub items_in: u64,
     /// Items emitted.
@@ -220,7 +225,7 @@ pub struct RunMetrics {
 impl RunMetrics {
     /// Metrics of one node by id.
     pub fn node(&self, id: &str) -> Option<&NodeMetrics> {
-        self.nodes.iter().find(|n| n.node_id == id)
+        self.nodes.iter().find(|n| &*n.node_id == id)
     }
 }
 

@@ -14,21 +14,24 @@
 //! own form instead of converting them at every node.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::data::Data;
 use crate::error::NodeError;
 
 /// What a node learns about its place in the pipeline when it is initialized.
+///
+/// Names are shared with the pipeline they come from (building a plan copies none).
 #[derive(Clone, Debug, Default)]
 pub struct NodeContext {
     /// The node's id in the manifest.
-    pub node_id: String,
+    pub node_id: Arc<str>,
     /// The node's registered type.
-    pub node_type: String,
+    pub node_type: Arc<str>,
     /// Ids of the upstream nodes, in port order (port `i` receives from `inputs[i]`).
     /// Empty for a root, which receives the run's inputs on port 0.
-    pub inputs: Vec<String>,
+    pub inputs: Arc<[Arc<str>]>,
 }
 
 /// How the executor may schedule a node.

@@ -179,7 +179,7 @@ impl Plan {
     pub fn stage_ids(&self) -> Vec<Vec<&str>> {
         self.stages
             .iter()
-            .map(|s| s.nodes.iter().map(|n| n.ctx.node_id.as_str()).collect())
+            .map(|s| s.nodes.iter().map(|n| &*n.ctx.node_id).collect())
             .collect()
     }
 
@@ -198,8 +198,8 @@ impl Plan {
     }
 
     /// Node ids and types in manifest order.
-    pub fn node_names(&self) -> Vec<(String, String)> {
-        let mut names = vec![(String::new(), String::new()); self.node_count()];
+    pub fn node_names(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        let mut names = vec![(Arc::from(""), Arc::from("")); self.node_count()];
         for n in self.stages.iter().flat_map(|s| &s.nodes) {
             names[n.index] = (n.ctx.node_id.clone(), n.ctx.node_type.clone());
         }
@@ -219,9 +219,26 @@ fn plan_node(
         node_type: spec.node_type.clone(),
         message,
     };
-    let factory = registry
-        .get(&spec.node_type)
-        .ok_or_else(|| build_err("node type is not registered".into()))?;
+    let preds = &pipeline.graph.preds[index];
+    // The pipeline's shared names, unless its public fields were changed since.
+    let names = pipeline.names.get(index).filter(|s| {
+        *s.id == *spec.id
+            && *s.node_type == *spec.node_type
+            && s.inputs.len() == preds.len()
+            && s.inputs
+                .iter()
+                .zip(preds)
+                .all(|(a, &p)| **a == *pipeline.nodes[p].id)
+    });
+    // With unchanged names and the registry it was validated with, the pipeline knows
+    // its factories already.
+    let cached = names.and_then(|_| pipeline.factories.get(registry, index));
+    let factory = match cached {
+        Some(f) => f,
+        None => registry
+            .get(&spec.node_type)
+            .ok_or_else(|| build_err("node type is not registered".into()))?,
+    };
     let mut node = factory
         .create(&spec.params)
         .map_err(|e| build_err(e.to_string()))?;
@@ -233,16 +250,24 @@ fn plan_node(
             std::time::Duration::from_millis(ms),
         ));
     }
-    Ok(PlannedNode {
-        index,
-        ctx: NodeContext {
-            node_id: spec.id.clone(),
-            node_type: spec.node_type.clone(),
-            inputs: pipeline.graph.preds[index]
+    let ctx = match names {
+        Some(s) => NodeContext {
+            node_id: Arc::clone(&s.id),
+            node_type: Arc::clone(&s.node_type),
+            inputs: Arc::clone(&s.inputs),
+        },
+        None => NodeContext {
+            node_id: spec.id.as_str().into(),
+            node_type: spec.node_type.as_str().into(),
+            inputs: preds
                 .iter()
-                .map(|&p| pipeline.nodes[p].id.clone())
+                .map(|&p| Arc::from(pipeline.nodes[p].id.as_str()))
                 .collect(),
         },
+    };
+    Ok(PlannedNode {
+        index,
+        ctx,
         node,
         retry: spec.retry.clone(),
         on_error: spec.on_error,

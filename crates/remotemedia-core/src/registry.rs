@@ -225,10 +225,30 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// Node types by name (canonical names and aliases).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     by_name: HashMap<String, Arc<dyn NodeFactory>>,
     canonical: BTreeMap<String, Arc<dyn NodeFactory>>,
+    /// Identity of this set of types: new for every registry and every change, kept
+    /// by clones, so that a pipeline can reuse the factories it was validated with.
+    generation: u64,
+}
+
+/// Source of [`Registry::generation`] values.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            by_name: HashMap::new(),
+            canonical: BTreeMap::new(),
+            generation: next_generation(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -262,6 +282,12 @@ impl Registry {
         }
         self.canonical
             .insert(doc.node_type.to_string(), Arc::clone(&factory));
+        self.generation = next_generation();
+    }
+
+    /// Identity of the current set of types (changes with every [`Registry::register`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The factory for a type name or alias.

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{as_ints, ints, load, registry};
-use remotemedia_core::executor::{run_pipeline, RunOptions};
+use remotemedia_core::executor::{self, run_pipeline, RunOptions};
 use remotemedia_core::plan::Plan;
 use remotemedia_core::{Data, ErrorKind, Phase};
 
@@ -368,4 +368,24 @@ connections: []
     let res = run_pipeline(&p, &r, ints(12), &RunOptions::default()).unwrap();
     assert_eq!(res.sink("zip1").unwrap().len(), 12);
     assert_eq!(as_ints(res.sink("f").unwrap()), vec![11]);
+}
+
+#[test]
+fn plans_follow_changes_made_to_a_validated_pipeline() {
+    // A plan shares the names and factories resolved at validation, but never stale
+    // ones: a renamed node gets its new id, a changed registry is asked again.
+    let (r, _) = registry();
+    let mut p = load(CHAIN, &r);
+    p.nodes[1].id = "renamed".into();
+    let plan = Plan::build(&p, &r).unwrap();
+    assert_eq!(plan.stage_ids(), vec![vec!["a", "renamed", "c"]]);
+    let res = executor::run(plan, ints(2), &RunOptions::default()).unwrap();
+    assert!(res.metrics.node("renamed").is_some());
+
+    let p = load(CHAIN, &r);
+    let mut other = remotemedia_core::Registry::new();
+    let e = Plan::build(&p, &other).unwrap_err();
+    assert!(e.to_string().contains("not registered"), "{e}");
+    other = r.clone();
+    assert!(Plan::build(&p, &other).is_ok());
 }

@@ -40,7 +40,7 @@ impl Adder {
 
 impl Node for Adder {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
-        self.id = ctx.node_id.clone();
+        self.id = ctx.node_id.to_string();
         Ok(())
     }
 

@@ -293,7 +293,7 @@ impl PyCallbackNode {
 
 impl Node for PyCallbackNode {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
-        self.node_id = ctx.node_id.clone();
+        self.node_id = ctx.node_id.to_string();
         self.batched = Python::attach(|py| {
             self.host
                 .bind(py)

@@ -576,7 +576,7 @@ fn skip_run(rt: Runtime, source: &str, workers: u64) -> Result<(), String> {
         .metrics
         .nodes
         .iter()
-        .find(|n| n.node_id == "py")
+        .find(|n| &*n.node_id == "py")
         .ok_or("no metrics")?;
     expect_eq((m.items_in, m.items_out, m.errors), (200, 198, 2))
 }

@@ -388,7 +388,7 @@ impl Node for FallbackNode {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        let spec = match self.fallbacks.get(&ctx.node_id) {
+        let spec = match self.fallbacks.get(&*ctx.node_id) {
             Some(s) if err.kind == ErrorKind::Resource => Arc::clone(s),
             _ => return Err(err),
         };
@@ -401,7 +401,7 @@ impl Node for FallbackNode {
             )
         })?;
         self.report.push(RemoteEvent::Fallback {
-            node: ctx.node_id.clone(),
+            node: ctx.node_id.to_string(),
             to: remote
                 .current()
                 .map(|c| match c {

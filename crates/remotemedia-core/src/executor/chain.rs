@@ -1,6 +1,7 @@
 //! Running a fused chain: lifecycle calls, retries, panics and metrics per node.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::data::Data;
@@ -51,8 +52,8 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> NodeError {
 impl PlannedNode {
     fn error(&self, phase: Phase, e: NodeError, input: Option<&Data>, attempts: u32) -> Fatal {
         Box::new(PipelineNodeError {
-            node_id: self.ctx.node_id.clone(),
-            node_type: self.ctx.node_type.clone(),
+            node_id: self.ctx.node_id.to_string(),
+            node_type: self.ctx.node_type.to_string(),
             phase,
             kind: e.kind,
             message: e.message,
@@ -224,14 +225,14 @@ impl PlannedNode {
         }
     }
 
-    /// Metrics of this node, taking its names.
-    pub(crate) fn into_metrics(self) -> (usize, NodeMetrics) {
-        let PlannedNode {
-            index, ctx, state, ..
-        } = self;
+    /// Metrics of this node with its manifest index (the names are shared, not copied).
+    pub(crate) fn metrics(&self) -> (usize, NodeMetrics) {
         (
-            index,
-            state.counters.snapshot_owned(ctx.node_id, ctx.node_type),
+            self.index,
+            self.state.counters.snapshot_owned(
+                Arc::clone(&self.ctx.node_id),
+                Arc::clone(&self.ctx.node_type),
+            ),
         )
     }
 }
@@ -408,13 +409,12 @@ impl Chain {
 
     /// Metrics of every node of `chains`, in manifest order.
     pub(crate) fn metrics(chains: impl IntoIterator<Item = Chain>) -> Vec<NodeMetrics> {
-        let mut chains = chains.into_iter();
-        let mut all = chains.next().map(|c| c.runners).unwrap_or_default();
+        // Snapshots taken in place: the (large) node runners are not moved.
+        let mut all = Vec::new();
         for c in chains {
-            all.extend(c.runners);
+            all.extend(c.runners.iter().map(NodeRunner::metrics));
         }
-        all.sort_unstable_by_key(|n| n.index);
-        all.into_iter().map(|n| n.into_metrics().1).collect()
+        super::in_manifest_order(all)
     }
 
     /// Cleans up every initialized node; returns the cleanup errors.

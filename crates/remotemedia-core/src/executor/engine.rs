@@ -173,7 +173,7 @@ impl Engine {
         for stage in &plan.stages {
             let (tx, rx) = flume::bounded(opts.channel_capacity.max(1));
             let stat = Arc::new(QueueStat::default());
-            queues.push((stage.nodes[0].ctx.node_id.clone(), Arc::clone(&stat)));
+            queues.push((stage.nodes[0].ctx.node_id.to_string(), Arc::clone(&stat)));
             inputs.push((StageInput { tx, stat }, rx));
         }
         let roots: Vec<StageInput> = plan.roots.iter().map(|&r| inputs[r].0.clone()).collect();
@@ -301,11 +301,7 @@ fn stage_main(
     drop(outs);
     let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
     StageReport {
-        nodes: chain
-            .runners
-            .into_iter()
-            .map(NodeRunner::into_metrics)
-            .collect(),
+        nodes: chain.runners.iter().map(NodeRunner::metrics).collect(),
         skipped,
         cleanup_errors,
     }

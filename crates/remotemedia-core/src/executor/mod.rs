@@ -143,7 +143,7 @@ pub(crate) fn in_manifest_order(mut reported: Vec<(usize, NodeMetrics)>) -> Vec<
 /// Node metrics in manifest order from `(index, metrics)` pairs; nodes without a report
 /// (their stage thread died) get empty metrics under their name from `names`.
 fn node_metrics(
-    names: &[(String, String)],
+    names: &[(std::sync::Arc<str>, std::sync::Arc<str>)],
     mut reported: Vec<(usize, NodeMetrics)>,
 ) -> Vec<NodeMetrics> {
     if reported.len() == names.len() {
@@ -156,7 +156,7 @@ fn node_metrics(
         .enumerate()
         .map(|(i, (id, ty))| match reported.next_if(|(j, _)| *j == i) {
             Some((_, m)) => m,
-            None => NodeCounters::default().snapshot(id, ty),
+            None => NodeCounters::default().snapshot_owned(id.clone(), ty.clone()),
         })
         .collect()
 }
@@ -506,7 +506,7 @@ connections:
             .filter_map(Data::as_i64)
             .collect();
         assert_eq!(big, (5..40).collect::<Vec<_>>());
-        let names: Vec<&str> = a.metrics.nodes.iter().map(|m| m.node_id.as_str()).collect();
+        let names: Vec<&str> = a.metrics.nodes.iter().map(|m| &*m.node_id).collect();
         assert_eq!(names, ["src", "inv", "half", "zip", "big"]);
         for (x, y) in a.metrics.nodes.iter().zip(&b.metrics.nodes) {
             assert_eq!(

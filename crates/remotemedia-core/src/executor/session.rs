@@ -193,7 +193,7 @@ impl SessionReceiver {
 pub(crate) struct Collector {
     engine: Engine,
     pub(crate) sinks: Vec<String>,
-    names: Vec<(String, String)>,
+    names: Vec<(Arc<str>, Arc<str>)>,
     options: RunOptions,
     pub(crate) outputs: Vec<Vec<Data>>,
     items_in: u64,
@@ -205,7 +205,7 @@ impl Collector {
     pub(crate) fn new(
         engine: Engine,
         sinks: Vec<String>,
-        names: Vec<(String, String)>,
+        names: Vec<(Arc<str>, Arc<str>)>,
         options: RunOptions,
     ) -> Self {
         let outputs = vec![Vec::new(); sinks.len()];

@@ -75,7 +75,7 @@ impl ChainRunner {
             if stage.targets != [expected] || (i > 0 && stage.input_ports != 1) {
                 return Err(NotAChain(format!(
                     "node `{}` does not feed exactly the next node",
-                    stage.nodes.last().map_or("?", |n| n.ctx.node_id.as_str())
+                    stage.nodes.last().map_or("?", |n| &*n.ctx.node_id)
                 )));
             }
         }
@@ -95,7 +95,7 @@ impl ChainRunner {
         self.chain
             .runners
             .iter()
-            .map(|n| n.ctx.node_id.clone())
+            .map(|n| n.ctx.node_id.to_string())
             .collect()
     }
 
@@ -103,7 +103,7 @@ impl ChainRunner {
     /// a chain cut out of a larger graph. Call before [`ChainRunner::initialize`].
     pub fn set_head_inputs(&mut self, inputs: Vec<String>) {
         if let Some(head) = self.chain.runners.first_mut() {
-            head.ctx.inputs = inputs;
+            head.ctx.inputs = inputs.into_iter().map(std::sync::Arc::from).collect();
         }
     }
 

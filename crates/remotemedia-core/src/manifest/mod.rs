@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use pipeline::{NodeSpec, Pipeline};
+pub(crate) use pipeline::{ResolvedFactories, SharedNames};
 pub use schema::json_schema;
 pub use types::{
     Arch, Capabilities, Connection, CpuRequirement, GpuRequirement, GpuType, ManifestV1, Metadata,

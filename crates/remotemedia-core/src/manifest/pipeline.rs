@@ -1,7 +1,9 @@
 //! The validated pipeline: what the planner and executor consume.
 
+use std::sync::Arc;
+
 use crate::graph::Graph;
-use crate::registry::Params;
+use crate::registry::{NodeFactory, Params, Registry};
 
 use super::types::{Capabilities, ManifestV1, OnError, RetryPolicy};
 
@@ -43,6 +45,78 @@ pub struct Pipeline {
     pub graph: Graph,
     /// The manifest as written (aliases unresolved), for re-serialization.
     pub manifest: ManifestV1,
+    /// Per node, its names as shared strings, so that every plan built from this
+    /// pipeline shares them instead of copying (checked against `nodes` before use).
+    pub(crate) names: Vec<SharedNames>,
+    /// The factories the nodes' types resolved to during validation.
+    pub(crate) factories: ResolvedFactories,
+}
+
+/// Per node, the factory its type resolved to in the registry a pipeline was validated
+/// with, so that planning against the same registry looks nothing up again.
+#[derive(Clone, Default)]
+pub(crate) struct ResolvedFactories {
+    /// [`Registry::generation`] of that registry.
+    ///
+    /// [`Registry::generation`]: crate::registry::Registry
+    pub(crate) generation: u64,
+    pub(crate) factories: Vec<Arc<dyn NodeFactory>>,
+}
+
+impl ResolvedFactories {
+    /// Node `index`'s factory, if `registry` is the one the pipeline was validated with.
+    pub(crate) fn get(&self, registry: &Registry, index: usize) -> Option<&Arc<dyn NodeFactory>> {
+        if self.generation == registry.generation() {
+            self.factories.get(index)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Debug for ResolvedFactories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedFactories")
+            .field("generation", &self.generation)
+            .field("nodes", &self.factories.len())
+            .finish()
+    }
+}
+
+impl PartialEq for ResolvedFactories {
+    /// A cache: it never makes two pipelines differ.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A node's id, type and upstream ids as shared strings (see [`NodeContext`]).
+///
+/// [`NodeContext`]: crate::node::NodeContext
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SharedNames {
+    pub(crate) id: Arc<str>,
+    pub(crate) node_type: Arc<str>,
+    pub(crate) inputs: Arc<[Arc<str>]>,
+}
+
+impl SharedNames {
+    /// Names of every node of a validated node list and graph.
+    pub(crate) fn of(nodes: &[NodeSpec], graph: &Graph) -> Vec<SharedNames> {
+        let ids: Vec<Arc<str>> = nodes.iter().map(|n| Arc::from(n.id.as_str())).collect();
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| SharedNames {
+                id: Arc::clone(&ids[i]),
+                node_type: Arc::from(n.node_type.as_str()),
+                inputs: graph.preds[i]
+                    .iter()
+                    .map(|&p| Arc::clone(&ids[p]))
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 impl Pipeline {

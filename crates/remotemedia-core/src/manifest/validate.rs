@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::types::{ManifestV1, ARCHES, GPU_TYPES, SUPPORTED_VERSIONS};
-use super::{Format, ManifestError, ManifestErrors, NodeSpec, Pipeline};
+use super::{
+    Format, ManifestError, ManifestErrors, NodeSpec, Pipeline, ResolvedFactories, SharedNames,
+};
 use crate::graph::Graph;
 use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Registry};
 
@@ -285,6 +287,7 @@ fn check(
 /// Turns a manifest that passed [`check`] into a [`Pipeline`].
 fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, ManifestErrors> {
     let mut nodes = Vec::with_capacity(manifest.nodes.len());
+    let mut factories = Vec::with_capacity(manifest.nodes.len());
     let mut index = HashMap::new();
     for (i, n) in manifest.nodes.iter().enumerate() {
         let factory = registry.get(&n.node_type).ok_or_else(|| {
@@ -294,6 +297,7 @@ fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, Manifest
             )
         })?;
         index.entry(n.id.as_str()).or_insert(i);
+        factories.push(std::sync::Arc::clone(factory));
         nodes.push(NodeSpec {
             id: n.id.clone(),
             node_type: factory.doc().node_type.to_string(),
@@ -327,6 +331,7 @@ fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, Manifest
                 .collect(),
         )
     })?;
+    let names = SharedNames::of(&nodes, &graph);
     Ok(Pipeline {
         name: manifest.metadata.name.clone(),
         description: manifest.metadata.description.clone(),
@@ -334,6 +339,11 @@ fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, Manifest
         edges,
         graph,
         manifest,
+        names,
+        factories: ResolvedFactories {
+            generation: registry.generation(),
+            factories,
+        },
     })
 }
 

@@ -14,7 +14,7 @@ pub struct Echo {
 
 impl Node for Echo {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
-        self.node_id = ctx.node_id.clone();
+        self.node_id = ctx.node_id.to_string();
         Ok(())
     }
 

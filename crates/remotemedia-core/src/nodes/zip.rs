@@ -52,11 +52,11 @@ fn unknown_port(port: usize) -> NodeError {
 
 impl Node for Zip {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
-        self.node_id = ctx.node_id.clone();
+        self.node_id = ctx.node_id.to_string();
         self.inputs = if ctx.inputs.is_empty() {
             vec!["input".to_string()]
         } else {
-            ctx.inputs.clone()
+            ctx.inputs.iter().map(|s| s.to_string()).collect()
         };
         self.queues = vec![VecDeque::new(); self.inputs.len()];
         Ok(())
@@ -175,7 +175,7 @@ mod tests {
         z.initialize(&NodeContext {
             node_id: "z".into(),
             node_type: "Zip".into(),
-            inputs: vec!["a".into(), "b".into()],
+            inputs: ["a", "b"].map(std::sync::Arc::from).into(),
         })
         .unwrap();
         let mut out = vec![];
@@ -196,7 +196,7 @@ mod tests {
         z.initialize(&NodeContext {
             node_id: "z".into(),
             node_type: "Zip".into(),
-            inputs: vec!["a".into(), "b".into(), "c".into()],
+            inputs: ["a", "b", "c"].map(std::sync::Arc::from).into(),
         })
         .unwrap();
         z

@@ -37,7 +37,7 @@ impl Probe {
 
 impl Node for Probe {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
-        self.id = ctx.node_id.clone();
+        self.id = ctx.node_id.to_string();
         self.note("initialize");
         if self.params.get("fail_init").is_some() {
             return Err(NodeError::new(ErrorKind::Resource, "no device"));
