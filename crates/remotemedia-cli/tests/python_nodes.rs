@@ -177,3 +177,25 @@ fn nodes_info_documents_python_node() {
         .stdout(predicate::str::contains("runtime"))
         .stdout(predicate::str::contains("rustpython"));
 }
+
+#[test]
+fn auto_runs_in_the_first_host_compiled_in() {
+    // A build without the cpython feature (no libpython linked) runs `auto` nodes in
+    // RustPython; the default build in CPython.
+    let want = if cfg!(feature = "cpython") {
+        "cpython"
+    } else if cfg!(feature = "rustpython") {
+        "rustpython"
+    } else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = "import sys\nclass Node:\n    def process(self, x):\n        return sys.implementation.name\n";
+    rm().arg("run")
+        .arg(single(&dir, "auto", src))
+        .args(["--input", "-"])
+        .write_stdin("1\n")
+        .assert()
+        .success()
+        .stdout(format!("\"{want}\"\n"));
+}
