@@ -1346,6 +1346,37 @@ fn executors_refuse_inline_python_source_unless_allowed() {
 }
 
 #[test]
+fn executors_allowing_python_source_run_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let g1 = Executor::start(dir.path(), "g1", &gpu_caps(), &["--allow-python-source"]);
+    // Needs a GPU, so it can only run on g1; its `print` lands on g1's stderr.
+    let source = "import os\nclass Node:\n    def process(self, x):\n        print('seen', x)\n        return x * 10\n";
+    let m = serde_json::json!({
+        "version": "v1",
+        "metadata": {"name": "remote-source"},
+        "nodes": [{"id": "times10", "node_type": "PythonNode",
+                   "capabilities": {"gpu": {"type": "cuda"}},
+                   "params": {"class": "Node", "source": source, "runtime": "process"}}],
+        "connections": [],
+    });
+    let manifest = write(dir.path(), "remote-source.json", &m.to_string());
+    let o = output(
+        rm(dir.path())
+            .arg("run")
+            .arg(&manifest)
+            .arg("--input")
+            .arg(repo("examples/numbers.jsonl"))
+            .args(executor_args(&[&g1])),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let want: String = (1..=10).map(|v| format!("{}\n", v * 10)).collect();
+    assert_eq!(o.stdout, want);
+    assert!(!o.stderr.contains("[times10] seen"), "{}", o.stderr);
+    let served = std::fs::read_to_string(&g1.stderr).unwrap();
+    assert!(served.contains("[times10] seen 1\n"), "{served}");
+}
+
+#[test]
 fn a_sub_graph_refused_at_start_moves_to_the_next_executor_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     // g1 serves one stream at a time, and one is open.
