@@ -1,15 +1,19 @@
 //! Client side of the `remotemedia.v1.Executor` service.
 
+use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
 use remotemedia_core::capabilities::CapabilitySet;
 use remotemedia_core::{Data, PipelineNodeError};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::body::Body;
+use tonic::codegen::http::{self, header, HeaderValue};
+use tonic::codegen::Service;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 use crate::convert::{
     capabilities_from_pb, failure_from_pb, items_from_pb, items_to_pb, ConvertError,
@@ -17,6 +21,7 @@ use crate::convert::{
 use crate::error::RemoteError;
 use crate::pb;
 use crate::pb::stream_response::Msg as Resp;
+use crate::wire;
 
 /// HTTP/2 flow-control window per stream: how much may be in flight unacknowledged.
 pub const STREAM_WINDOW: u32 = 16 << 20;
@@ -58,6 +63,9 @@ type Inner = pb::executor_client::ExecutorClient<InterceptedService<Channel, Bea
 pub struct ExecutorClient {
     endpoint: Endpoint,
     inner: Inner,
+    /// The connection itself, for `StreamPipeline` (framed by [`crate::wire`]).
+    channel: Channel,
+    authorization: Option<HeaderValue>,
 }
 
 /// What `GetCapabilities` returned.
@@ -137,20 +145,24 @@ impl ExecutorClient {
                 .connect()
                 .await
                 .map_err(|e| fail(error_chain(&e)))?;
-        let auth = match &endpoint.token {
+        let bearer = endpoint.token.as_ref().map(|t| format!("Bearer {t}"));
+        let invalid = || fail("the token is not valid header text".into());
+        let auth = match &bearer {
             None => BearerAuth(None),
-            Some(t) => BearerAuth(Some(
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| fail("the token is not valid header text".into()))?,
-            )),
+            Some(b) => BearerAuth(Some(b.parse().map_err(|_| invalid())?)),
         };
-        let inner = pb::executor_client::ExecutorClient::with_interceptor(channel, auth)
+        let authorization = match &bearer {
+            None => None,
+            Some(b) => Some(HeaderValue::from_str(b).map_err(|_| invalid())?),
+        };
+        let inner = pb::executor_client::ExecutorClient::with_interceptor(channel.clone(), auth)
             .max_decoding_message_size(MAX_CLIENT_MESSAGE)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE);
         Ok(Self {
             endpoint: endpoint.clone(),
             inner,
+            channel,
+            authorization,
         })
     }
 
@@ -248,15 +260,35 @@ impl ExecutorClient {
                 head_inputs,
             })),
         };
-        tx.send(open)
+        tx.send(wire::encode(&open))
             .await
             .map_err(|_| self.protocol("request channel closed"))?;
-        let mut responses = self
-            .inner
-            .stream_pipeline(ReceiverStream::new(rx))
+        let mut request = http::Request::new(Body::new(wire::Outgoing::request(rx)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from_static(wire::STREAM_PIPELINE);
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, wire::GRPC_CONTENT_TYPE);
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        if let Some(a) = &self.authorization {
+            headers.insert(header::AUTHORIZATION, a.clone());
+        }
+        let transport = |e: tonic::transport::Error| self.rpc(Status::from_error(Box::new(e)));
+        let mut channel = self.channel.clone();
+        poll_fn(|cx| channel.poll_ready(cx))
             .await
-            .map_err(|s| self.rpc(s))?
-            .into_inner();
+            .map_err(transport)?;
+        let response = channel.call(request).await.map_err(transport)?;
+        // An error before the stream starts comes as headers only.
+        if let Some(status) = Status::from_header_map(response.headers()) {
+            if status.code() != Code::Ok {
+                return Err(self.rpc(status).into());
+            }
+        }
+        if response.status() != http::StatusCode::OK {
+            let status = Status::unknown(format!("HTTP status {}", response.status()));
+            return Err(self.rpc(status).into());
+        }
+        let mut responses = Answers(wire::Reader::new(response.into_body(), MAX_CLIENT_MESSAGE));
         match responses.message().await {
             Ok(Some(pb::StreamResponse {
                 msg: Some(Resp::Opened(o)),
@@ -273,6 +305,25 @@ impl ExecutorClient {
                 .protocol("the stream did not start with `opened`")
                 .into()),
             Err(s) => Err(self.rpc(s).into()),
+        }
+    }
+}
+
+/// The executor's answers on a stream, ended by its status.
+#[derive(Debug)]
+struct Answers(wire::Reader);
+
+impl Answers {
+    async fn message(&mut self) -> Result<Option<pb::StreamResponse>, Status> {
+        if let Some(m) = self.0.message().await? {
+            return Ok(Some(m));
+        }
+        match self.0.trailers().and_then(Status::from_header_map) {
+            Some(s) if s.code() == Code::Ok => Ok(None),
+            Some(s) => Err(s),
+            None => Err(Status::unknown(
+                "the executor ended the stream without a status",
+            )),
         }
     }
 }
@@ -312,8 +363,8 @@ pub struct StreamSummary {
 #[derive(Debug)]
 pub struct RemoteStream {
     executor: String,
-    tx: mpsc::Sender<pb::StreamRequest>,
-    rx: tonic::Streaming<pb::StreamResponse>,
+    tx: mpsc::Sender<wire::Encoded>,
+    rx: Answers,
     /// Node ids of the sub-graph, as the executor reports them.
     pub node_ids: Vec<String>,
 }
@@ -354,13 +405,13 @@ impl RemoteStream {
                 permit = self.tx.reserve(), if can_send => {
                     let permit = permit.map_err(|_| self.broken("the request stream closed"))?;
                     let c = &chunks[sent];
-                    permit.send(pb::StreamRequest {
+                    permit.send(wire::encode(&pb::StreamRequest {
                         msg: Some(pb::stream_request::Msg::Items(pb::Items {
                             first_seq: c.first_seq,
                             port: c.port,
                             items: items_to_pb(&c.items),
                         })),
-                    });
+                    }));
                     sent += 1;
                 }
                 msg = self.rx.message() => {
@@ -397,7 +448,7 @@ impl RemoteStream {
         let close = pb::StreamRequest {
             msg: Some(pb::stream_request::Msg::Close(pb::Close {})),
         };
-        if self.tx.send(close).await.is_err() {
+        if self.tx.send(wire::encode(&close)).await.is_err() {
             return Err(self.broken("the request stream closed"));
         }
         match self.rx.message().await {

@@ -160,14 +160,21 @@ fn f32s_to_le_bytes(samples: &[f32]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Straight into the shared slice the audio buffer keeps (one allocation, one copy).
+/// Straight into the shared slice the audio buffer keeps (one allocation, one copy,
+/// no zero-filling first: that pass alone costs as much as the copy).
 /// `bytes.len()` is a multiple of 4.
 #[cfg(target_endian = "little")]
 fn le_bytes_to_f32s(bytes: &[u8]) -> Arc<[f32]> {
-    let mut samples: Arc<[f32]> = std::iter::repeat_n(0.0f32, bytes.len() / 4).collect();
+    let n = bytes.len() / 4;
+    let mut samples = Arc::<[f32]>::new_uninit_slice(n);
     let dst = Arc::get_mut(&mut samples).expect("a new Arc is unique");
-    bytemuck::cast_slice_mut::<f32, u8>(dst).copy_from_slice(bytes);
-    samples
+    // SAFETY: `dst` is a fresh allocation of `n` f32s, i.e. `4 * n` bytes, all of
+    // which are written from `bytes` (at least that long); every bit pattern is a valid
+    // f32, so the slice is then initialized.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_mut_ptr().cast::<u8>(), 4 * n);
+        samples.assume_init()
+    }
 }
 
 /// Straight into the shared slice the audio buffer keeps (one allocation, one pass).

@@ -8,6 +8,10 @@
 //! - [`config`]: which executors a client knows.
 //! - [`distributed`], [`stage`]: a placed pipeline made runnable — remote groups become
 //!   [`stage::RemoteStage`] nodes that stream their sub-graph with failover.
+//!
+//! On glibc, starting an executor or the client runtime raises malloc's mmap and trim
+//! thresholds for the process (unless it was started with its own), so the large
+//! buffers streams move reuse warm memory instead of faulting in fresh pages.
 #![warn(missing_docs)]
 
 pub mod client;
@@ -16,10 +20,12 @@ pub mod convert;
 pub mod detect;
 pub mod distributed;
 pub mod error;
+mod memory;
 pub mod probe;
 pub mod runtime;
 pub mod server;
 pub mod stage;
+mod wire;
 
 /// Generated protobuf and gRPC code for `remotemedia.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

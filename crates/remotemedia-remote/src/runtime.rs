@@ -13,6 +13,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
+        crate::memory::retain_freed_buffers();
         Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("rm-remote-client")

@@ -8,15 +8,19 @@
 //!   `RESOURCE_EXHAUSTED`), inline Python source refused unless allowed.
 //! - **Streams**: each `StreamPipeline` runs its chain on a blocking thread with a
 //!   [`ChainRunner`]; one `outputs` answer per `items` message, so the client can
-//!   acknowledge inputs by sequence number.
+//!   acknowledge inputs by sequence number. Its messages are framed by this crate
+//!   rather than by tonic's codec, so large payloads are not copied on the way in or
+//!   out; the other calls go through the generated service.
 //! - **Shutdown**: [`RunningServer::shutdown`] stops accepting, lets open streams
 //!   finish for at most the drain timeout, then returns.
 //! - **Metrics**: Prometheus text on an optional second address.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use remotemedia_core::capabilities::CapabilitySet;
@@ -29,9 +33,13 @@ use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::body::Body;
+use tonic::codegen::http::{self, header};
+use tonic::codegen::{BoxFuture, Service};
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::client::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::convert::{capabilities_to_pb, failure_to_pb, items_from_pb, items_to_pb};
@@ -40,6 +48,7 @@ use crate::pb;
 use crate::pb::executor_server::{Executor, ExecutorServer};
 use crate::pb::stream_request::Msg as Req;
 use crate::pb::stream_response::Msg as Resp;
+use crate::wire;
 use remotemedia_core::executor::ChainRunner;
 
 /// The version executors report.
@@ -298,43 +307,98 @@ impl Executor for ExecutorService {
 
     type StreamPipelineStream = ResponseStream;
 
+    /// Never called: the executor answers `StreamPipeline` itself, with its own framing,
+    /// before the generated service sees the call.
     async fn stream_pipeline(
         &self,
-        req: Request<Streaming<pb::StreamRequest>>,
+        _req: Request<Streaming<pb::StreamRequest>>,
     ) -> Result<Response<Self::StreamPipelineStream>, Status> {
-        let shared = Arc::clone(&self.shared);
-        let permit = shared.admit()?;
-        let mut inbound = req.into_inner();
-        let open = match inbound.message().await? {
-            Some(pb::StreamRequest {
-                msg: Some(Req::Open(open)),
-            }) => open,
-            _ => {
-                bump(&shared.stats.rejected_invalid);
-                return Err(Status::invalid_argument(
-                    "the first message of a stream must be `open`",
-                ));
-            }
-        };
-        let pipeline = shared.pipeline(&open.manifest_json)?;
-        let plan = Plan::build(&pipeline, &shared.config.registry)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let mut runner = ChainRunner::new(plan).map_err(|e| {
+        Err(Status::unimplemented(
+            "StreamPipeline is served by the executor's routes",
+        ))
+    }
+}
+
+/// The next message of a stream; a client that cancelled has simply gone.
+async fn next_request(inbound: &mut wire::Reader) -> Result<Option<pb::StreamRequest>, Status> {
+    match inbound.message().await {
+        Err(s) if s.code() == Code::Cancelled => Ok(None),
+        r => r,
+    }
+}
+
+/// `StreamPipeline`: checks the `open` message, then answers with a stream fed by a
+/// [`stream_worker`].
+async fn stream_pipeline(shared: Arc<Shared>, body: Body) -> Result<http::Response<Body>, Status> {
+    let permit = shared.admit()?;
+    let mut inbound = wire::Reader::new(body, shared.config.max_message_bytes);
+    let open = match next_request(&mut inbound).await? {
+        Some(pb::StreamRequest {
+            msg: Some(Req::Open(open)),
+        }) => open,
+        _ => {
             bump(&shared.stats.rejected_invalid);
-            Status::invalid_argument(e.to_string())
-        })?;
-        let ports = open.head_inputs.len().max(1);
-        runner.set_head_inputs(open.head_inputs);
-        bump(&shared.stats.streams_total);
-        let (tx, rx) = mpsc::channel(4);
-        let handle = tokio::runtime::Handle::current();
-        let worker = Arc::clone(&shared);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let _active = ActiveStream::new(&worker.stats);
-            stream_worker(&worker, runner, ports, inbound, &tx, &handle);
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            return Err(Status::invalid_argument(
+                "the first message of a stream must be `open`",
+            ));
+        }
+    };
+    let pipeline = shared.pipeline(&open.manifest_json)?;
+    let plan = Plan::build(&pipeline, &shared.config.registry)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut runner = ChainRunner::new(plan).map_err(|e| {
+        bump(&shared.stats.rejected_invalid);
+        Status::invalid_argument(e.to_string())
+    })?;
+    let ports = open.head_inputs.len().max(1);
+    runner.set_head_inputs(open.head_inputs);
+    bump(&shared.stats.streams_total);
+    let (tx, rx) = mpsc::channel(4);
+    let handle = tokio::runtime::Handle::current();
+    let worker = Arc::clone(&shared);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let _active = ActiveStream::new(&worker.stats);
+        stream_worker(&worker, runner, ports, inbound, &tx, &handle);
+    });
+    let mut response = http::Response::new(Body::new(wire::Outgoing::response(rx)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, wire::GRPC_CONTENT_TYPE);
+    Ok(response)
+}
+
+/// The executor's service: `StreamPipeline` framed by [`crate::wire`], every other
+/// call through the generated service.
+#[derive(Clone)]
+struct Routes {
+    generated: ExecutorServer<ExecutorService>,
+    shared: Arc<Shared>,
+}
+
+impl NamedService for Routes {
+    const NAME: &'static str = pb::executor_server::SERVICE_NAME;
+}
+
+impl Service<http::Request<Body>> for Routes {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if req.uri().path() != wire::STREAM_PIPELINE {
+            return self.generated.call(req);
+        }
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            Ok(stream_pipeline(shared, req.into_body())
+                .await
+                .unwrap_or_else(|status| status.into_http()))
+        })
     }
 }
 
@@ -354,10 +418,10 @@ impl Drop for ActiveStream<'_> {
     }
 }
 
-type Outbound = mpsc::Sender<Result<pb::StreamResponse, Status>>;
+type Outbound = mpsc::Sender<wire::Encoded>;
 
 fn respond(tx: &Outbound, msg: Resp) -> bool {
-    tx.blocking_send(Ok(pb::StreamResponse { msg: Some(msg) }))
+    tx.blocking_send(wire::encode(&pb::StreamResponse { msg: Some(msg) }))
         .is_ok()
 }
 
@@ -366,7 +430,7 @@ fn stream_worker(
     shared: &Shared,
     mut runner: ChainRunner,
     ports: usize,
-    mut inbound: Streaming<pb::StreamRequest>,
+    mut inbound: wire::Reader,
     tx: &Outbound,
     handle: &tokio::runtime::Handle,
 ) {
@@ -383,7 +447,7 @@ fn stream_worker(
         return;
     }
     loop {
-        let next = handle.block_on(inbound.message());
+        let next = handle.block_on(next_request(&mut inbound));
         match next {
             Ok(Some(pb::StreamRequest {
                 msg: Some(Req::Items(chunk)),
@@ -546,6 +610,7 @@ impl RunningServer {
 
 /// Binds and starts serving on the current tokio runtime.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
+    crate::memory::retain_freed_buffers();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| RemoteError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -576,15 +641,20 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
         expected: token.map(|t| Arc::new(format!("Bearer {t}").into_bytes())),
         shared: Arc::clone(&shared),
     };
-    let service = ExecutorServer::new(ExecutorService {
+    let service = Routes {
+        generated: ExecutorServer::new(ExecutorService {
+            shared: Arc::clone(&shared),
+        })
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX),
         shared: Arc::clone(&shared),
-    })
-    .max_decoding_message_size(max_message)
-    .max_encoding_message_size(usize::MAX);
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let incoming = TcpListenerStream::new(listener);
+    // The builder's `tcp_nodelay` only applies to listeners it binds itself; without
+    // it on accepted sockets, Nagle holds back small writes (answers, stream opens)
+    // until the client's delayed ACK, about 40 ms later.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)

@@ -408,13 +408,17 @@ impl Chain {
     }
 
     /// Metrics of every node of `chains`, in manifest order.
-    pub(crate) fn metrics(chains: impl IntoIterator<Item = Chain>) -> Vec<NodeMetrics> {
-        // Snapshots taken in place: the (large) node runners are not moved.
-        let mut all = Vec::new();
-        for c in chains {
-            all.extend(c.runners.iter().map(NodeRunner::metrics));
+    pub(crate) fn metrics(chains: &[Chain]) -> Vec<NodeMetrics> {
+        // Snapshots taken in place (the large node runners are not moved), straight
+        // into a vector of the final size when the nodes are already in manifest order.
+        let runners = || chains.iter().flat_map(|c| c.runners.iter());
+        let in_order = runners().enumerate().all(|(k, r)| r.index == k);
+        if in_order {
+            let mut all = Vec::with_capacity(runners().count());
+            all.extend(runners().map(|r| r.metrics().1));
+            return all;
         }
-        super::in_manifest_order(all)
+        super::in_manifest_order(runners().map(NodeRunner::metrics).collect())
     }
 
     /// Cleans up every initialized node; returns the cleanup errors.

@@ -279,7 +279,7 @@ fn run_inline(
             outputs,
             skipped,
             cleanup_errors,
-            Chain::metrics([chain]),
+            Chain::metrics(std::slice::from_ref(&chain)),
             (start, clock, items_in, stage_count),
         );
     }
@@ -375,7 +375,7 @@ fn run_inline(
         outputs,
         skipped,
         cleanup_errors,
-        Chain::metrics(chains),
+        Chain::metrics(&chains),
         (start, clock, items_in, stage_count),
     )
 }

@@ -157,7 +157,7 @@ impl ChainRunner {
                 items_out: self.items_out,
                 stages: 1,
                 peak_rss_bytes: None,
-                nodes: Chain::metrics([chain]),
+                nodes: Chain::metrics(std::slice::from_ref(&chain)),
                 queues: Vec::new(),
             },
         }
