@@ -199,3 +199,45 @@ fn auto_runs_in_the_first_host_compiled_in() {
         .success()
         .stdout(format!("\"{want}\"\n"));
 }
+
+#[test]
+fn print_in_a_chain_of_python_nodes_names_each_node() {
+    // Consecutive nodes of one host may run as one group; output stays attributed.
+    let dir = tempfile::tempdir().unwrap();
+    for rt in runtimes() {
+        let node = |id: &str, class: &str, source: &str| {
+            serde_json::json!({"id": id, "node_type": "PythonNode",
+                "params": {"class": class, "runtime": rt, "source": source}})
+        };
+        let m = serde_json::json!({
+            "version": "v1",
+            "metadata": {"name": "prints"},
+            "nodes": [
+                node("first", "A", "class A:\n    def process(self, x):\n        print('a got', x, end='')\n        print('!')\n        return x + 1\n"),
+                node("second", "B", "class B:\n    def process(self, x):\n        print('b got', x)\n        return x * 2\n"),
+            ],
+            "connections": [{"from": "first", "to": "second"}],
+        });
+        let path = write(&dir, &format!("prints-{rt}.json"), &m.to_string());
+        let out = rm()
+            .arg("run")
+            .arg(&path)
+            .args(["--input", "-"])
+            .write_stdin("1\n2\n")
+            .assert()
+            .success()
+            .stdout("4\n6\n");
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        for line in [
+            "[first] a got 1!\n",
+            "[first] a got 2!\n",
+            "[second] b got 2\n",
+            "[second] b got 3\n",
+        ] {
+            assert!(
+                stderr.contains(line),
+                "[{rt}] {line:?} missing from {stderr:?}"
+            );
+        }
+    }
+}

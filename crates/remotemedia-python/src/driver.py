@@ -334,27 +334,43 @@ class Driver:
         the list of the item's outputs.
         """
         out = []
-        with _Capture(self.node_id):
-            kind = self.kind
-            try:
-                if kind == PLAIN:
-                    if _CPYTHON:
-                        # list.extend keeps the results appended before an exception.
-                        out.extend(map(self.process, items))
-                    else:
-                        append, process = out.append, self.process
-                        for item in items:
-                            append(process(item))
-                    return out, False, None
-                if kind == GEN:
-                    process = self.process
+        # The capture of `_Capture`, inlined: this runs once per node and batch.
+        state = _state
+        saved_node = state.current
+        state.current = self.node_id
+        stream = state.stream
+        if stream is not None:
+            saved_out = sys.stdout
+            sys.stdout = stream
+        kind = self.kind
+        try:
+            if kind == PLAIN:
+                if _CPYTHON:
+                    # list.extend keeps the results appended before an exception.
+                    out.extend(map(self.process, items))
+                else:
+                    append, process = out.append, self.process
                     for item in items:
-                        out.append([x for x in process(item) if x is not None])
-                    return out, True, None
-                self._run(self._abatch(items, out))
+                        append(process(item))
+                return out, False, None
+            if kind == GEN:
+                process = self.process
+                for item in items:
+                    out.append([x for x in process(item) if x is not None])
                 return out, True, None
-            except BaseException as e:
-                return out, kind != PLAIN, e
+            self._run(self._abatch(items, out))
+            return out, True, None
+        except BaseException as e:
+            return out, kind != PLAIN, e
+        finally:
+            if stream is not None:
+                if stream._buf:
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                sys.stdout = saved_out
+            state.current = saved_node
 
     async def _abatch(self, items, out):
         process = self.process
