@@ -210,6 +210,17 @@ fn executor_args(executors: &[&Executor]) -> Vec<String> {
         .collect()
 }
 
+/// `remotemedia run MANIFEST --input INPUT` with these executors; more flags may follow.
+fn run_through(dir: &Path, manifest: &Path, input: &Path, executors: &[&Executor]) -> Command {
+    let mut c = rm(dir);
+    c.arg("run")
+        .arg(manifest)
+        .arg("--input")
+        .arg(input)
+        .args(executor_args(executors));
+    c
+}
+
 struct Output {
     code: i32,
     stdout: String,
@@ -460,14 +471,7 @@ fn explicit_host_pins_a_node_to_that_executor() {
 
     // And it runs there.
     let input = numbers(dir.path(), 5);
-    let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(&manifest)
-            .arg("--input")
-            .arg(&input)
-            .args(executor_args(&[&gpu])),
-    );
+    let o = output(&mut run_through(dir.path(), &manifest, &input, &[&gpu]));
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, "2\n3\n4\n5\n6\n");
 
@@ -507,14 +511,7 @@ fn optional_gpu_with_no_gpu_anywhere_runs_locally_with_a_warning() {
     );
 
     let input = numbers(dir.path(), 3);
-    let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(&manifest)
-            .arg("--input")
-            .arg(&input)
-            .args(executor_args(&[&cpu])),
-    );
+    let o = output(&mut run_through(dir.path(), &manifest, &input, &[&cpu]));
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, "3\n6\n9\n");
     assert!(
@@ -577,14 +574,12 @@ fn nothing_fits_lists_every_executor_considered_and_why() {
 
     // `run` refuses before running anything, with the same list.
     let input = numbers(dir.path(), 3);
-    let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(gpu_pipeline())
-            .arg("--input")
-            .arg(&input)
-            .args(executor_args(&[&gpu_small])),
-    );
+    let o = output(&mut run_through(
+        dir.path(),
+        &gpu_pipeline(),
+        &input,
+        &[&gpu_small],
+    ));
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert_eq!(o.stdout, "");
     assert!(
@@ -781,14 +776,9 @@ fn run_through_an_executor_equals_the_local_run() {
     let input = numbers(dir.path(), 2000);
     let metrics = dir.path().join("metrics.json");
     let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(gpu_pipeline())
-            .arg("--input")
-            .arg(&input)
+        run_through(dir.path(), &gpu_pipeline(), &input, &[&gpu])
             .arg("--metrics")
-            .arg(&metrics)
-            .args(executor_args(&[&gpu])),
+            .arg(&metrics),
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, local_run(dir.path(), &gpu_pipeline(), &input));
@@ -1054,14 +1044,9 @@ fn executors_with_a_token_refuse_clients_without_it() {
 
     // A wrong token.
     let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(gpu_pipeline())
-            .arg("--input")
-            .arg(&input)
+        run_through(dir.path(), &gpu_pipeline(), &input, &[&g1])
             .arg("--token-file")
-            .arg(&wrong)
-            .args(executor_args(&[&g1])),
+            .arg(&wrong),
     );
     assert_eq!(o.code, 2);
     assert_eq!(o.stdout, "");
@@ -1069,14 +1054,9 @@ fn executors_with_a_token_refuse_clients_without_it() {
 
     // The right one, given on the command line or in remotemedia.toml.
     let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(gpu_pipeline())
-            .arg("--input")
-            .arg(&input)
+        run_through(dir.path(), &gpu_pipeline(), &input, &[&g1])
             .arg("--token-file")
-            .arg(&token)
-            .args(executor_args(&[&g1])),
+            .arg(&token),
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, "3\n5\n7\n9\n11\n13\n15\n17\n19\n21\n");
@@ -1324,14 +1304,12 @@ fn executors_refuse_inline_python_source_unless_allowed() {
     let manifest = write(dir.path(), "python.yaml", &text);
     let plan = plan_json(dir.path(), &manifest, &[&g1], &[]);
     assert_eq!(placement_of(&plan, "total").0, "g1");
-    let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(&manifest)
-            .arg("--input")
-            .arg(repo("examples/numbers.jsonl"))
-            .args(executor_args(&[&g1])),
-    );
+    let o = output(&mut run_through(
+        dir.path(),
+        &manifest,
+        &repo("examples/numbers.jsonl"),
+        &[&g1],
+    ));
     assert_eq!(o.code, 2, "{}", o.stdout);
     assert_eq!(o.stdout, "");
     assert!(
@@ -1360,14 +1338,12 @@ fn executors_allowing_python_source_run_it_there() {
         "connections": [],
     });
     let manifest = write(dir.path(), "remote-source.json", &m.to_string());
-    let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(&manifest)
-            .arg("--input")
-            .arg(repo("examples/numbers.jsonl"))
-            .args(executor_args(&[&g1])),
-    );
+    let o = output(&mut run_through(
+        dir.path(),
+        &manifest,
+        &repo("examples/numbers.jsonl"),
+        &[&g1],
+    ));
     assert_eq!(o.code, 0, "{}", o.stderr);
     let want: String = (1..=10).map(|v| format!("{}\n", v * 10)).collect();
     assert_eq!(o.stdout, want);
@@ -1387,14 +1363,9 @@ fn a_sub_graph_refused_at_start_moves_to_the_next_executor_and_says_so() {
     let input = numbers(dir.path(), 100);
     let metrics = dir.path().join("metrics.json");
     let o = output(
-        rm(dir.path())
-            .arg("run")
-            .arg(gpu_pipeline())
-            .arg("--input")
-            .arg(&input)
+        run_through(dir.path(), &gpu_pipeline(), &input, &[&g1, &g2])
             .arg("--metrics")
-            .arg(&metrics)
-            .args(executor_args(&[&g1, &g2])),
+            .arg(&metrics),
     );
     busy.end();
     assert_eq!(o.code, 0, "{}", o.stderr);

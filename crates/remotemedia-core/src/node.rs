@@ -191,29 +191,41 @@ pub trait Node: Send {
         out: &mut Vec<Data>,
     ) -> GroupOutcome {
         let _ = rest;
-        let items_in = items.len() as u64;
-        let start = std::time::Instant::now();
-        let before = out.len();
-        let failure = self
-            .process_vec(port, items, out)
-            .err()
-            .map(|error| GroupFailure {
-                error,
-                rest: std::mem::take(items),
-            });
-        GroupOutcome {
-            members: vec![MemberRun {
-                items_in,
-                items_out: (out.len() - before) as u64,
-                elapsed: start.elapsed(),
-            }],
-            failure,
-        }
+        process_alone(self, port, items, out)
     }
 
     /// The node as [`Any`], so that a group's first member can reach the others' state
     /// (see [`Node::process_group`]). Default: not reachable.
     fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
         None
+    }
+}
+
+/// A group run of `node` alone: [`Node::process_vec`] on the batch, reported as a
+/// [`GroupOutcome`] of one member (what [`Node::process_group`] does by default, and
+/// what a group's first member falls back to when it cannot reach the others).
+pub fn process_alone<N: Node + ?Sized>(
+    node: &mut N,
+    port: usize,
+    items: &mut Vec<Data>,
+    out: &mut Vec<Data>,
+) -> GroupOutcome {
+    let items_in = items.len() as u64;
+    let start = std::time::Instant::now();
+    let before = out.len();
+    let failure = node
+        .process_vec(port, items, out)
+        .err()
+        .map(|error| GroupFailure {
+            error,
+            rest: std::mem::take(items),
+        });
+    GroupOutcome {
+        members: vec![MemberRun {
+            items_in,
+            items_out: (out.len() - before) as u64,
+            elapsed: start.elapsed(),
+        }],
+        failure,
     }
 }

@@ -251,15 +251,23 @@ fn to_data(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Data, ConvertError> {
             "value is nested deeper than {MAX_DEPTH} levels (or contains itself)"
         )));
     }
-    // Exact built-in types first: the common case, and cheap checks.
+    // Exact built-in types first: the common case, and cheap checks; ints first of all
+    // (the most common value), read without the general extraction's error handling.
+    if obj.is_exact_instance_of::<PyInt>() {
+        let mut overflow = 0;
+        // SAFETY: `obj` is a live exact int, for which this call cannot fail: a value out
+        // of range sets `overflow` instead of an exception.
+        let v = unsafe { pyo3::ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+        if overflow == 0 {
+            return Ok(Data::Int(v));
+        }
+        return int_to_data(obj);
+    }
     if obj.is_none() {
         return Ok(Data::Null);
     }
     if let Ok(b) = obj.cast_exact::<PyBool>() {
         return Ok(Data::Bool(b.is_true()));
-    }
-    if obj.is_exact_instance_of::<PyInt>() {
-        return int_to_data(obj);
     }
     if let Ok(f) = obj.cast_exact::<PyFloat>() {
         return Ok(Data::Float(f.value()));

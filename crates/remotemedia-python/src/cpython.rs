@@ -329,10 +329,6 @@ impl<'py> Flat<'py> {
         };
         let Some(items) = self.items else {
             for x in self.outputs.iter() {
-                if let Some(v) = exact_int(&x) {
-                    outcome.push_one(Data::Int(v));
-                    continue;
-                }
                 match py_to_data(&x) {
                     Ok(d) => outcome.push_one(d),
                     Err(e) => outcome.push(ItemOutcome::Err(output_error(e))),
@@ -362,19 +358,6 @@ impl<'py> Flat<'py> {
         }
         outcome
     }
-}
-
-/// The value of an exact `int` that fits i64 (the common output), without the general
-/// conversion's checks; `None` for anything else.
-fn exact_int(x: &Bound<'_, PyAny>) -> Option<i64> {
-    if !x.is_exact_instance_of::<PyInt>() {
-        return None;
-    }
-    let mut overflow = 0;
-    // SAFETY: `x` is a live exact int, for which this call cannot fail: an out-of-range
-    // value sets `overflow` instead of an exception.
-    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(x.as_ptr(), &mut overflow) };
-    (overflow == 0).then_some(v)
 }
 
 /// Runs the member behind `driver` over `input` (a list of Python values) and flattens

@@ -107,30 +107,43 @@ def setup(log_sink, err_write, level):
     root.setLevel(level)
 
 
+def _attribute(node):
+    """Starts attributing output to ``node``; returns what ``_restore`` puts back."""
+    state = _state
+    saved = (state.current, sys.stdout)
+    state.current = node
+    if state.stream is not None:
+        sys.stdout = state.stream
+    return saved
+
+
+def _restore(saved):
+    """Ends what ``_attribute`` started: flushes a partial line, restores stdout."""
+    stream = _state.stream
+    if stream is not None:
+        if stream._buf:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        sys.stdout = saved[1]
+    _state.current = saved[0]
+
+
 class _Capture:
     """Context of one call into node code: attribution and the print capture."""
 
-    __slots__ = ("node", "saved_node", "saved_out")
+    __slots__ = ("node", "saved")
 
     def __init__(self, node):
         self.node = node
 
     def __enter__(self):
-        self.saved_node = _state.current
-        _state.current = self.node
-        self.saved_out = sys.stdout
-        if _state.stream is not None:
-            sys.stdout = _state.stream
+        self.saved = _attribute(self.node)
         return self
 
     def __exit__(self, *exc):
-        if _state.stream is not None:
-            try:
-                _state.stream.flush()
-            except Exception:
-                pass
-            sys.stdout = self.saved_out
-        _state.current = self.saved_node
+        _restore(self.saved)
         return False
 
 
@@ -334,14 +347,8 @@ class Driver:
         the list of the item's outputs.
         """
         out = []
-        # The capture of `_Capture`, inlined: this runs once per node and batch.
-        state = _state
-        saved_node = state.current
-        state.current = self.node_id
-        stream = state.stream
-        if stream is not None:
-            saved_out = sys.stdout
-            sys.stdout = stream
+        # `_Capture` without the object and method calls: this runs per node and batch.
+        saved = _attribute(self.node_id)
         kind = self.kind
         try:
             if kind == PLAIN:
@@ -363,14 +370,7 @@ class Driver:
         except BaseException as e:
             return out, kind != PLAIN, e
         finally:
-            if stream is not None:
-                if stream._buf:
-                    try:
-                        stream.flush()
-                    except Exception:
-                        pass
-                sys.stdout = saved_out
-            state.current = saved_node
+            _restore(saved)
 
     async def _abatch(self, items, out):
         process = self.process

@@ -420,20 +420,18 @@ impl Node for PythonNode {
                 else {
                     break;
                 };
-                let Some(handle) = member
-                    .ahead
-                    .is_empty()
-                    .then(|| member.instance.group_handle())
-                else {
+                if !member.ahead.is_empty() {
+                    break;
+                }
+                let Some(handle) = member.instance.group_handle() else {
                     break;
                 };
-                let Some(handle) = handle else { break };
                 handles.push(handle);
                 members.push(member);
             }
         }
         if handles.is_empty() {
-            return default_group(self, port, items, out);
+            return remotemedia_core::node::process_alone(self, port, items, out);
         }
         let GroupRun {
             stats,
@@ -470,32 +468,5 @@ impl Node for PythonNode {
             members: stats,
             failure,
         }
-    }
-}
-
-/// A group run of `node` alone (the trait's default behaviour).
-fn default_group(
-    node: &mut PythonNode,
-    port: usize,
-    items: &mut Vec<Data>,
-    out: &mut Vec<Data>,
-) -> GroupOutcome {
-    let items_in = items.len() as u64;
-    let started = std::time::Instant::now();
-    let before = out.len();
-    let failure = node
-        .process_vec(port, items, out)
-        .err()
-        .map(|error| GroupFailure {
-            error,
-            rest: std::mem::take(items),
-        });
-    GroupOutcome {
-        members: vec![remotemedia_core::MemberRun {
-            items_in,
-            items_out: (out.len() - before) as u64,
-            elapsed: started.elapsed(),
-        }],
-        failure,
     }
 }

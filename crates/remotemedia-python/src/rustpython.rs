@@ -322,6 +322,15 @@ fn object_to_data(vm: &VirtualMachine, obj: &PyObject, depth: usize) -> Result<D
             "value is nested deeper than {MAX_DEPTH} levels (or contains itself)"
         )));
     }
+    // Exact ints first: the most common value, and a cheap check.
+    if obj.class().is(vm.ctx.types.int_type) {
+        if let Some(v) = obj
+            .downcast_ref::<PyInt>()
+            .and_then(|i| i64::try_from(i.as_bigint()).ok())
+        {
+            return Ok(Data::Int(v));
+        }
+    }
     if vm.is_none(obj) {
         return Ok(Data::Null);
     }
@@ -640,16 +649,6 @@ fn push_result(
     r: &PyObjectRef,
     outcome: &mut BatchOutcome,
 ) {
-    // Ints first: the common case, and a cheap exact-type check.
-    if r.class().is(vm.ctx.types.int_type) {
-        if let Some(v) = r
-            .downcast_ref::<PyInt>()
-            .and_then(|i| i64::try_from(i.as_bigint()).ok())
-        {
-            outcome.push_one(Data::Int(v));
-            return;
-        }
-    }
     if vm.is_none(r) {
         outcome.push_none();
     } else if is_plain(vm, r) {

@@ -23,8 +23,9 @@ pub(crate) type Msg = (usize, Vec<Data>);
 /// A batch reaching sink number `.0`.
 pub(crate) type SinkMsg = (usize, Vec<Data>);
 
-/// How long a blocked thread waits before checking whether the run failed.
-const ABORT_POLL: Duration = Duration::from_millis(20);
+/// How long an idle root stage waits before checking whether the run failed (a failed
+/// run takes no new input, so an idle root has nothing more to do).
+const FAILURE_POLL: Duration = Duration::from_millis(20);
 
 /// Items currently waiting in one queue, and the most ever seen.
 #[derive(Debug, Default)]
@@ -241,7 +242,7 @@ fn stage_main(
         'run: loop {
             let (port, mut batch) = match pending.take() {
                 Some(m) => m,
-                None => match rx.recv_timeout(ABORT_POLL) {
+                None => match rx.recv_timeout(FAILURE_POLL) {
                     Ok(m) => {
                         stat.removed(m.1.len());
                         m

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::data::Data;
 use crate::error::{PipelineNodeError, RunError};
@@ -226,18 +226,11 @@ impl Collector {
     }
 
     fn recv_batch(&mut self) -> Option<SinkMsg> {
-        loop {
-            match self.engine.outputs.recv_timeout(Duration::from_millis(20)) {
-                Ok(m) => {
-                    self.items_out += m.1.len() as u64;
-                    return Some(m);
-                }
-                Err(flume::RecvTimeoutError::Disconnected) => return None,
-                // Stages always drop their sink senders when they end, also after a
-                // failure, so waiting for disconnection cannot hang.
-                Err(flume::RecvTimeoutError::Timeout) => {}
-            }
-        }
+        // Stages always drop their sink senders when they end, also after a failure, so
+        // waiting for disconnection cannot hang.
+        let m = self.engine.outputs.recv().ok()?;
+        self.items_out += m.1.len() as u64;
+        Some(m)
     }
 
     async fn recv_batch_async(&mut self) -> Option<SinkMsg> {
