@@ -665,7 +665,7 @@ fn push_result(
 }
 
 /// A plain `process` method (not a generator or coroutine function): the item loop
-/// runs here, in Rust, inside the driver's capture context (print attribution), instead
+/// runs here, in Rust, inside the driver's print attribution (`_attribute`/`_restore`), instead
 /// of as interpreted Python, which RustPython runs much slower.
 fn run_plain(
     vm: &VirtualMachine,
@@ -676,8 +676,7 @@ fn run_plain(
 ) -> PyResult<()> {
     let process = node.get_attr("process", vm)?;
     let node_id = node.get_attr("node_id", vm)?;
-    let capture = vm.call_method(driver, "_Capture", (node_id,))?;
-    vm.call_method(&capture, "__enter__", ())?;
+    let saved = vm.call_method(driver, "_attribute", (node_id,))?;
     for d in items {
         match process.call((data_to_object(vm, d),), vm) {
             Ok(r) => push_result(vm, driver, node, &r, outcome),
@@ -687,8 +686,7 @@ fn run_plain(
             }
         }
     }
-    let none = vm.ctx.none();
-    vm.call_method(&capture, "__exit__", (none.clone(), none.clone(), none))?;
+    vm.call_method(driver, "_restore", (saved,))?;
     Ok(())
 }
 

@@ -172,6 +172,14 @@ impl ExecutorClient {
     }
 
     fn rpc(&self, status: tonic::Status) -> RemoteError {
+        let status = if refused_by_going_away(&status) {
+            tonic::Status::unavailable(format!(
+                "the executor is closing the connection and took no new call ({})",
+                status.message()
+            ))
+        } else {
+            status
+        };
         RemoteError::Rpc {
             executor: self.endpoint.name.clone(),
             status: Box::new(status),
@@ -468,4 +476,18 @@ impl RemoteStream {
             Err(s) => Err(self.status(s)),
         }
     }
+}
+
+/// Whether `status` reports a call the executor never took because it was closing the
+/// connection (an HTTP/2 GOAWAY without error, as in a graceful shutdown). tonic reports
+/// that as `Internal`; it is an unavailable executor, and the call may go elsewhere.
+fn refused_by_going_away(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
+        }
+        source = e.source();
+    }
+    false
 }
