@@ -28,13 +28,15 @@ pub enum ErrorKind {
     Python,
     /// A worker process or remote executor went away.
     Crashed,
+    /// The run was cancelled from outside (its client went away, a deadline, a signal).
+    Cancelled,
     /// Anything else.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::InvalidInput,
         ErrorKind::Arithmetic,
         ErrorKind::Config,
@@ -45,6 +47,7 @@ impl ErrorKind {
         ErrorKind::Panic,
         ErrorKind::Python,
         ErrorKind::Crashed,
+        ErrorKind::Cancelled,
         ErrorKind::Other,
     ];
 
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Panic => "panic",
             ErrorKind::Python => "python",
             ErrorKind::Crashed => "crashed",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Other => "other",
         }
     }

@@ -14,6 +14,7 @@ fn both_modes() -> [RunOptions; 2] {
             force_threads: true,
             batch_size: 7,
             channel_capacity: 2,
+            ..RunOptions::default()
         },
     ]
 }
@@ -388,4 +389,41 @@ fn plans_follow_changes_made_to_a_validated_pipeline() {
     assert!(e.to_string().contains("not registered"), "{e}");
     other = r.clone();
     assert!(Plan::build(&p, &other).is_ok());
+}
+
+/// A cancelled run stops at the next node call and ends a long retry back-off at once.
+#[test]
+fn cancelling_a_run_ends_its_back_off_and_cleans_up() {
+    use remotemedia_core::executor::CancelToken;
+    let (reg, _) = registry();
+    let p = load(
+        r#"
+version: v1
+metadata: { name: c }
+nodes:
+  - id: div
+    node_type: Calculator
+    params: { operation: divide, operand: 0 }
+    retry: { max_retries: 5, initial_backoff_ms: 3600000, max_backoff_ms: 3600000 }
+"#,
+        &reg,
+    );
+    let cancel = CancelToken::new();
+    let options = RunOptions {
+        cancel: cancel.clone(),
+        ..RunOptions::default()
+    };
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let failure = run_pipeline(&p, &reg, ints(1), &options).unwrap_err();
+    canceller.join().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
+    let e = failure.error.node_error().expect("a node error");
+    assert_eq!(e.kind, ErrorKind::Cancelled);
+    assert_eq!(e.node_id, "div");
+    assert_eq!(e.message, "the run was cancelled");
+    assert_eq!(failure.partial.metrics.nodes[0].retries, 0);
 }

@@ -186,6 +186,7 @@ fn modes() -> [RunOptions; 2] {
             batch_size: 4,
             force_threads: true,
             channel_capacity: 2,
+            ..RunOptions::default()
         },
     ]
 }

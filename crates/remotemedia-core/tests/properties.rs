@@ -107,7 +107,7 @@ proptest! {
     fn every_item_is_accounted_for_in_path_order(d in dag(), items in 0i64..40, threaded in any::<bool>()) {
         let registry = Registry::builtin();
         let pipeline = manifest::validate_manifest(&manifest_of(&d), &registry).unwrap();
-        let opts = RunOptions { force_threads: threaded, batch_size: 3, channel_capacity: 2 };
+        let opts = RunOptions { force_threads: threaded, batch_size: 3, channel_capacity: 2, ..RunOptions::default() };
         let inputs: Vec<Data> = (0..items).map(Data::Int).collect();
         let res = run_pipeline(&pipeline, &registry, inputs, &opts).unwrap();
         let offsets = path_offsets(&d);

@@ -27,6 +27,7 @@ fn a_million_items_with_a_slow_tail_stay_within_the_queue_bounds() {
         batch_size: 64,
         channel_capacity: 4,
         force_threads: true,
+        ..RunOptions::default()
     };
     let (tx, mut rx) = start_session(Plan::build(&p, &r).unwrap(), &opts)
         .unwrap()

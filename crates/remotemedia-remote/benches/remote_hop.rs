@@ -48,6 +48,7 @@ fn options() -> RunOptions {
         batch_size: 256,
         channel_capacity: 8,
         force_threads: true,
+        ..RunOptions::default()
     }
 }
 

@@ -30,6 +30,7 @@ ERROR_KINDS = (
     "panic",
     "python",
     "crashed",
+    "cancelled",
     "other",
 )
 

@@ -103,6 +103,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         batch_size: args.batch_size,
         channel_capacity: args.queue_capacity,
         force_threads: true,
+        ..RunOptions::default()
     };
     let plan = match Plan::build(&pipeline, &registry) {
         Ok(p) => p,

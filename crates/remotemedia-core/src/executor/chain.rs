@@ -11,6 +11,8 @@ use crate::metrics::{NodeCounters, NodeMetrics};
 use crate::node::{GroupOutcome, ItemError, Node};
 use crate::plan::PlannedNode;
 
+use super::CancelToken;
+
 /// Length of input previews in error messages.
 const PREVIEW_CHARS: usize = 120;
 
@@ -24,6 +26,8 @@ pub(crate) struct NodeState {
     /// Members of the node group starting at this node (see `Node::group_key`); 0 or
     /// 1 when it heads none.
     group_len: usize,
+    /// The run's cancellation, checked before each call and during back-offs.
+    cancel: CancelToken,
 }
 
 /// A planned node with its run state: the unit a chain drives.
@@ -61,6 +65,12 @@ impl PlannedNode {
             traceback: e.traceback,
             attempts,
         })
+    }
+
+    /// The error of a call not made because the run was cancelled.
+    fn cancelled(&self, input: Option<&Data>) -> Fatal {
+        let e = NodeError::new(ErrorKind::Cancelled, "the run was cancelled");
+        self.error(Phase::Process, e, input, 1)
     }
 
     pub(crate) fn initialize(&mut self) -> Result<(), Fatal> {
@@ -135,6 +145,9 @@ impl PlannedNode {
             if input.is_empty() {
                 break Ok(());
             }
+            if self.state.cancel.is_cancelled() {
+                break Err(self.cancelled(input.first()));
+            }
             let node = &mut self.node;
             let r = catch_unwind(AssertUnwindSafe(|| node.process_vec(port, input, out)));
             match r {
@@ -185,8 +198,13 @@ impl PlannedNode {
     ) -> Result<(), Fatal> {
         let mut attempts = 1;
         if let Some(policy) = self.retry.clone() {
-            while attempts <= policy.max_retries && error.kind != ErrorKind::Panic {
-                std::thread::sleep(policy.backoff(attempts));
+            while attempts <= policy.max_retries
+                && error.kind != ErrorKind::Panic
+                && error.kind != ErrorKind::Cancelled
+            {
+                if !self.state.cancel.sleep(policy.backoff(attempts)) {
+                    return Err(self.cancelled(Some(&item)));
+                }
                 attempts += 1;
                 self.state.counters.retries += 1;
                 let node = &mut self.node;
@@ -200,7 +218,10 @@ impl PlannedNode {
         }
         self.state.counters.errors += 1;
         let fatal = self.error(Phase::Process, error, Some(&item), attempts);
-        if self.on_error == OnError::Skip && fatal.kind != ErrorKind::Panic {
+        if self.on_error == OnError::Skip
+            && fatal.kind != ErrorKind::Panic
+            && fatal.kind != ErrorKind::Cancelled
+        {
             tracing::warn!(node = %fatal.node_id, "skipping failed item: {fatal}");
             skipped.push(*fatal);
             Ok(())
@@ -262,6 +283,13 @@ impl Chain {
         Self {
             runners: nodes,
             scratch: Vec::new(),
+        }
+    }
+
+    /// Makes every node of the chain watch `cancel`.
+    pub(crate) fn set_cancel(&mut self, cancel: &CancelToken) {
+        for r in &mut self.runners {
+            r.state.cancel = cancel.clone();
         }
     }
 

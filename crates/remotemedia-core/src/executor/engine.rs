@@ -195,7 +195,8 @@ impl Engine {
             let stat = Arc::clone(&queues[si].1);
             let shared = Arc::clone(&shared);
             let max = opts.batch_size.max(1);
-            let chain = Chain::new(stage.nodes);
+            let mut chain = Chain::new(stage.nodes);
+            chain.set_cancel(&opts.cancel);
             let name = format!("rm-stage-{}", queues[si].0);
             let root = stage.input_ports == 0;
             let handle = std::thread::Builder::new()

@@ -4,6 +4,7 @@
 //! on the caller's thread: no thread, no queue. Anything else, and every session, runs
 //! one thread per stage (see `engine`).
 
+mod cancel;
 mod chain;
 mod engine;
 mod session;
@@ -19,6 +20,7 @@ use crate::metrics::{NodeCounters, NodeMetrics, RunMetrics};
 use crate::plan::{Plan, Target};
 use crate::registry::Registry;
 
+pub use cancel::{CancelOnDrop, CancelToken};
 use chain::Chain;
 pub(crate) use chain::NodeState;
 use engine::Engine;
@@ -34,6 +36,9 @@ pub struct RunOptions {
     pub channel_capacity: usize,
     /// Run even a single chain on threads (normally it runs inline).
     pub force_threads: bool,
+    /// Cancels the run: every later node call fails with kind `cancelled` (never
+    /// retried or skipped), back-offs end at once, and every node is cleaned up.
+    pub cancel: CancelToken,
 }
 
 impl Default for RunOptions {
@@ -44,6 +49,7 @@ impl Default for RunOptions {
             batch_size: 1024,
             channel_capacity: 2,
             force_threads: false,
+            cancel: CancelToken::new(),
         }
     }
 }
@@ -255,6 +261,7 @@ fn run_inline(
     if stage_count == 1 {
         // A plain chain: no port slots, no routing.
         let mut chain = Chain::new(stages.pop().expect("one stage").nodes);
+        chain.set_cancel(&options.cancel);
         let mut out = Vec::new();
         let result = chain.initialize().and_then(|()| {
             clock = Instant::now();
@@ -308,6 +315,7 @@ fn run_inline(
             .collect();
         let r = &mut run[si];
         r.chain = Chain::new(s.nodes);
+        r.chain.set_cancel(&options.cancel);
         r.dests = dests;
     }
     let mut slots: Vec<Vec<Data>> = std::iter::repeat_with(Vec::new).take(total_ports).collect();

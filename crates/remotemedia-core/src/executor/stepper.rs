@@ -107,6 +107,12 @@ impl ChainRunner {
         }
     }
 
+    /// Makes every node watch `cancel`: once cancelled, each later call fails with
+    /// kind `cancelled` and back-offs end at once.
+    pub fn set_cancel(&mut self, cancel: &super::CancelToken) {
+        self.chain.set_cancel(cancel);
+    }
+
     /// Initializes every node in order; stops at the first failure.
     pub fn initialize(&mut self) -> Result<(), Box<PipelineNodeError>> {
         self.start = Instant::now();
