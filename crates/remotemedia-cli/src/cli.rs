@@ -87,7 +87,20 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics (text format) on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
-    /// Accept `PythonNode` nodes carrying inline `source`.
+    /// Serve the Python node class `module:Class` under NAME (repeatable). Clients may
+    /// use a `PythonNode` only with a served `module` and `class`; nothing else they
+    /// name is imported.
+    #[arg(long = "python-node", value_name = "NAME=module:Class")]
+    pub python_nodes: Vec<String>,
+    /// Directory put in front of `sys.path` when importing served classes (repeatable).
+    #[arg(long = "python-path", value_name = "DIR")]
+    pub python_path: Vec<PathBuf>,
+    /// Host that runs served Python nodes: `process` (worker processes per request, so
+    /// clients cannot stall or crash one another), `cpython` or `rustpython`.
+    #[arg(long, default_value = "process", value_name = "RUNTIME")]
+    pub python_runtime: String,
+    /// Run any Python code clients send (inline `source`, any module, `python_path`,
+    /// `python`): whoever reaches the executor (or holds its token) runs code as its user.
     #[arg(long)]
     pub allow_python_source: bool,
     /// Streams and runs served at once; more are refused.
@@ -107,9 +120,16 @@ pub struct ServeArgs {
 /// `remotemedia capabilities`.
 #[derive(Debug, Args)]
 pub struct CapabilitiesArgs {
-    /// Print the JSON form (the format REMOTEMEDIA_CAPABILITIES files use).
+    /// Print the JSON form (the format REMOTEMEDIA_CAPABILITIES files use; with
+    /// `--executor`, the executor's whole answer).
     #[arg(long)]
     pub json: bool,
+    /// Ask this executor (`HOST:PORT`) what it offers and serves instead.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub executor: Option<String>,
+    /// Bearer token file for `--executor`.
+    #[arg(long, value_name = "FILE", requires = "executor")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `remotemedia run`.

@@ -11,20 +11,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_remotemedia");
+mod support;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+use support::{repo, write, Executor, BIN};
 
 fn gpu_caps() -> PathBuf {
     repo("examples/remote/gpu-capabilities.json")
@@ -47,84 +43,6 @@ fn rm(dir: &Path) -> Command {
         .env_remove("REMOTEMEDIA_EXECUTORS")
         .env_remove("REMOTEMEDIA_LOG");
     c
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// A `remotemedia serve` process on a free loopback port; killed when dropped.
-struct Executor {
-    name: String,
-    addr: String,
-    child: Child,
-    stderr: PathBuf,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Executor {
-    fn start(dir: &Path, name: &str, caps: &Path, extra: &[&str]) -> Executor {
-        let stderr = dir.join(format!("{name}.stderr"));
-        let mut child = Command::new(BIN)
-            .current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--capabilities"])
-            .arg(caps)
-            .args(extra)
-            .env_remove("REMOTEMEDIA_CAPABILITIES")
-            .env_remove("REMOTEMEDIA_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} did not start: {line:?}; stderr: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                )
-            })
-            .to_string();
-        Executor {
-            name: name.to_string(),
-            addr,
-            child,
-            stderr,
-            _stdout: stdout,
-        }
-    }
-
-    /// `--executor NAME=ADDR`.
-    fn flag(&self) -> String {
-        format!("{}={}", self.name, self.addr)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot send SIG{sig} to {}", self.name);
-    }
-}
-
-impl Drop for Executor {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Kills a process the test reads from if it is still at it after two minutes, so a
@@ -1285,41 +1203,6 @@ fn serve_exposes_prometheus_metrics() {
     assert!(
         body.contains("remotemedia_rejected_requests_total{reason=\"auth\"} 0\n"),
         "{body}"
-    );
-}
-
-#[test]
-fn executors_refuse_inline_python_source_unless_allowed() {
-    let dir = tempfile::tempdir().unwrap();
-    let g1 = Executor::start(dir.path(), "g1", &gpu_caps(), &[]);
-    // The Python node (its class given as inline source) needs a GPU: only g1 has one,
-    // so it can run nowhere else.
-    let text = std::fs::read_to_string(repo("examples/python_node.yaml"))
-        .unwrap()
-        .replace(
-            "node_type: PythonNode\n",
-            "node_type: PythonNode\n    capabilities: { gpu: { type: cuda } }\n",
-        );
-    assert!(text.contains("type: cuda"));
-    let manifest = write(dir.path(), "python.yaml", &text);
-    let plan = plan_json(dir.path(), &manifest, &[&g1], &[]);
-    assert_eq!(placement_of(&plan, "total").0, "g1");
-    let o = output(&mut run_through(
-        dir.path(),
-        &manifest,
-        &repo("examples/numbers.jsonl"),
-        &[&g1],
-    ));
-    assert_eq!(o.code, 2, "{}", o.stdout);
-    assert_eq!(o.stdout, "");
-    assert!(
-        o.stderr.contains(
-            "no executor left for total; tried: g1: PermissionDenied: node `total` carries inline Python source, which \
-             this executor refuses (start it with --allow-python-source to accept it) \
-             (1 attempt(s))"
-        ),
-        "{}",
-        o.stderr
     );
 }
 

@@ -129,6 +129,14 @@ pub trait NodeFactory: Send + Sync {
 
     /// Builds a node from params that passed [`NodeFactory::validate`].
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError>;
+
+    /// True when params can make this process run code of the manifest author's
+    /// choosing (an interpreter given source, any importable module, an executable).
+    /// An executor serving clients it does not trust with code refuses to start with
+    /// such a node type in its registry.
+    fn executes_client_code(&self) -> bool {
+        false
+    }
 }
 
 /// Checks params against a [`NodeDoc`]: unknown keys (with the closest documented
@@ -298,6 +306,16 @@ impl Registry {
     /// Canonical type names, sorted.
     pub fn types(&self) -> impl Iterator<Item = &str> {
         self.canonical.keys().map(String::as_str)
+    }
+
+    /// Canonical names of the types whose params can choose code to run (see
+    /// [`NodeFactory::executes_client_code`]), sorted.
+    pub fn code_executing_types(&self) -> Vec<&str> {
+        self.canonical
+            .iter()
+            .filter(|(_, f)| f.executes_client_code())
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// Documentation of every type, sorted by canonical name.

@@ -41,6 +41,7 @@ pub mod node;
 pub mod process;
 #[cfg(feature = "rustpython")]
 pub mod rustpython;
+pub mod served;
 pub mod spec;
 #[cfg(any(feature = "cpython", feature = "rustpython"))]
 mod thread;
@@ -52,6 +53,7 @@ use remotemedia_core::Registry;
 
 pub use host::{BatchOutcome, GroupHandle, GroupRun, Instance, ItemOutcome, LoadError};
 pub use node::{load, PythonNode, PythonNodeFactory, PYTHON_NODE_TYPE};
+pub use served::{ServedClass, ServedPython, ServedPythonFactory};
 pub use spec::{NodeSpec, Origin, Runtime, RUNTIME_ENV};
 
 /// The driver shared by every host (Python source).
@@ -60,6 +62,12 @@ pub const DRIVER_SOURCE: &str = include_str!("driver.py");
 /// Registers the `PythonNode` node type.
 pub fn register(registry: &mut Registry) {
     registry.register(Arc::new(PythonNodeFactory::new()));
+}
+
+/// Registers `PythonNode` restricted to the classes an executor serves (see
+/// [`served`]).
+pub fn register_served(registry: &mut Registry, served: ServedPython) {
+    registry.register(Arc::new(ServedPythonFactory::new(served)));
 }
 
 /// A registry with the built-in node types and `PythonNode`.

@@ -246,6 +246,11 @@ impl NodeFactory for PythonNodeFactory {
             NodeSpec::from_params(params).map_err(|m| NodeError::new(ErrorKind::Config, m))?;
         Ok(Box::new(PythonNode::load(&spec)?))
     }
+
+    /// Any importable module, inline source, extra import paths and interpreter.
+    fn executes_client_code(&self) -> bool {
+        true
+    }
 }
 
 /// A pipeline node backed by a Python class in one of the hosts.

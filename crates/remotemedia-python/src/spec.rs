@@ -285,7 +285,8 @@ pub fn validate(params: &Params) -> Vec<ParamIssue> {
     issues
 }
 
-fn is_identifier(s: &str) -> bool {
+/// A Python identifier (letters, digits, `_`; not starting with a digit).
+pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if c == '_' || c.is_alphabetic() => {}

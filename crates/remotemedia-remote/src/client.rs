@@ -83,6 +83,10 @@ pub struct RemoteCapabilities {
     pub version: String,
     /// Its advertised cost per hour.
     pub cost_per_hour: Option<f64>,
+    /// Python node classes it serves, as `NAME=module:Class`.
+    pub python_nodes: Vec<String>,
+    /// Whether it runs any Python code a client sends (`--allow-python-source`).
+    pub python_source_allowed: bool,
 }
 
 /// The outcome of `ExecutePipeline`.
@@ -212,6 +216,12 @@ impl ExecutorClient {
             active_streams: load.active_streams,
             version: r.version,
             cost_per_hour: r.cost_per_hour,
+            python_nodes: r
+                .python_nodes
+                .iter()
+                .map(|p| format!("{}={}:{}", p.name, p.module, p.class_name))
+                .collect(),
+            python_source_allowed: r.python_source_allowed,
         })
     }
 

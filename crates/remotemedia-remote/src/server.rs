@@ -54,9 +54,6 @@ use remotemedia_core::executor::ChainRunner;
 /// The version executors report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Node types that run Python code given inline in their params.
-pub const PYTHON_NODE_TYPES: [&str; 2] = ["PythonNode", "Python"];
-
 /// How an executor runs.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -68,8 +65,13 @@ pub struct ServeConfig {
     pub capabilities: CapabilitySet,
     /// Node types it runs.
     pub registry: Registry,
-    /// Accept `PythonNode` with inline `source`.
+    /// Run any code a client's params choose (node types whose
+    /// `NodeFactory::executes_client_code` is true). Off, such node types make
+    /// [`start`] fail: register the served form instead.
     pub allow_python_source: bool,
+    /// Python node classes served to clients, for `GetCapabilities` (the registry's
+    /// `PythonNode` is what enforces them).
+    pub python_nodes: Vec<pb::ServedPythonNode>,
     /// Streams and runs at once; more are refused.
     pub max_streams: usize,
     /// Largest request message in bytes.
@@ -91,6 +93,7 @@ impl ServeConfig {
             capabilities,
             registry,
             allow_python_source: false,
+            python_nodes: Vec::new(),
             max_streams: 64,
             max_message_bytes: 64 << 20,
             metrics_listen: None,
@@ -112,7 +115,6 @@ pub struct Stats {
     rejected_auth: AtomicU64,
     rejected_limit: AtomicU64,
     rejected_invalid: AtomicU64,
-    rejected_python: AtomicU64,
     rejected_draining: AtomicU64,
 }
 
@@ -155,45 +157,19 @@ impl Shared {
         })
     }
 
-    /// Parses and validates a manifest, refusing inline Python unless allowed.
+    /// Parses and validates a manifest. What code it may run is the registry's
+    /// business: an executor's registry serves only the Python classes it was told to
+    /// (checked by [`start`]).
     fn pipeline(&self, manifest_json: &str) -> Result<Pipeline, Status> {
         let value: Value = serde_json::from_str(manifest_json).map_err(|e| {
             bump(&self.stats.rejected_invalid);
             Status::invalid_argument(format!("the manifest is not JSON: {e}"))
         })?;
-        if !self.config.allow_python_source {
-            if let Some(id) = inline_python_node(&value) {
-                bump(&self.stats.rejected_python);
-                return Err(Status::permission_denied(format!(
-                    "node `{id}` carries inline Python source, which this executor refuses \
-                     (start it with --allow-python-source to accept it)"
-                )));
-            }
-        }
         manifest::validate_value(&value, &self.config.registry).map_err(|e| {
             bump(&self.stats.rejected_invalid);
             Status::invalid_argument(format!("invalid manifest:\n{e}"))
         })
     }
-}
-
-/// The id of the first node that carries inline Python `source`, if any.
-fn inline_python_node(manifest: &Value) -> Option<String> {
-    manifest
-        .get("nodes")?
-        .as_array()?
-        .iter()
-        .find(|n| {
-            let ty = n.get("node_type").and_then(Value::as_str).unwrap_or("");
-            PYTHON_NODE_TYPES.contains(&ty)
-                && n.get("params").and_then(|p| p.get("source")).is_some()
-        })
-        .map(|n| {
-            n.get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string()
-        })
 }
 
 /// The `remotemedia.v1.Executor` service.
@@ -218,6 +194,8 @@ impl Executor for ExecutorService {
             load: Some(s.load()),
             version: VERSION.to_string(),
             cost_per_hour: s.config.cost_per_hour,
+            python_nodes: s.config.python_nodes.clone(),
+            python_source_allowed: s.config.allow_python_source,
         }))
     }
 
@@ -610,6 +588,14 @@ impl RunningServer {
 
 /// Binds and starts serving on the current tokio runtime.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
+    let code = config.registry.code_executing_types();
+    if !config.allow_python_source && !code.is_empty() {
+        return Err(RemoteError::Config(format!(
+            "node type(s) {} would run code chosen by clients; serve only chosen classes \
+             (remotemedia_python::register_served) or allow client code explicitly",
+            code.join(", ")
+        )));
+    }
     crate::memory::retain_freed_buffers();
     let listener = TcpListener::bind(config.listen)
         .await
@@ -821,7 +807,6 @@ fn render_metrics(shared: &Shared) -> String {
             ("{reason=\"auth\"}", get(&s.rejected_auth)),
             ("{reason=\"limit\"}", get(&s.rejected_limit)),
             ("{reason=\"invalid\"}", get(&s.rejected_invalid)),
-            ("{reason=\"python_source\"}", get(&s.rejected_python)),
             ("{reason=\"draining\"}", get(&s.rejected_draining)),
         ],
     );

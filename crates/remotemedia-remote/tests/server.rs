@@ -98,11 +98,6 @@ const CALC: &str = r#"{"version":"v1","metadata":{"name":"calc"},
            {"id":"add","node_type":"Calculator","params":{"operation":"add","operand":1}}],
   "connections":[{"from":"in","to":"add"}]}"#;
 
-const INLINE_PYTHON: &str = r#"{"version":"v1","metadata":{"name":"py"},
-  "nodes":[{"id":"snippet","node_type":"PythonNode",
-            "params":{"class":"Up","source":"class Up:\n    def process(self, x):\n        return x\n"}}],
-  "connections":[]}"#;
-
 /// The executor still answers: the check after every abuse.
 async fn still_serving(addr: SocketAddr, token: Option<&str>) {
     let mut c = client(addr, token).await;
@@ -346,45 +341,59 @@ fn oversized_messages_are_refused_and_the_connection_lives_on() {
     });
 }
 
-#[test]
-fn inline_python_source_is_refused_unless_allowed() {
-    let rt = runtime();
-    let strict = serve(&rt, |_| {});
-    let open = serve(&rt, |c| c.allow_python_source = true);
-    rt.block_on(async {
-        let refusal = "node `snippet` carries inline Python source, which this executor \
-                       refuses (start it with --allow-python-source to accept it)";
-        let mut c = client(strict.local_addr, None).await;
-        let (code, message) = rpc_status(&c.execute(INLINE_PYTHON.into(), &[]).await.unwrap_err());
-        assert_eq!(code, Code::PermissionDenied);
-        assert_eq!(message, refusal);
-        let err = c
-            .open_stream(INLINE_PYTHON.into(), vec![])
-            .await
-            .unwrap_err();
-        assert_eq!(
-            stream_status(&err),
-            (Code::PermissionDenied, refusal.into())
-        );
-        // The alias and a module-based PythonNode (no inline source) pass this check.
-        let alias = INLINE_PYTHON.replace("\"PythonNode\"", "\"Python\"");
-        let err = c.execute(alias, &[]).await.unwrap_err();
-        assert_eq!(rpc_status(&err).0, Code::PermissionDenied);
-        let module = INLINE_PYTHON.replace(
-            r#""source":"class Up:\n    def process(self, x):\n        return x\n""#,
-            r#""module":"my_nodes""#,
-        );
-        let (code, message) = rpc_status(&c.execute(module, &[]).await.unwrap_err());
-        assert_eq!(code, Code::InvalidArgument, "{message}");
-        still_serving(strict.local_addr, None).await;
+/// A node type whose params choose code to run (like an unrestricted `PythonNode`).
+struct RunsClientCode(remotemedia_core::NodeDoc);
 
-        // Allowed: the manifest gets past the check (and this executor, which has no
-        // Python node type, then says so).
-        let mut c = client(open.local_addr, None).await;
-        let (code, message) = rpc_status(&c.execute(INLINE_PYTHON.into(), &[]).await.unwrap_err());
-        assert_eq!(code, Code::InvalidArgument);
-        assert!(message.starts_with("invalid manifest:"), "{message}");
-        assert!(message.contains("PythonNode"), "{message}");
+impl remotemedia_core::NodeFactory for RunsClientCode {
+    fn doc(&self) -> &remotemedia_core::NodeDoc {
+        &self.0
+    }
+    fn create(
+        &self,
+        _: &remotemedia_core::Params,
+    ) -> Result<Box<dyn remotemedia_core::Node>, remotemedia_core::NodeError> {
+        unreachable!("never built: the executor does not start")
+    }
+    fn executes_client_code(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn an_executor_with_a_node_type_running_client_code_starts_only_when_allowed() {
+    let rt = runtime();
+    let mut registry = Registry::builtin();
+    registry.register(std::sync::Arc::new(RunsClientCode(
+        remotemedia_core::NodeDoc {
+            node_type: "Shell",
+            aliases: &[],
+            description: "runs a command",
+            input: "any",
+            output: "any",
+            params: Vec::new(),
+        },
+    )));
+    let mut config = ServeConfig::new(gpu_caps(), registry, 0);
+    let err = rt.block_on(start(config.clone())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node type(s) Shell would run code chosen by clients; serve only chosen classes \
+         (remotemedia_python::register_served) or allow client code explicitly"
+    );
+    config.allow_python_source = true;
+    let server = rt.block_on(start(config)).unwrap();
+    rt.block_on(async {
+        let mut c = client(server.local_addr, None).await;
+        let caps = c.capabilities().await.unwrap();
+        assert!(caps.node_types.iter().any(|t| t == "Shell"));
+        assert!(caps.python_source_allowed);
+    });
+    let strict = serve(&rt, |_| {});
+    rt.block_on(async {
+        let caps = client(strict.local_addr, None).await.capabilities().await;
+        let caps = caps.unwrap();
+        assert!(!caps.python_source_allowed);
+        assert!(caps.python_nodes.is_empty());
     });
 }
 

@@ -8,8 +8,60 @@ use remotemedia_remote::config::read_token;
 use remotemedia_remote::detect;
 use remotemedia_remote::server::{serve_blocking, ServeConfig};
 
+use remotemedia_core::Registry;
+use remotemedia_python::{Runtime, ServedPython};
+use remotemedia_remote::pb::ServedPythonNode;
+
 use crate::cli::ServeArgs;
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
+
+/// The Python classes this executor serves, from `--python-node`, `--python-path` and
+/// `--python-runtime`.
+fn served_python(args: &ServeArgs) -> Result<ServedPython, String> {
+    let mut classes = Vec::new();
+    for text in &args.python_nodes {
+        let class: remotemedia_python::ServedClass =
+            text.parse().map_err(|e| format!("--python-node {e}"))?;
+        if classes
+            .iter()
+            .any(|c: &remotemedia_python::ServedClass| c.name == class.name)
+        {
+            return Err(format!(
+                "--python-node: the name `{}` is given twice",
+                class.name
+            ));
+        }
+        classes.push(class);
+    }
+    let runtime = Runtime::from_name(&args.python_runtime)
+        .filter(|r| *r != Runtime::Auto && r.compiled_in())
+        .ok_or_else(|| {
+            let hosts: Vec<&str> = [Runtime::Process, Runtime::CPython, Runtime::RustPython]
+                .into_iter()
+                .filter(|r| r.compiled_in())
+                .map(Runtime::name)
+                .collect();
+            format!(
+                "--python-runtime `{}` is not a Python host of this build; expected one of {}",
+                args.python_runtime,
+                hosts.join(", ")
+            )
+        })?;
+    let mut python_path = Vec::new();
+    for dir in &args.python_path {
+        let abs = std::path::absolute(dir)
+            .map_err(|e| format!("--python-path {}: {e}", dir.display()))?;
+        if !abs.is_dir() {
+            return Err(format!("--python-path {}: not a directory", dir.display()));
+        }
+        python_path.push(abs.to_string_lossy().into_owned());
+    }
+    Ok(ServedPython {
+        classes,
+        python_path,
+        runtime,
+    })
+}
 
 fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, String> {
     text.parse()
@@ -62,7 +114,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             "listening on {listen} without a token: only loopback clients will be accepted"
         );
     }
-    let mut config = ServeConfig::new(caps.set, super::registry(), listen.port());
+    let served = match served_python(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let mut registry = Registry::builtin();
+    let mut python_nodes = Vec::new();
+    if args.allow_python_source {
+        tracing::warn!(
+            "--allow-python-source: every client that reaches this executor can run code as \
+             its user"
+        );
+        remotemedia_python::register(&mut registry);
+    } else if !served.classes.is_empty() {
+        python_nodes = served
+            .classes
+            .iter()
+            .map(|c| ServedPythonNode {
+                name: c.name.clone(),
+                module: c.module.clone(),
+                class_name: c.class.clone(),
+            })
+            .collect();
+        remotemedia_python::register_served(&mut registry, served);
+    }
+    let mut config = ServeConfig::new(caps.set, registry, listen.port());
+    config.python_nodes = python_nodes;
     config.listen = listen;
     config.token = token;
     config.allow_python_source = args.allow_python_source;

@@ -1,0 +1,96 @@
+//! What the end-to-end tests share: a real `remotemedia serve` on a free loopback port,
+//! paths into the repository, files written for a test.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_remotemedia");
+
+/// A path inside the repository.
+pub fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+/// Writes `text` to `dir/name`.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A `remotemedia serve` process on a free loopback port; killed when dropped.
+pub struct Executor {
+    pub name: String,
+    pub addr: String,
+    pub child: Child,
+    pub stderr: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Executor {
+    pub fn start(dir: &Path, name: &str, caps: &Path, extra: &[&str]) -> Executor {
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--capabilities"])
+            .arg(caps)
+            .args(extra)
+            .env_remove("REMOTEMEDIA_CAPABILITIES")
+            .env_remove("REMOTEMEDIA_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} did not start: {line:?}; stderr: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            })
+            .to_string();
+        Executor {
+            name: name.to_string(),
+            addr,
+            child,
+            stderr,
+            _stdout: stdout,
+        }
+    }
+
+    /// `--executor NAME=ADDR`.
+    pub fn flag(&self) -> String {
+        format!("{}={}", self.name, self.addr)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot send SIG{sig} to {}", self.name);
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
