@@ -404,7 +404,7 @@ nodes:
   - id: div
     node_type: Calculator
     params: { operation: divide, operand: 0 }
-    retry: { max_retries: 5, initial_backoff_ms: 3600000, max_backoff_ms: 3600000 }
+    retry: { max_retries: 5, initial_backoff_ms: 600000, max_backoff_ms: 600000 }
 "#,
         &reg,
     );

@@ -59,9 +59,9 @@ pub struct NodeManifest {
     /// Retry failed items with exponential backoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
-    /// Per-item time limit in milliseconds.
+    /// Per-item time limit in milliseconds (at most one hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 3_600_000))]
     pub timeout_ms: Option<u64>,
     /// What a failed item does to the run: `fail` (default) stops it, `skip` records
     /// the error and goes on with the next item.
@@ -166,21 +166,33 @@ pub enum Arch {
 /// Names of [`Arch`] values.
 pub const ARCHES: [&str; 4] = ["x86_64", "aarch64", "arm", "any"];
 
-/// Per-item retry with exponential backoff.
+/// Most retries a policy may ask for.
+pub const MAX_RETRIES: u64 = 100;
+/// Longest back-off a policy may ask for, in milliseconds (ten minutes).
+pub const MAX_BACKOFF_MS: u64 = 600_000;
+/// Longest per-item time limit, in milliseconds (one hour).
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Per-item retry with exponential backoff. Counts and waits are bounded (see
+/// [`MAX_RETRIES`], [`MAX_BACKOFF_MS`]) so that no manifest holds a run, or an
+/// executor's slot, for days.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt (0 = no retry).
+    /// Retries after the first attempt (0 = no retry, at most 100).
+    #[schemars(range(max = 100))]
     pub max_retries: u32,
-    /// Wait before the first retry, in milliseconds (default 100).
+    /// Wait before the first retry, in milliseconds (default 100, at most 600000).
     #[serde(default = "default_initial_backoff_ms")]
+    #[schemars(range(max = 600_000))]
     pub initial_backoff_ms: u64,
     /// Factor applied to the wait after each retry (default 2.0, at least 1.0).
     #[serde(default = "default_multiplier")]
     #[schemars(range(min = 1.0))]
     pub multiplier: f64,
-    /// Longest wait between retries, in milliseconds (default 10000).
+    /// Longest wait between retries, in milliseconds (default 10000, at most 600000).
     #[serde(default = "default_max_backoff_ms")]
+    #[schemars(range(max = 600_000))]
     pub max_backoff_ms: u64,
 }
 

@@ -15,7 +15,9 @@ use std::ops::RangeInclusive;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::types::{ManifestV1, ARCHES, GPU_TYPES, SUPPORTED_VERSIONS};
+use super::types::{
+    ManifestV1, ARCHES, GPU_TYPES, MAX_BACKOFF_MS, MAX_RETRIES, MAX_TIMEOUT_MS, SUPPORTED_VERSIONS,
+};
 use super::{
     Format, ManifestError, ManifestErrors, NodeSpec, Pipeline, ResolvedFactories, SharedNames,
 };
@@ -796,7 +798,9 @@ impl Walker<'_> {
                     }
                 }
                 "retry" => self.retry(&p, &ctx, value),
-                "timeout_ms" => self.integer(&p, &ctx, "timeout_ms", value, 1..=u64::MAX, true),
+                "timeout_ms" => {
+                    self.integer(&p, &ctx, "timeout_ms", value, 1..=MAX_TIMEOUT_MS, true)
+                }
                 "on_error" => {
                     if !value.is_null() {
                         self.choice(&p, &ctx, "on_error value", value, &ON_ERROR_VALUES, &[]);
@@ -963,10 +967,10 @@ impl Walker<'_> {
             let p = field_path(path, key);
             match key.as_str() {
                 "max_retries" => {
-                    self.integer(&p, ctx, "max_retries", value, 0..=u32::MAX.into(), false)
+                    self.integer(&p, ctx, "max_retries", value, 0..=MAX_RETRIES, false)
                 }
                 "initial_backoff_ms" | "max_backoff_ms" => {
-                    self.integer(&p, ctx, key, value, 0..=u64::MAX, false)
+                    self.integer(&p, ctx, key, value, 0..=MAX_BACKOFF_MS, false)
                 }
                 "multiplier" => self.number(&p, ctx, "multiplier", value, Min::One, false),
                 _ => self.unknown_field(path, ctx, key, &RETRY_FIELDS),
