@@ -401,3 +401,91 @@ fn one_clients_slow_node_does_not_stall_another() {
     let slow = slow.join().unwrap().unwrap();
     assert_eq!(slow.outputs[0].1, vec![Data::Int(1)]);
 }
+
+/// One nesting limit everywhere: an item nested deeper than the executor would decode
+/// fails as that item's error on the client, not as a broken executor (no retry, no
+/// failover, no fallback), and the items before it are delivered.
+#[test]
+fn a_too_deep_item_is_that_items_error_not_a_transport_failure() {
+    let s = Setup::new();
+    let gpu = Executor::start(
+        s.path(),
+        "gpu",
+        &support::repo("examples/remote/gpu-capabilities.json"),
+        &[],
+    );
+    // Each single-input `Zip` wraps its item in a map: 40 of them nest it 40 deep,
+    // deeper than the executor's protobuf decoder goes.
+    let mut nodes: Vec<Value> = (0..40)
+        .map(|i| json!({"id": format!("z{i}"), "node_type": "Zip"}))
+        .collect();
+    nodes.push(json!({"id": "far", "node_type": "PassThrough",
+                      "capabilities": {"gpu": {"type": "cuda"}}}));
+    let connections: Vec<Value> = (0..40)
+        .map(|i| {
+            let to = if i == 39 {
+                "far".to_string()
+            } else {
+                format!("z{}", i + 1)
+            };
+            json!({"from": format!("z{i}"), "to": to})
+        })
+        .collect();
+    let m = json!({
+        "version": "v1",
+        "metadata": {"name": "deep"},
+        "nodes": nodes,
+        "connections": connections,
+    });
+    let manifest = write(s.path(), "deep.json", &m.to_string());
+    let input = write(s.path(), "in.jsonl", "1\n");
+    let o = std::process::Command::new(BIN)
+        .current_dir(s.path())
+        .env(
+            "REMOTEMEDIA_CAPABILITIES",
+            support::repo("examples/remote/cpu-capabilities.json"),
+        )
+        .env_remove("REMOTEMEDIA_EXECUTORS")
+        .arg("run")
+        .arg(&manifest)
+        .arg("--input")
+        .arg(&input)
+        .args(["--executor", &gpu.flag()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "{stderr}");
+    assert!(
+        stderr.contains("value is nested deeper than 32 levels"),
+        "{stderr}"
+    );
+    for word in ["failover", "fell back", "attempt"] {
+        assert!(!stderr.contains(word), "{word}: {stderr}");
+    }
+}
+
+/// The same limit holds for JSON input: a line nested deeper is refused by name.
+#[test]
+fn json_input_nested_deeper_than_the_limit_is_refused() {
+    let s = Setup::new();
+    let manifest = write(
+        s.path(),
+        "pass.yaml",
+        "version: v1\nmetadata: { name: p }\nnodes: [{ id: p, node_type: PassThrough }]\n",
+    );
+    let deep = format!("{}1{}", "[".repeat(33), "]".repeat(33));
+    let input = write(s.path(), "in.jsonl", &format!("1\n{deep}\n"));
+    let o = std::process::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1\n");
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("nested deeper than 32 levels"), "{stderr}");
+}

@@ -18,7 +18,7 @@ pub mod placement;
 pub mod plan;
 pub mod registry;
 
-pub use data::{AudioBuffer, DType, Data, DataMap, Tensor};
+pub use data::{AudioBuffer, DType, Data, DataMap, Tensor, MAX_DEPTH};
 pub use error::{ErrorKind, NodeError, Phase, PipelineNodeError, RunError};
 pub use node::{Execution, GroupFailure, GroupOutcome, ItemError, MemberRun, Node, NodeContext};
 pub use registry::{NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params, Registry};

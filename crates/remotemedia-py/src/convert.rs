@@ -37,8 +37,20 @@ use pyo3::types::{
 use pyo3::{buffer::PyUntypedBuffer, ffi, intern};
 use remotemedia_core::{AudioBuffer, DType, Data, DataMap, Tensor};
 
-/// Deepest nesting of lists and dicts accepted from Python (also stops cycles).
-pub const MAX_DEPTH: usize = 200;
+/// Deepest nesting of lists and dicts accepted from Python (also stops cycles): the
+/// runtime's one limit.
+pub use remotemedia_core::MAX_DEPTH;
+
+/// The error for a list, tuple or dict inside `depth` others when that is too deep.
+fn check_depth(depth: usize) -> Result<(), ConvertError> {
+    if depth >= MAX_DEPTH {
+        return Err(ConvertError::value_error(format!(
+            "{} (or contains itself)",
+            remotemedia_core::data::too_deep_message()
+        )));
+    }
+    Ok(())
+}
 
 /// Longest rendering of an offending value in an error message.
 const VALUE_PREVIEW_CHARS: usize = 60;
@@ -214,6 +226,7 @@ fn list_to_data<'py>(
     len: usize,
     depth: usize,
 ) -> Result<Data, ConvertError> {
+    check_depth(depth)?;
     let mut out = Vec::with_capacity(len);
     for (i, item) in items.enumerate() {
         out.push(to_data(&item, depth + 1).map_err(|e| e.within(format_args!("[{i}]")))?);
@@ -222,6 +235,7 @@ fn list_to_data<'py>(
 }
 
 fn dict_to_data(d: &Bound<'_, PyDict>, depth: usize) -> Result<Data, ConvertError> {
+    check_depth(depth)?;
     if d.len() == 1 {
         if let Some(tagged) = tagged_dict(d)? {
             return Ok(tagged);
@@ -246,11 +260,8 @@ fn dict_to_data(d: &Bound<'_, PyDict>, depth: usize) -> Result<Data, ConvertErro
 }
 
 fn to_data(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Data, ConvertError> {
-    if depth > MAX_DEPTH {
-        return Err(ConvertError::value_error(format!(
-            "value is nested deeper than {MAX_DEPTH} levels (or contains itself)"
-        )));
-    }
+    // Containers check their own depth; this stops other recursion (wrappers).
+    check_depth(depth.saturating_sub(1))?;
     // Exact built-in types first: the common case, and cheap checks; ints first of all
     // (the most common value), read without the general extraction's error handling.
     if obj.is_exact_instance_of::<PyInt>() {

@@ -39,8 +39,19 @@ use crate::thread::InterpThread;
 /// Stack of the interpreter thread: the VM recurses on the native stack.
 const STACK_SIZE: usize = 256 << 20;
 
-/// Deepest nesting converted (deeper values are reported, not overflowed).
-const MAX_DEPTH: usize = 200;
+use remotemedia_core::MAX_DEPTH;
+
+/// The error for a list, tuple or dict inside `depth` others when that is too deep
+/// (also stops self-containing values).
+fn check_depth(depth: usize) -> Result<(), ConvertError> {
+    if depth >= MAX_DEPTH {
+        return Err(ConvertError::new(format!(
+            "{} (or contains itself)",
+            remotemedia_core::data::too_deep_message()
+        )));
+    }
+    Ok(())
+}
 
 /// Longest value preview in conversion errors, in characters.
 const PREVIEW_CHARS: usize = 60;
@@ -317,11 +328,6 @@ fn type_name(vm: &VirtualMachine, obj: &PyObject) -> String {
 
 /// Converts a VM object to an item.
 fn object_to_data(vm: &VirtualMachine, obj: &PyObject, depth: usize) -> Result<Data, ConvertError> {
-    if depth > MAX_DEPTH {
-        return Err(ConvertError::new(format!(
-            "value is nested deeper than {MAX_DEPTH} levels (or contains itself)"
-        )));
-    }
     // Exact ints first: the most common value, and a cheap check.
     if obj.class().is(vm.ctx.types.int_type) {
         if let Some(v) = obj
@@ -385,6 +391,7 @@ fn seq_to_data(
     items: &[PyObjectRef],
     depth: usize,
 ) -> Result<Data, ConvertError> {
+    check_depth(depth)?;
     let mut out = Vec::with_capacity(items.len());
     for (i, x) in items.iter().enumerate() {
         out.push(object_to_data(vm, x, depth + 1).map_err(|e| e.within(format!("[{i}]")))?);
@@ -397,6 +404,7 @@ fn dict_to_data(
     items: Vec<(PyObjectRef, PyObjectRef)>,
     depth: usize,
 ) -> Result<Data, ConvertError> {
+    check_depth(depth)?;
     let mut map = DataMap::with_capacity(items.len());
     for (k, v) in items {
         let key = match k.downcast_ref::<PyStr>() {

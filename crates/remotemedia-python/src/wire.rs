@@ -44,6 +44,9 @@ pub enum WireError {
     /// Text that is not UTF-8.
     #[error("text at byte {0} is not UTF-8")]
     Utf8(usize),
+    /// Lists and maps nested deeper than the runtime's `MAX_DEPTH`.
+    #[error("the value at byte {0} is nested deeper than {max} levels", max = remotemedia_core::MAX_DEPTH)]
+    TooDeep(usize),
     /// A malformed audio or tensor value.
     #[error("invalid media value at byte {at}: {message}")]
     Media {
@@ -187,8 +190,16 @@ impl<'a> Reader<'a> {
 
     /// Reads one value.
     pub fn value(&mut self) -> Result<Data, WireError> {
+        self.value_at(0)
+    }
+
+    /// A value inside `depth` lists and maps.
+    fn value_at(&mut self, depth: usize) -> Result<Data, WireError> {
         let at = self.pos;
         let tag = self.u8()?;
+        if depth >= remotemedia_core::MAX_DEPTH && (tag == 7 || tag == 8) {
+            return Err(WireError::TooDeep(at));
+        }
         Ok(match tag {
             0 => Data::Null,
             1 => Data::Bool(false),
@@ -204,7 +215,7 @@ impl<'a> Reader<'a> {
                 let n = self.u32()? as usize;
                 let mut items = Vec::with_capacity(n.min(self.remaining()));
                 for _ in 0..n {
-                    items.push(self.value()?);
+                    items.push(self.value_at(depth + 1)?);
                 }
                 Data::list(items)
             }
@@ -213,7 +224,7 @@ impl<'a> Reader<'a> {
                 let mut map = DataMap::with_capacity(n.min(self.remaining()));
                 for _ in 0..n {
                     let k = self.str()?.to_string();
-                    let v = self.value()?;
+                    let v = self.value_at(depth + 1)?;
                     map.insert(k, v);
                 }
                 Data::map(map)
@@ -319,6 +330,23 @@ mod tests {
         let mut r = Reader::new(&buf);
         assert_eq!(r.value().unwrap(), d);
         assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn values_nested_deeper_than_max_depth_are_refused() {
+        let nest = |depth: usize| (0..depth).fold(Data::Null, |d, _| Data::list(vec![d]));
+        let mut buf = Vec::new();
+        encode(&nest(remotemedia_core::MAX_DEPTH), &mut buf).unwrap();
+        assert_eq!(
+            Reader::new(&buf).value().unwrap(),
+            nest(remotemedia_core::MAX_DEPTH)
+        );
+        buf.clear();
+        encode(&nest(remotemedia_core::MAX_DEPTH + 1), &mut buf).unwrap();
+        assert_eq!(
+            Reader::new(&buf).value().unwrap_err().to_string(),
+            "the value at byte 160 is nested deeper than 32 levels"
+        );
     }
 
     #[test]

@@ -77,6 +77,9 @@ def _tname(v):
 # ------------------------------------------------------------------------- encoding
 
 
+MAX_DEPTH = 32
+
+
 def enc(v, out, depth=0):
     t = type(v)
     if t is int:
@@ -98,11 +101,10 @@ def enc(v, out, depth=0):
     if t is bool:
         out.append(2 if v else 1)
         return
-    if depth > 200:
-        raise ConvertError("value is nested deeper than 200 levels (or contains itself)")
     if t is list or t is tuple:
         if t is tuple and len(v) == 2 and _enc_audio_tuple(v, out):
             return
+        _check_depth(depth)
         out += _TAG_U32.pack(7, len(v))
         for i, x in enumerate(v):
             try:
@@ -150,11 +152,18 @@ def enc(v, out, depth=0):
         )
 
 
+def _check_depth(depth):
+    # The runtime's one nesting limit (MAX_DEPTH on the Rust side).
+    if depth >= MAX_DEPTH:
+        raise ConvertError("value is nested deeper than %d levels (or contains itself)" % MAX_DEPTH)
+
+
 def _enc_dict(v, out, depth):
     if len(v) == 1:
         key = next(iter(v))
         if key in ("$tensor", "$audio") and _enc_tagged(key, v[key], out):
             return
+    _check_depth(depth)
     out += _TAG_U32.pack(8, len(v))
     for k, x in v.items():
         if not isinstance(k, str):

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use remotemedia_core::capabilities::{CapabilitySet, GpuInfo};
+use remotemedia_core::data::too_deep_message;
 use remotemedia_core::manifest::GpuType;
 use remotemedia_core::{
-    AudioBuffer, DType, Data, DataMap, ErrorKind, Phase, PipelineNodeError, Tensor,
+    AudioBuffer, DType, Data, DataMap, ErrorKind, Phase, PipelineNodeError, Tensor, MAX_DEPTH,
 };
 
 use crate::pb;
@@ -59,8 +60,17 @@ pub fn items_to_pb(items: &[Data]) -> Vec<pb::Value> {
     items.iter().map(data_to_pb).collect()
 }
 
-/// Converts a protobuf value into an item. An empty value is null.
+/// Converts a protobuf value into an item. An empty value is null; lists and maps
+/// nested deeper than [`MAX_DEPTH`] are refused.
 pub fn data_from_pb(v: pb::Value) -> Result<Data, ConvertError> {
+    data_from_pb_at(v, 0)
+}
+
+/// `v`, inside `depth` lists and maps.
+fn data_from_pb_at(v: pb::Value, depth: usize) -> Result<Data, ConvertError> {
+    if depth >= MAX_DEPTH && matches!(v.kind, Some(Kind::ListValue(_) | Kind::MapValue(_))) {
+        return Err(ConvertError(too_deep_message()));
+    }
     Ok(match v.kind {
         None | Some(Kind::NullValue(_)) => Data::Null,
         Some(Kind::BoolValue(b)) => Data::Bool(b),
@@ -71,13 +81,13 @@ pub fn data_from_pb(v: pb::Value) -> Result<Data, ConvertError> {
         Some(Kind::ListValue(l)) => Data::list(
             l.items
                 .into_iter()
-                .map(data_from_pb)
+                .map(|v| data_from_pb_at(v, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         Some(Kind::MapValue(m)) => {
             let mut map = DataMap::with_capacity(m.entries.len());
             for e in m.entries {
-                let value = data_from_pb(e.value.unwrap_or_default())?;
+                let value = data_from_pb_at(e.value.unwrap_or_default(), depth + 1)?;
                 map.insert(e.key, value);
             }
             Data::Map(Arc::new(map))
@@ -310,6 +320,31 @@ pub fn failure_from_pb(f: pb::NodeFailure) -> PipelineNodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_nested_deeper_than_max_depth_are_refused() {
+        let nest = |depth: usize| {
+            (0..depth).fold(Data::Int(1), |d, i| {
+                if i % 2 == 0 {
+                    Data::list(vec![d])
+                } else {
+                    let mut m = DataMap::new();
+                    m.insert("k".into(), d);
+                    Data::map(m)
+                }
+            })
+        };
+        let ok = nest(MAX_DEPTH);
+        assert_eq!(data_from_pb(data_to_pb(&ok)).unwrap(), ok);
+        let deep = data_to_pb(&nest(MAX_DEPTH + 1));
+        // What protobuf decodes, the executor still refuses.
+        let bytes = prost::Message::encode_to_vec(&deep);
+        let decoded: pb::Value = prost::Message::decode(bytes.as_slice()).unwrap();
+        assert_eq!(
+            data_from_pb(decoded).unwrap_err().0,
+            "value is nested deeper than 32 levels"
+        );
+    }
 
     #[test]
     fn every_variant_round_trips() {

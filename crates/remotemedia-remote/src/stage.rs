@@ -32,7 +32,9 @@ use crate::client::{Chunk, Endpoint, ExecutorClient, RemoteStream, StreamError, 
 use crate::convert::approx_size;
 use crate::error::RemoteError;
 use crate::runtime::block_on;
+use remotemedia_core::data::too_deep_message;
 use remotemedia_core::executor::ChainRunner;
+use remotemedia_core::MAX_DEPTH;
 
 /// Where a sub-graph may run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,6 +525,22 @@ impl Node for RemoteStage {
     ) -> Result<(), ItemError> {
         if items.is_empty() {
             return Ok(());
+        }
+        // An item no executor would decode fails alone, before anything is sent (the
+        // items before it go first), instead of breaking the stream.
+        if let Some(k) = items.iter().position(|d| d.depth() > MAX_DEPTH) {
+            let mut rest = items.split_off(k);
+            let deep = rest.remove(0);
+            if let Err(e) = self.process_vec(port, items, out) {
+                items.push(deep);
+                items.append(&mut rest);
+                return Err(e);
+            }
+            *items = rest;
+            return Err(ItemError {
+                item: deep,
+                error: NodeError::new(ErrorKind::InvalidInput, too_deep_message()),
+            });
         }
         let mut chunks = self.cut(port, std::mem::take(items));
         let mut acked = 0usize;

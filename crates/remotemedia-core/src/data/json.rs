@@ -47,7 +47,7 @@ fn err(path: &str, message: impl Into<String>) -> JsonFormError {
 impl Data {
     /// Converts a JSON value into data (see the module docs for the tagged forms).
     pub fn from_json(value: &Value) -> Result<Data, JsonFormError> {
-        from_json_at(value, "$")
+        from_json_at(value, "$", 0)
     }
 
     /// Parses JSON text into data.
@@ -67,7 +67,11 @@ impl Data {
     }
 }
 
-fn from_json_at(value: &Value, path: &str) -> Result<Data, JsonFormError> {
+/// `value` at `path`, inside `depth` lists and maps.
+fn from_json_at(value: &Value, path: &str, depth: usize) -> Result<Data, JsonFormError> {
+    if depth >= super::MAX_DEPTH && (value.is_array() || value.is_object()) {
+        return Err(err(path, super::too_deep_message()));
+    }
     Ok(match value {
         Value::Null => Data::Null,
         Value::Bool(b) => Data::Bool(*b),
@@ -87,7 +91,7 @@ fn from_json_at(value: &Value, path: &str) -> Result<Data, JsonFormError> {
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(from_json_at(item, &format!("{path}[{i}]"))?);
+                out.push(from_json_at(item, &format!("{path}[{i}]"), depth + 1)?);
             }
             Data::list(out)
         }
@@ -95,19 +99,22 @@ fn from_json_at(value: &Value, path: &str) -> Result<Data, JsonFormError> {
             if obj.len() == 1 {
                 let (key, inner) = obj.iter().next().expect("one entry");
                 if RESERVED_TAGS.contains(&key.as_str()) {
-                    return tagged(key, inner, &format!("{path}.{key}"));
+                    return tagged(key, inner, &format!("{path}.{key}"), depth);
                 }
             }
             let mut map = DataMap::with_capacity(obj.len());
             for (k, v) in obj {
-                map.insert(k.clone(), from_json_at(v, &format!("{path}.{k}"))?);
+                map.insert(
+                    k.clone(),
+                    from_json_at(v, &format!("{path}.{k}"), depth + 1)?,
+                );
             }
             Data::map(map)
         }
     })
 }
 
-fn tagged(tag: &str, inner: &Value, path: &str) -> Result<Data, JsonFormError> {
+fn tagged(tag: &str, inner: &Value, path: &str, depth: usize) -> Result<Data, JsonFormError> {
     match tag {
         "$bytes" => Ok(Data::Bytes(Bytes::from(decode_b64(inner, path)?))),
         "$float" => match inner.as_str() {
@@ -122,7 +129,10 @@ fn tagged(tag: &str, inner: &Value, path: &str) -> Result<Data, JsonFormError> {
                 .ok_or_else(|| err(path, "expected an object"))?;
             let mut map = DataMap::with_capacity(obj.len());
             for (k, v) in obj {
-                map.insert(k.clone(), from_json_at(v, &format!("{path}.{k}"))?);
+                map.insert(
+                    k.clone(),
+                    from_json_at(v, &format!("{path}.{k}"), depth + 1)?,
+                );
             }
             Ok(Data::map(map))
         }
@@ -332,6 +342,39 @@ mod tests {
     fn same(a: &Data, b: &Data) -> bool {
         // NaN != NaN, so compare JSON text for that case.
         a == b || a.to_json_string() == b.to_json_string()
+    }
+
+    /// `depth` lists (or maps, or both alternating) around a scalar.
+    fn nested(depth: usize, map_every: usize) -> String {
+        let mut text = "1".to_string();
+        for level in 0..depth {
+            text = if map_every > 0 && level % map_every == 0 {
+                format!("{{\"k\": {text}}}")
+            } else {
+                format!("[{text}]")
+            };
+        }
+        text
+    }
+
+    #[test]
+    fn nesting_is_bounded_by_max_depth() {
+        use crate::data::MAX_DEPTH;
+        for map_every in [0, 1, 2] {
+            let ok = Data::from_json_str(&nested(MAX_DEPTH, map_every)).unwrap();
+            assert_eq!(ok.depth(), MAX_DEPTH);
+            let e = Data::from_json_str(&nested(MAX_DEPTH + 1, map_every)).unwrap_err();
+            assert_eq!(e.message, "value is nested deeper than 32 levels");
+        }
+        // Empty containers count too.
+        let empty = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(Data::from_json_str(&empty).is_err());
+        let e = Data::from_json_str(&format!(
+            "{{\"$map\": {{\"a\": {}}}}}",
+            nested(MAX_DEPTH, 0)
+        ))
+        .unwrap_err();
+        assert!(e.path.starts_with("$.$map.a"), "{}", e.path);
     }
 
     #[test]

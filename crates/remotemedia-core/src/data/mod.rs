@@ -213,7 +213,27 @@ impl Tensor {
     }
 }
 
+/// Deepest nesting of lists and maps a value may have, everywhere it enters the
+/// runtime (JSON, Python, the executor wire, worker processes): a list of scalars is 1
+/// deep. Deep enough for any real document, shallow enough that no decoder on the way
+/// (protobuf's recursion limit among them) gives up first.
+pub const MAX_DEPTH: usize = 32;
+
+/// The message for a value nested deeper than [`MAX_DEPTH`].
+pub fn too_deep_message() -> String {
+    format!("value is nested deeper than {MAX_DEPTH} levels")
+}
+
 impl Data {
+    /// Nesting depth of lists and maps: 0 for a scalar, 1 for a list of scalars.
+    pub fn depth(&self) -> usize {
+        match self {
+            Data::List(items) => 1 + items.iter().map(Data::depth).max().unwrap_or(0),
+            Data::Map(map) => 1 + map.values().map(Data::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Short name of the variant, used in error messages (`"int"`, `"map"`, …).
     pub fn type_name(&self) -> &'static str {
         match self {
