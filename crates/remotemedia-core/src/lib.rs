@@ -20,5 +20,7 @@ pub mod registry;
 
 pub use data::{AudioBuffer, DType, Data, DataMap, Tensor, MAX_DEPTH};
 pub use error::{ErrorKind, NodeError, Phase, PipelineNodeError, RunError};
-pub use node::{Execution, GroupFailure, GroupOutcome, ItemError, MemberRun, Node, NodeContext};
+pub use node::{
+    Execution, GroupFailure, GroupMember, GroupOutcome, ItemError, MemberRun, Node, NodeContext,
+};
 pub use registry::{NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params, Registry};

@@ -4,14 +4,12 @@
 //! [`Node::process`] per item, emitting zero, one or many outputs, then
 //! [`Node::finish`] at end of stream to flush buffered state, and [`Node::cleanup`]
 //! always — also after an error or a panic elsewhere in the pipeline. The executor
-//! hands items over in batches through [`Node::process_vec`] (which by default calls
-//! [`Node::process_batch`], which by default calls [`Node::process_from`] per item);
-//! a node may override either to handle a batch at once.
+//! hands items over in batches through [`Node::process_batch`], which by default calls
+//! [`Node::process_from`] (by default [`Node::process`]) per item; a node may override
+//! it to handle a batch at once.
 //!
-//! Consecutive nodes of one stage that report the same [`Node::group_key`] (e.g. Python
-//! nodes of one embedded interpreter) are handed each batch together through the first
-//! one's [`Node::process_group`], so that they can pass values to each other in their
-//! own form instead of converting them at every node.
+//! Nodes that run batches together with their neighbours (Python nodes of one embedded
+//! interpreter) implement the executor-facing [`GroupMember`] extension as well.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -52,7 +50,8 @@ pub struct ItemError {
     pub error: NodeError,
 }
 
-/// What one member of a group run did, for its metrics (see [`Node::process_group`]).
+/// What one member of a group run did, for its metrics (see
+/// [`GroupMember::process_group`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemberRun {
     /// Input items handed to the member (its whole input batch, failed item included).
@@ -72,7 +71,7 @@ pub struct GroupFailure {
     pub rest: Vec<Data>,
 }
 
-/// What [`Node::process_group`] did.
+/// What [`GroupMember::process_group`] did.
 ///
 /// `members` has one entry per member that ran, in order, this node first. Every
 /// member but the last of them processed its whole input, its outputs being the next
@@ -88,19 +87,21 @@ pub struct GroupOutcome {
     pub failure: Option<GroupFailure>,
 }
 
-/// A processing step. Implementations must be `Send`; the executor never calls one
-/// node from two threads at once.
+/// A processing step: what a node author writes. Only [`Node::process`] is required;
+/// every other method has a default that fits most nodes. Implementations must be
+/// `Send`; the executor never calls one node from two threads at once.
 pub trait Node: Send {
     /// Called once before the first item.
     fn initialize(&mut self, _ctx: &NodeContext) -> Result<(), NodeError> {
         Ok(())
     }
 
-    /// Processes one item, pushing any outputs onto `out`.
+    /// Processes one item, pushing any outputs (zero, one or many) onto `out`.
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError>;
 
     /// Processes one item that arrived on input `port` (see [`NodeContext::inputs`]).
-    /// Nodes that care where an item came from (e.g. `Zip`) override this.
+    /// Only nodes with several inputs that care where an item came from (e.g. `Zip`)
+    /// override this; the default is [`Node::process`].
     fn process_from(
         &mut self,
         _port: usize,
@@ -110,49 +111,29 @@ pub trait Node: Send {
         self.process(item, out)
     }
 
-    /// Processes items from `items` until it is empty or an item fails. On failure the
-    /// failed item is returned and the rest stay in `items`, so the executor can retry
-    /// it and carry on. Override for a faster loop; the result must equal calling
-    /// [`Node::process_from`] per item.
+    /// Processes a batch of items that arrived on `port`, for nodes that gain from
+    /// seeing many at once (a loop without per-item calls, work in place). The result
+    /// must equal calling [`Node::process_from`] per item. On success every item was
+    /// consumed and `items` is left empty; on failure the failed item is returned with
+    /// its error, the outputs of the items before it are in `out`, and the items after
+    /// it stay in `items` (in order), so the executor can retry or skip it and go on.
+    /// The default does exactly that with [`Node::process_from`].
     fn process_batch(
-        &mut self,
-        port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
-        out: &mut Vec<Data>,
-    ) -> Result<(), ItemError> {
-        for item in items.by_ref() {
-            let kept = item.clone();
-            if let Err(error) = self.process_from(port, item, out) {
-                return Err(ItemError { item: kept, error });
-            }
-        }
-        Ok(())
-    }
-
-    /// Processes a whole batch held in a vector: the executor's entry point. On success
-    /// every item was consumed and `items` is left empty; on failure the failed item is
-    /// returned, the outputs of the items before it are in `out`, and the items after
-    /// it stay in `items` (in order), so the executor can retry or skip it and call
-    /// again with the rest.
-    ///
-    /// The default drains `items` through [`Node::process_batch`]. Override it to work
-    /// on the vector as a whole (move it to `out`, update it in place); the result must
-    /// equal calling [`Node::process_from`] per item.
-    fn process_vec(
         &mut self,
         port: usize,
         items: &mut Vec<Data>,
         out: &mut Vec<Data>,
     ) -> Result<(), ItemError> {
         let mut drain = items.drain(..);
-        match self.process_batch(port, &mut drain, out) {
-            Ok(()) => Ok(()),
-            Err(e) => {
+        while let Some(item) = drain.next() {
+            let kept = item.clone();
+            if let Err(error) = self.process_from(port, item, out) {
                 let rest: Vec<Data> = drain.collect();
                 *items = rest;
-                Err(e)
+                return Err(ItemError { item: kept, error });
             }
         }
+        Ok(())
     }
 
     /// Called once at end of stream; may emit buffered outputs.
@@ -160,50 +141,53 @@ pub trait Node: Send {
         Ok(())
     }
 
-    /// Called once at the very end, whatever happened before.
+    /// Called once at the very end, whatever happened before (also after an error).
     fn cleanup(&mut self) -> Result<(), NodeError> {
         Ok(())
     }
 
-    /// How the executor may schedule this node.
+    /// How the executor may schedule this node (default: fused inline).
     fn execution(&self) -> Execution {
         Execution::Inline
     }
 
-    /// The group this node can run batches with: consecutive nodes of one stage with
-    /// the same key are handed each batch together, through the first one's
-    /// [`Node::process_group`]. Keys must be unique to the kind of group (use the
-    /// address of a static). Asked once per run. Default: no group.
-    fn group_key(&self) -> Option<usize> {
+    /// The node's [`GroupMember`] side, for the few nodes (hosts of a foreign runtime)
+    /// that run batches together with their neighbours. Default: none — node authors
+    /// never need it.
+    fn group_member(&mut self) -> Option<&mut dyn GroupMember> {
         None
     }
+}
+
+/// The executor's extension for nodes that run batches together with their
+/// neighbours: consecutive nodes of one stage with the same [`GroupMember::group_key`]
+/// are handed each batch together through the first one's
+/// [`GroupMember::process_group`], so values stay in the runtime's own form between
+/// them (the embedded CPython host uses it). Reached through [`Node::group_member`].
+pub trait GroupMember: Send {
+    /// The kind of group: nodes with equal keys run together. Keys must be unique to
+    /// the kind of group (use the address of a static). Asked once per run.
+    fn group_key(&self) -> usize;
 
     /// Runs `items` (arriving on `port`) through this node, then its output through
     /// `rest` (the following members of its group, in order), and so on; see
     /// [`GroupOutcome`] for what must be left where. Retries, `on_error` and metrics
-    /// stay the executor's: a member that fails is reported, not retried. Only called on
-    /// nodes with a [`Node::group_key`]; the default runs this node alone.
+    /// stay the executor's: a member that fails is reported, not retried.
     fn process_group(
         &mut self,
         port: usize,
         items: &mut Vec<Data>,
         rest: &mut [&mut dyn Node],
         out: &mut Vec<Data>,
-    ) -> GroupOutcome {
-        let _ = rest;
-        process_alone(self, port, items, out)
-    }
+    ) -> GroupOutcome;
 
-    /// The node as [`Any`], so that a group's first member can reach the others' state
-    /// (see [`Node::process_group`]). Default: not reachable.
-    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
-        None
-    }
+    /// The node as [`Any`], so that a group's first member can reach the others' state.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-/// A group run of `node` alone: [`Node::process_vec`] on the batch, reported as a
-/// [`GroupOutcome`] of one member (what [`Node::process_group`] does by default, and
-/// what a group's first member falls back to when it cannot reach the others).
+/// A group run of `node` alone: [`Node::process_batch`] on the batch, reported as a
+/// [`GroupOutcome`] of one member (what a group's first member falls back to when it
+/// cannot reach the others).
 pub fn process_alone<N: Node + ?Sized>(
     node: &mut N,
     port: usize,
@@ -214,7 +198,7 @@ pub fn process_alone<N: Node + ?Sized>(
     let start = std::time::Instant::now();
     let before = out.len();
     let failure = node
-        .process_vec(port, items, out)
+        .process_batch(port, items, out)
         .err()
         .map(|error| GroupFailure {
             error,

@@ -11,7 +11,8 @@ use common::{as_ints, ints, load};
 use remotemedia_core::executor::{run_pipeline, RunOptions};
 use remotemedia_core::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
 use remotemedia_core::{
-    Data, GroupFailure, GroupOutcome, ItemError, MemberRun, Node, NodeContext, NodeError, Registry,
+    Data, GroupFailure, GroupMember, GroupOutcome, ItemError, MemberRun, Node, NodeContext,
+    NodeError, Registry,
 };
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -49,8 +50,14 @@ impl Node for Adder {
         Ok(())
     }
 
-    fn group_key(&self) -> Option<usize> {
-        self.group
+    fn group_member(&mut self) -> Option<&mut dyn GroupMember> {
+        self.group.map(|_| self as &mut dyn GroupMember)
+    }
+}
+
+impl GroupMember for Adder {
+    fn group_key(&self) -> usize {
+        self.group.expect("only grouped adders are members")
     }
 
     fn process_group(
@@ -62,7 +69,9 @@ impl Node for Adder {
     ) -> GroupOutcome {
         let mut members: Vec<&mut Adder> = vec![self];
         for n in rest.iter_mut() {
-            let a = n.as_any_mut().and_then(|a| a.downcast_mut::<Adder>());
+            let a = n
+                .group_member()
+                .and_then(|g| g.as_any_mut().downcast_mut::<Adder>());
             members.push(a.expect("every member is an Adder"));
         }
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
@@ -111,8 +120,8 @@ impl Node for Adder {
         outcome
     }
 
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
-        Some(self)
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 

@@ -313,20 +313,29 @@ impl Node for PyCallbackNode {
     fn process_batch(
         &mut self,
         _port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
+        items: &mut Vec<Data>,
         out: &mut Vec<Data>,
     ) -> Result<(), ItemError> {
         // One attach for the whole batch instead of one per item.
         Python::attach(|py| {
-            if self.batched {
-                return self.process_many(py, items, out);
+            let mut drain = items.drain(..);
+            let result = if self.batched {
+                self.process_many(py, &mut drain, out)
+            } else {
+                (|| {
+                    for item in drain.by_ref() {
+                        if let Err(error) = self.process_with(py, &item, out) {
+                            return Err(ItemError { item, error });
+                        }
+                    }
+                    Ok(())
+                })()
+            };
+            if result.is_err() {
+                let rest: Vec<Data> = drain.collect();
+                *items = rest;
             }
-            for item in items.by_ref() {
-                if let Err(error) = self.process_with(py, &item, out) {
-                    return Err(ItemError { item, error });
-                }
-            }
-            Ok(())
+            result
         })
     }
 

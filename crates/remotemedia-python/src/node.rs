@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 
 use remotemedia_core::registry::{check_documented_params, ParamDoc, ParamIssue, ParamType};
 use remotemedia_core::{
-    Data, ErrorKind, Execution, GroupFailure, GroupOutcome, ItemError, Node, NodeContext, NodeDoc,
-    NodeError, NodeFactory, Params,
+    Data, ErrorKind, Execution, GroupFailure, GroupMember, GroupOutcome, ItemError, Node,
+    NodeContext, NodeDoc, NodeError, NodeFactory, Params,
 };
 
 use crate::host::{BatchOutcome, GroupRun, Instance, ItemOutcome, LoadError};
@@ -348,24 +348,6 @@ impl Node for PythonNode {
     fn process_batch(
         &mut self,
         _port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
-        out: &mut Vec<Data>,
-    ) -> Result<(), ItemError> {
-        match self.run_slice(items.as_slice(), out) {
-            Ok(()) => {
-                items.by_ref().for_each(drop);
-                Ok(())
-            }
-            Err((k, error)) => {
-                let item = items.nth(k).unwrap_or_default();
-                Err(ItemError { item, error })
-            }
-        }
-    }
-
-    fn process_vec(
-        &mut self,
-        _port: usize,
         items: &mut Vec<Data>,
         out: &mut Vec<Data>,
     ) -> Result<(), ItemError> {
@@ -399,12 +381,19 @@ impl Node for PythonNode {
         self.instance.execution()
     }
 
-    fn group_key(&self) -> Option<usize> {
-        self.instance.group_key()
+    fn group_member(&mut self) -> Option<&mut dyn GroupMember> {
+        self.instance.group_key()?;
+        Some(self)
+    }
+}
+
+impl GroupMember for PythonNode {
+    fn group_key(&self) -> usize {
+        self.instance.group_key().unwrap_or_default()
     }
 
-    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
-        Some(self)
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn process_group(
@@ -420,8 +409,8 @@ impl Node for PythonNode {
         if self.ahead.is_empty() {
             for node in rest.iter_mut() {
                 let Some(member) = node
-                    .as_any_mut()
-                    .and_then(|a| a.downcast_mut::<PythonNode>())
+                    .group_member()
+                    .and_then(|g| g.as_any_mut().downcast_mut::<PythonNode>())
                 else {
                     break;
                 };

@@ -431,19 +431,10 @@ impl Node for FallbackNode {
     fn process_batch(
         &mut self,
         port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
-        out: &mut Vec<Data>,
-    ) -> Result<(), ItemError> {
-        self.active().process_batch(port, items, out)
-    }
-
-    fn process_vec(
-        &mut self,
-        port: usize,
         items: &mut Vec<Data>,
         out: &mut Vec<Data>,
     ) -> Result<(), ItemError> {
-        self.active().process_vec(port, items, out)
+        self.active().process_batch(port, items, out)
     }
 
     fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), NodeError> {

@@ -502,7 +502,7 @@ impl Node for RemoteStage {
 
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let mut items = vec![item];
-        self.process_vec(0, &mut items, out)
+        self.process_batch(0, &mut items, out)
             .map_err(|ItemError { error, .. }| error)
     }
 
@@ -513,11 +513,11 @@ impl Node for RemoteStage {
         out: &mut Vec<Data>,
     ) -> Result<(), NodeError> {
         let mut items = vec![item];
-        self.process_vec(port, &mut items, out)
+        self.process_batch(port, &mut items, out)
             .map_err(|ItemError { error, .. }| error)
     }
 
-    fn process_vec(
+    fn process_batch(
         &mut self,
         port: usize,
         items: &mut Vec<Data>,
@@ -531,7 +531,7 @@ impl Node for RemoteStage {
         if let Some(k) = items.iter().position(|d| d.depth() > MAX_DEPTH) {
             let mut rest = items.split_off(k);
             let deep = rest.remove(0);
-            if let Err(e) = self.process_vec(port, items, out) {
+            if let Err(e) = self.process_batch(port, items, out) {
                 items.push(deep);
                 items.append(&mut rest);
                 return Err(e);

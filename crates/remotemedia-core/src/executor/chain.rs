@@ -149,7 +149,7 @@ impl PlannedNode {
                 break Err(self.cancelled(input.first()));
             }
             let node = &mut self.node;
-            let r = catch_unwind(AssertUnwindSafe(|| node.process_vec(port, input, out)));
+            let r = catch_unwind(AssertUnwindSafe(|| node.process_batch(port, input, out)));
             match r {
                 Ok(Ok(())) => break Ok(()),
                 Ok(Err(ItemError { item, error })) => {
@@ -258,6 +258,11 @@ impl PlannedNode {
     }
 }
 
+/// The group a node runs batches with (see [`crate::node::GroupMember`]), if any.
+fn group_key(node: &mut dyn Node) -> Option<usize> {
+    node.group_member().map(|m| m.group_key())
+}
+
 /// A fused chain of node runners with a scratch buffer reused across batches.
 #[derive(Default)]
 pub(crate) struct Chain {
@@ -270,10 +275,10 @@ impl Chain {
         // Node groups: runs of consecutive nodes with the same key.
         let mut i = 0;
         while i < nodes.len() {
-            let key = nodes[i].node.group_key();
+            let key = group_key(&mut *nodes[i].node);
             let mut end = i + 1;
             if key.is_some() {
-                while end < nodes.len() && nodes[end].node.group_key() == key {
+                while end < nodes.len() && group_key(&mut *nodes[end].node) == key {
                     end += 1;
                 }
             }
@@ -362,8 +367,9 @@ impl Chain {
             .map(|r| &mut *r.node as &mut dyn Node)
             .collect();
         let node = &mut leader.node;
-        let run = catch_unwind(AssertUnwindSafe(|| {
-            node.process_group(port, batch, &mut rest, out)
+        let run = catch_unwind(AssertUnwindSafe(|| match node.group_member() {
+            Some(member) => member.process_group(port, batch, &mut rest, out),
+            None => crate::node::process_alone(&mut **node, port, batch, out),
         }));
         drop(rest);
         *clock = Instant::now();

@@ -251,25 +251,9 @@ impl Node for Calculator {
         Ok(())
     }
 
-    fn process_batch(
-        &mut self,
-        _port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
-        out: &mut Vec<Data>,
-    ) -> Result<(), ItemError> {
-        out.reserve(items.len());
-        for item in items.by_ref() {
-            match self.compute(&item) {
-                Ok(v) => out.push(v),
-                Err(error) => return Err(ItemError { item, error }),
-            }
-        }
-        Ok(())
-    }
-
     /// Updates the batch in place: numbers with `add`, `subtract` or `multiply` take a
     /// tight loop, anything else (other operations, maps, errors) the per-item path.
-    fn process_vec(
+    fn process_batch(
         &mut self,
         _port: usize,
         items: &mut Vec<Data>,
@@ -557,14 +541,13 @@ mod tests {
     fn batch_returns_failed_item_and_keeps_rest() {
         let mut c = Calculator::new(Operation::Divide, Data::Int(0));
         let mut v = vec![Data::Int(1), Data::Int(2)];
-        let mut it = v.drain(..);
         let mut out = vec![];
-        let e = c.process_batch(0, &mut it, &mut out).unwrap_err();
+        let e = c.process_batch(0, &mut v, &mut out).unwrap_err();
         assert_eq!(e.item, Data::Int(1));
-        assert_eq!(it.len(), 1);
+        assert_eq!(v, [Data::Int(2)]);
     }
 
-    /// `process_vec` against `process` one item at a time, on the same batch.
+    /// `process_batch` against `process` one item at a time, on the same batch.
     fn per_item(c: &mut Calculator, items: &[Data]) -> (Vec<Data>, Vec<(Data, String)>) {
         let mut out = vec![];
         let mut failed = vec![];
@@ -580,7 +563,7 @@ mod tests {
         let mut rest = items.to_vec();
         let mut out = vec![Data::text("already here")];
         let mut failed = vec![];
-        while let Err(e) = c.process_vec(0, &mut rest, &mut out) {
+        while let Err(e) = c.process_batch(0, &mut rest, &mut out) {
             failed.push((e.item, e.error.message));
         }
         assert!(rest.is_empty());
@@ -622,7 +605,7 @@ mod tests {
         let mut c = Calculator::new(Operation::Add, Data::Int(1));
         let mut items = vec![Data::Int(1), Data::Int(i64::MAX), Data::Int(3)];
         let mut out = vec![];
-        let e = c.process_vec(0, &mut items, &mut out).unwrap_err();
+        let e = c.process_batch(0, &mut items, &mut out).unwrap_err();
         assert_eq!(e.item, Data::Int(i64::MAX));
         assert_eq!(out, vec![Data::Int(2)]);
         assert_eq!(items, vec![Data::Int(3)]);

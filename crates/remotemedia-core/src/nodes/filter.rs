@@ -79,19 +79,33 @@ impl Node for Filter {
         Ok(())
     }
 
+    /// Keeps the matching items of the batch in place (no per-item moves).
     fn process_batch(
         &mut self,
         _port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
+        items: &mut Vec<Data>,
         out: &mut Vec<Data>,
     ) -> Result<(), ItemError> {
-        for item in items.by_ref() {
-            match self.keep(&item) {
-                Ok(true) => out.push(item),
+        let mut kept = 0;
+        for k in 0..items.len() {
+            match self.keep(&items[k]) {
+                Ok(true) => {
+                    items.swap(kept, k);
+                    kept += 1;
+                }
                 Ok(false) => {}
-                Err(error) => return Err(ItemError { item, error }),
+                Err(error) => {
+                    let mut rest = items.split_off(k);
+                    let item = rest.remove(0);
+                    items.truncate(kept);
+                    out.append(items);
+                    *items = rest;
+                    return Err(ItemError { item, error });
+                }
             }
         }
+        items.truncate(kept);
+        super::emit_all(items, out);
         Ok(())
     }
 }
@@ -243,6 +257,32 @@ mod tests {
             issues[0].message,
             "Filter needs exactly one comparison among `gt`, `gte`, `lt`, `lte`, `eq`, `ne`; found `gt`, `lt`"
         );
+    }
+
+    #[test]
+    fn a_batch_equals_items_one_by_one() {
+        let items = vec![
+            Data::Int(5),
+            Data::Int(11),
+            Data::text("x"),
+            Data::Float(12.5),
+            Data::Int(3),
+            Data::Int(20),
+        ];
+        let mut one = filter(r#"{"gt": 10}"#);
+        let (mut want, mut want_failed) = (vec![], vec![]);
+        for item in &items {
+            if let Err(e) = one.process(item.clone(), &mut want) {
+                want_failed.push((item.clone(), e.message));
+            }
+        }
+        let mut batch = filter(r#"{"gt": 10}"#);
+        let (mut rest, mut got, mut got_failed) = (items.clone(), vec![], vec![]);
+        while let Err(e) = batch.process_batch(0, &mut rest, &mut got) {
+            got_failed.push((e.item, e.error.message));
+        }
+        assert!(rest.is_empty());
+        assert_eq!((got, got_failed), (want, want_failed));
     }
 
     #[test]

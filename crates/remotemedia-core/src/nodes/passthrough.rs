@@ -18,16 +18,6 @@ impl Node for PassThrough {
     fn process_batch(
         &mut self,
         _port: usize,
-        items: &mut std::vec::Drain<'_, Data>,
-        out: &mut Vec<Data>,
-    ) -> Result<(), ItemError> {
-        out.extend(items);
-        Ok(())
-    }
-
-    fn process_vec(
-        &mut self,
-        _port: usize,
         items: &mut Vec<Data>,
         out: &mut Vec<Data>,
     ) -> Result<(), ItemError> {

@@ -83,7 +83,7 @@ impl Node for Zip {
 
     /// Queues the whole batch on its port, then emits every complete round: the same
     /// rounds, in the same order, as one item at a time.
-    fn process_vec(
+    fn process_batch(
         &mut self,
         port: usize,
         items: &mut Vec<Data>,
@@ -222,13 +222,13 @@ mod tests {
         let mut got = vec![];
         for (port, items) in &arrivals {
             let mut v: Vec<Data> = items.iter().map(|&i| Data::Int(i)).collect();
-            batch.process_vec(*port, &mut v, &mut got).unwrap();
+            batch.process_batch(*port, &mut v, &mut got).unwrap();
             assert!(v.is_empty());
         }
         assert_eq!(got.len(), 4);
         assert_eq!(got, want);
         let mut v = vec![Data::Int(1), Data::Int(2)];
-        let e = batch.process_vec(7, &mut v, &mut got).unwrap_err();
+        let e = batch.process_batch(7, &mut v, &mut got).unwrap_err();
         assert_eq!((e.item, v), (Data::Int(1), vec![Data::Int(2)]));
     }
 }
