@@ -38,6 +38,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Show this machine's capabilities: CPU cores, memory, architecture, GPUs.
     Capabilities(CapabilitiesArgs),
+    /// Print the manifest JSON Schema, with the params of every node type this binary
+    /// knows (what `schemas/manifest.v1.json` holds), for editors.
+    Schema,
 }
 
 /// Which executors a run or plan may use, and how to choose among them.

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Capabilities(args) => commands::capabilities::run(args),
+        Command::Schema => commands::nodes::schema(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -13,7 +13,9 @@ pub mod graph;
 pub mod manifest;
 pub mod metrics;
 pub mod node;
+pub mod node_type;
 pub mod nodes;
+pub mod params;
 pub mod placement;
 pub mod plan;
 pub mod registry;
@@ -23,4 +25,5 @@ pub use error::{ErrorKind, NodeError, Phase, PipelineNodeError, RunError};
 pub use node::{
     Execution, GroupFailure, GroupMember, GroupOutcome, ItemError, MemberRun, Node, NodeContext,
 };
+pub use node_type::{NoParams, NodeType};
 pub use registry::{NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params, Registry};

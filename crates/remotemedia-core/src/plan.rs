@@ -233,15 +233,20 @@ fn plan_node(
     // With unchanged names and the registry it was validated with, the pipeline knows
     // its factories already.
     let cached = names.and_then(|_| pipeline.factories.get(registry, index));
-    let factory = match cached {
-        Some(f) => f,
-        None => registry
-            .get(&spec.node_type)
-            .ok_or_else(|| build_err("node type is not registered".into()))?,
+    let (factory, prepared) = match cached {
+        Some(found) => found,
+        None => (
+            registry
+                .get(&spec.node_type)
+                .ok_or_else(|| build_err("node type is not registered".into()))?,
+            None,
+        ),
     };
-    let mut node = factory
-        .create(&spec.params)
-        .map_err(|e| build_err(e.to_string()))?;
+    let mut node = match prepared {
+        Some(p) => factory.create_prepared(p, &spec.params),
+        None => factory.create(&spec.params),
+    }
+    .map_err(|e| build_err(e.to_string()))?;
     if let Some(ms) = spec.timeout_ms {
         node = Box::new(TimedNode::new(
             node,

@@ -1,5 +1,6 @@
 //! Node types by name: documentation, load-time parameter validation, construction.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ pub enum ParamType {
     Object,
     /// A JSON array.
     Array,
-    /// Anything.
+    /// Anything (or one of several types).
     Any,
 }
 
@@ -45,38 +46,29 @@ impl ParamType {
             ParamType::Any => "any value",
         }
     }
-
-    fn accepts(self, v: &Value) -> bool {
-        match self {
-            ParamType::String => v.is_string(),
-            ParamType::Integer => v.is_i64() || v.is_u64(),
-            ParamType::Number => v.is_number(),
-            ParamType::Boolean => v.is_boolean(),
-            ParamType::Object => v.is_object(),
-            ParamType::Array => v.is_array(),
-            ParamType::Any => true,
-        }
-    }
 }
 
-/// Documentation of one parameter.
-#[derive(Clone, Debug, Serialize)]
+/// Documentation of one parameter, derived from the params struct's schema.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ParamDoc {
     /// Key in `params`.
-    pub name: &'static str,
+    pub name: String,
     /// Accepted JSON type.
     #[serde(rename = "type")]
     pub ty: ParamType,
     /// Whether the key must be present.
     pub required: bool,
     /// Allowed values, when the parameter is an enumeration.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub choices: &'static [&'static str],
-    /// Default, described in words, when not required.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// Default, as JSON text, when not required and the struct gives one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<&'static str>,
-    /// What it does.
-    pub description: &'static str,
+    pub default: Option<String>,
+    /// What it does (the field's doc comment).
+    pub description: String,
+    /// The parameter's JSON Schema.
+    #[serde(skip)]
+    pub schema: Value,
 }
 
 /// Documentation of a node type, shown by `remotemedia nodes info`.
@@ -94,6 +86,39 @@ pub struct NodeDoc {
     pub output: &'static str,
     /// Its parameters.
     pub params: Vec<ParamDoc>,
+    /// JSON Schema of its `params` object (with `$defs` of its own).
+    pub params_schema: Value,
+}
+
+impl NodeDoc {
+    /// The documentation of a node type whose params are the struct `P` (its schema,
+    /// descriptions and checks come from `P`). [`crate::NodeType`] does this for you;
+    /// a factory that carries state calls it itself.
+    pub fn with_params<P: schemars::JsonSchema>(
+        node_type: &'static str,
+        aliases: &'static [&'static str],
+        description: &'static str,
+        input: &'static str,
+        output: &'static str,
+    ) -> NodeDoc {
+        let schema = crate::node_type::params_schema::<P>();
+        NodeDoc {
+            node_type,
+            aliases,
+            description,
+            input,
+            output,
+            params: crate::params::docs(&schema),
+            params_schema: schema,
+        }
+    }
+
+    /// Every problem with `params` against this type's params schema (unknown keys
+    /// with the closest name, wrong types, values outside the choices or range,
+    /// missing required keys).
+    pub fn check(&self, params: &Params) -> Vec<ParamIssue> {
+        crate::params::check(&self.params_schema, self.node_type, params)
+    }
 }
 
 /// One problem with a node's params, found at load time.
@@ -115,20 +140,44 @@ impl ParamIssue {
     }
 }
 
-/// Creates nodes of one type.
+/// Params in a factory's own checked form (see [`NodeFactory::prepare`]).
+pub type Prepared = Arc<dyn Any + Send + Sync>;
+
+/// Creates nodes of one type: the registry's view of a node type. Node authors
+/// implement [`crate::NodeType`] instead, which provides all of this from a params
+/// struct; implement this directly only for node types whose params depend on state
+/// (a set of served classes, a remote executor).
 pub trait NodeFactory: Send + Sync {
     /// The type's documentation (its name, aliases and parameters).
     fn doc(&self) -> &NodeDoc;
 
-    /// Checks params at load time. The default checks every documented parameter
-    /// (presence, type, choices) and rejects unknown keys; override to add more and
-    /// call [`check_documented_params`] from the override.
-    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
-        check_documented_params(self.doc(), params)
+    /// Checks params at load time: every problem at once.
+    fn validate(&self, params: &Params) -> Vec<ParamIssue>;
+
+    /// Checks params and, when they are valid, may return them in the factory's own
+    /// form, which the pipeline keeps so that building nodes later parses nothing
+    /// (see [`NodeFactory::create_prepared`]). The default is [`NodeFactory::validate`].
+    fn prepare(&self, params: &Params) -> Result<Option<Prepared>, Vec<ParamIssue>> {
+        let issues = self.validate(params);
+        if issues.is_empty() {
+            Ok(None)
+        } else {
+            Err(issues)
+        }
     }
 
     /// Builds a node from params that passed [`NodeFactory::validate`].
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError>;
+
+    /// Builds a node from what [`NodeFactory::prepare`] returned for `params`.
+    fn create_prepared(
+        &self,
+        prepared: &Prepared,
+        params: &Params,
+    ) -> Result<Box<dyn Node>, NodeError> {
+        let _ = prepared;
+        self.create(params)
+    }
 
     /// True when params can make this process run code of the manifest author's
     /// choosing (an interpreter given source, any importable module, an executable).
@@ -137,60 +186,6 @@ pub trait NodeFactory: Send + Sync {
     fn executes_client_code(&self) -> bool {
         false
     }
-}
-
-/// Checks params against a [`NodeDoc`]: unknown keys (with the closest documented
-/// name), missing required keys, wrong JSON types and values outside `choices`.
-pub fn check_documented_params(doc: &NodeDoc, params: &Params) -> Vec<ParamIssue> {
-    let mut issues = Vec::new();
-    for (key, value) in params {
-        match doc.params.iter().find(|p| p.name == key) {
-            None => {
-                let names: Vec<&str> = doc.params.iter().map(|p| p.name).collect();
-                let msg = if names.is_empty() {
-                    format!("unknown param `{key}`; {} takes no params", doc.node_type)
-                } else {
-                    match closest(key, names.iter().copied()) {
-                        Some(best) => format!("unknown param `{key}`; did you mean `{best}`?"),
-                        None => format!(
-                            "unknown param `{key}`; {} accepts {}",
-                            doc.node_type,
-                            quote_list(&names)
-                        ),
-                    }
-                };
-                issues.push(ParamIssue::new(key.clone(), msg));
-            }
-            Some(p) => {
-                if !p.ty.accepts(value) {
-                    issues.push(ParamIssue::new(
-                        key.clone(),
-                        format!("expected {}, found {}", p.ty.name(), json_type_name(value)),
-                    ));
-                } else if !p.choices.is_empty() {
-                    let s = value.as_str().unwrap_or_default();
-                    if !p.choices.contains(&s) {
-                        issues.push(ParamIssue::new(
-                            key.clone(),
-                            format!(
-                                "invalid value \"{s}\"; expected one of {}",
-                                quote_list(p.choices)
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    for p in &doc.params {
-        if p.required && !params.contains_key(p.name) {
-            issues.push(ParamIssue::new(
-                p.name,
-                format!("missing required param `{}`", p.name),
-            ));
-        }
-    }
-    issues
 }
 
 /// `` `a`, `b`, `c` `` for messages.
@@ -278,6 +273,11 @@ impl Registry {
         let mut r = Self::new();
         crate::nodes::register_builtins(&mut r);
         r
+    }
+
+    /// Adds the node type `T` (see [`crate::NodeType`]): one line per node type.
+    pub fn add<T: crate::NodeType>(&mut self) {
+        self.register(Arc::new(crate::node_type::TypedFactory::<T>::new()));
     }
 
     /// Adds a node type under its name and aliases, replacing any previous holder.

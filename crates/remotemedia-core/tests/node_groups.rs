@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use common::{as_ints, ints, load};
 use remotemedia_core::executor::{run_pipeline, RunOptions};
-use remotemedia_core::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
+use remotemedia_core::registry::{NodeDoc, NodeFactory, Params};
 use remotemedia_core::{
     Data, GroupFailure, GroupMember, GroupOutcome, ItemError, MemberRun, Node, NodeContext,
     NodeError, Registry,
@@ -130,9 +130,27 @@ struct AdderFactory {
     log: Log,
 }
 
+/// Knobs of the test adder.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AdderParams {
+    /// Added to every item.
+    add: Option<i64>,
+    /// Fail on this input.
+    fail_on: Option<i64>,
+    /// How many times.
+    fail_times: Option<i64>,
+    /// Group key (none: no group).
+    group: Option<i64>,
+}
+
 impl NodeFactory for AdderFactory {
     fn doc(&self) -> &NodeDoc {
         &self.doc
+    }
+    fn validate(&self, params: &Params) -> Vec<remotemedia_core::ParamIssue> {
+        self.doc.check(params)
     }
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
         let int = |k: &str| params.get(k).and_then(|v| v.as_i64());
@@ -149,25 +167,10 @@ impl NodeFactory for AdderFactory {
 
 fn registry() -> (Registry, Log) {
     let log: Log = Arc::default();
-    let p = |name| ParamDoc {
-        name,
-        ty: ParamType::Integer,
-        required: false,
-        choices: &[],
-        default: None,
-        description: "test knob",
-    };
     let mut r = Registry::builtin();
     r.register(Arc::new(AdderFactory {
         log: Arc::clone(&log),
-        doc: NodeDoc {
-            node_type: "Adder",
-            aliases: &[],
-            description: "adds",
-            input: "int",
-            output: "int",
-            params: vec![p("add"), p("fail_on"), p("fail_times"), p("group")],
-        },
+        doc: NodeDoc::with_params::<AdderParams>("Adder", &[], "adds", "int", "int"),
     }));
     (r, log)
 }

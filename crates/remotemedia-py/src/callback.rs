@@ -29,7 +29,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use remotemedia_core::registry::{check_documented_params, ParamDoc, ParamIssue, ParamType};
+use remotemedia_core::registry::ParamIssue;
 use remotemedia_core::{
     Data, ErrorKind, Execution, ItemError, Node, NodeContext, NodeDoc, NodeError, NodeFactory,
     Params,
@@ -62,6 +62,15 @@ impl ErrorStash {
     }
 }
 
+/// Params of a `PythonCallback` node.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by the factory from the params as written
+struct CallbackParams {
+    /// Key of the Python host object registered for the run.
+    handle: String,
+}
+
 /// Factory of [`PyCallbackNode`]s for one run: host objects by handle.
 pub struct PyCallbackFactory {
     doc: NodeDoc,
@@ -73,22 +82,14 @@ impl PyCallbackFactory {
     /// A factory over `hosts` (handle → host object), recording exceptions in `errors`.
     pub fn new(hosts: HashMap<String, Py<PyAny>>, errors: ErrorStash) -> Self {
         Self {
-            doc: NodeDoc {
-                node_type: PYTHON_CALLBACK_TYPE,
-                aliases: &[],
-                description: "A Python object registered for this run, called back from the \
-                              pipeline (Python SDK nodes).",
-                input: "any item",
-                output: "whatever the Python node emits",
-                params: vec![ParamDoc {
-                    name: "handle",
-                    ty: ParamType::String,
-                    required: true,
-                    choices: &[],
-                    default: None,
-                    description: "key of the Python host object registered for the run",
-                }],
-            },
+            doc: NodeDoc::with_params::<CallbackParams>(
+                PYTHON_CALLBACK_TYPE,
+                &[],
+                "A Python object registered for this run, called back from the pipeline \
+                 (Python SDK nodes).",
+                "any item",
+                "whatever the Python node emits",
+            ),
             hosts: hosts.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             errors,
         }
@@ -105,7 +106,7 @@ impl NodeFactory for PyCallbackFactory {
     }
 
     fn validate(&self, params: &Params) -> Vec<ParamIssue> {
-        let mut issues = check_documented_params(&self.doc, params);
+        let mut issues = self.doc.check(params);
         if let Some(h) = self.handle(params) {
             if !self.hosts.contains_key(h) {
                 issues.push(ParamIssue::new(

@@ -2,14 +2,15 @@
 
 use std::collections::VecDeque;
 
-use remotemedia_core::registry::{check_documented_params, ParamDoc, ParamIssue, ParamType};
+use remotemedia_core::node_type::TypedFactory;
+use remotemedia_core::registry::ParamIssue;
 use remotemedia_core::{
     Data, ErrorKind, Execution, GroupFailure, GroupMember, GroupOutcome, ItemError, Node,
-    NodeContext, NodeDoc, NodeError, NodeFactory, Params,
+    NodeContext, NodeError, NodeType, Params,
 };
 
 use crate::host::{BatchOutcome, GroupRun, Instance, ItemOutcome, LoadError};
-use crate::spec::{self, NodeSpec, Runtime, RUNTIME_NAMES};
+use crate::spec::{self, NodeSpec, PythonNodeParams, Runtime};
 
 /// Registered type name of Python nodes.
 pub const PYTHON_NODE_TYPE: &str = "PythonNode";
@@ -115,141 +116,29 @@ fn load_in(runtime: Runtime, spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadE
     }
 }
 
-/// Factory of [`PythonNode`]s (the `PythonNode` node type).
-pub struct PythonNodeFactory {
-    doc: NodeDoc,
-}
+/// The factory of the `PythonNode` node type (any class a manifest names).
+pub type PythonNodeFactory = TypedFactory<PythonNode>;
 
-impl Default for PythonNodeFactory {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+impl NodeType for PythonNode {
+    const NAME: &'static str = PYTHON_NODE_TYPE;
+    const DESCRIPTION: &'static str =
+        "A Python class run inside the runtime: `process(data)` (plain, async, generator or \
+         async generator), optional `initialize()`, `cleanup()` and `flush()`. Runs in \
+         embedded CPython, a pool of worker processes or embedded RustPython.";
+    const INPUT: &'static str = "any item (as the Python value)";
+    const OUTPUT: &'static str = "whatever `process` returns or yields (None emits nothing)";
+    /// Any importable module, inline source, extra import paths and interpreter.
+    const EXECUTES_CLIENT_CODE: bool = true;
+    type Params = PythonNodeParams;
 
-impl PythonNodeFactory {
-    /// The factory.
-    pub fn new() -> Self {
-        let p = |name, ty, required, choices, default, description| ParamDoc {
-            name,
-            ty,
-            required,
-            choices,
-            default,
-            description,
-        };
-        Self {
-            doc: NodeDoc {
-                node_type: PYTHON_NODE_TYPE,
-                aliases: &[],
-                description:
-                    "A Python class run inside the runtime: `process(data)` (plain, async, \
-                              generator or async generator), optional `initialize()`, \
-                              `cleanup()` and `flush()`. Runs in embedded CPython, a pool of \
-                              worker processes or embedded RustPython.",
-                input: "any item (as the Python value)",
-                output: "whatever `process` returns or yields (None emits nothing)",
-                params: vec![
-                    p(
-                        "class",
-                        ParamType::String,
-                        true,
-                        &[],
-                        None,
-                        "name of the node class",
-                    ),
-                    p(
-                        "module",
-                        ParamType::String,
-                        false,
-                        &[],
-                        None,
-                        "importable module defining the class (or give `source`)",
-                    ),
-                    p(
-                        "source",
-                        ParamType::String,
-                        false,
-                        &[],
-                        None,
-                        "inline Python code defining the class (or give `module`)",
-                    ),
-                    p(
-                        "init",
-                        ParamType::Object,
-                        false,
-                        &[],
-                        Some("{}"),
-                        "keyword arguments of the constructor",
-                    ),
-                    p(
-                        "python_path",
-                        ParamType::Array,
-                        false,
-                        &[],
-                        Some("[]"),
-                        "directories put in front of sys.path before importing",
-                    ),
-                    p(
-                        "runtime",
-                        ParamType::String,
-                        false,
-                        &RUNTIME_NAMES,
-                        Some("REMOTEMEDIA_PYTHON_RUNTIME, else auto"),
-                        "host: embedded CPython, worker processes, embedded RustPython, or \
-                         auto (CPython, else RustPython)",
-                    ),
-                    p(
-                        "workers",
-                        ParamType::Any,
-                        false,
-                        &[],
-                        Some("1"),
-                        "process host: worker processes, an integer or \"auto\" (CPU count); \
-                         each worker holds its own instance",
-                    ),
-                    p(
-                        "timeout_ms",
-                        ParamType::Integer,
-                        false,
-                        &[],
-                        None,
-                        "process host: a call running longer is killed (the worker is \
-                         replaced and the item fails with kind `timeout`)",
-                    ),
-                    p(
-                        "python",
-                        ParamType::String,
-                        false,
-                        &[],
-                        Some("REMOTEMEDIA_PYTHON, the active virtualenv's python, else python3"),
-                        "process host: interpreter executable of the workers",
-                    ),
-                ],
-            },
-        }
-    }
-}
-
-impl NodeFactory for PythonNodeFactory {
-    fn doc(&self) -> &NodeDoc {
-        &self.doc
+    fn check(written: &Params) -> Vec<ParamIssue> {
+        spec::check(written)
     }
 
-    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
-        let mut issues = check_documented_params(&self.doc, params);
-        issues.extend(spec::validate(params));
-        issues
-    }
-
-    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
+    fn new(params: &PythonNodeParams) -> Result<Self, NodeError> {
         let spec =
             NodeSpec::from_params(params).map_err(|m| NodeError::new(ErrorKind::Config, m))?;
-        Ok(Box::new(PythonNode::load(&spec)?))
-    }
-
-    /// Any importable module, inline source, extra import paths and interpreter.
-    fn executes_client_code(&self) -> bool {
-        true
+        PythonNode::load(&spec)
     }
 }
 

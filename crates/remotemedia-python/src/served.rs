@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use remotemedia_core::registry::{check_documented_params, ParamIssue};
+use remotemedia_core::registry::ParamIssue;
 use remotemedia_core::{ErrorKind, Node, NodeDoc, NodeError, NodeFactory, Params};
 use serde_json::Value;
 
@@ -160,6 +160,10 @@ impl ServedPython {
         issues
     }
 
+    fn base_parse(&self, params: &Params) -> Result<spec::PythonNodeParams, String> {
+        remotemedia_core::node_type::parse(params).map_err(|e| e.to_string())
+    }
+
     fn find(&self, module: &str, class: &str) -> Option<&ServedClass> {
         self.classes
             .iter()
@@ -173,7 +177,10 @@ impl ServedPython {
         if let Some(first) = issues.first() {
             return Err(format!("{}: {}", first.path, first.message));
         }
-        let mut spec = NodeSpec::from_params(params)?;
+        let typed = self
+            .base_parse(params)
+            .map_err(|e| format!("invalid params: {e}"))?;
+        let mut spec = NodeSpec::from_params(&typed)?;
         let Origin::Module(module) = &spec.origin else {
             return Err("a served Python node names a module".into());
         };
@@ -210,8 +217,7 @@ impl NodeFactory for ServedPythonFactory {
     }
 
     fn validate(&self, params: &Params) -> Vec<ParamIssue> {
-        let mut issues = check_documented_params(self.doc(), params);
-        issues.extend(spec::validate(params));
+        let mut issues = self.base.validate(params);
         issues.extend(self.served.check(params));
         issues
     }

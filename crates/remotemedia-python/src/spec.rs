@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use remotemedia_core::registry::{ParamIssue, Params};
 use remotemedia_core::Data;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Environment variable choosing the host of nodes that do not set `runtime`.
@@ -14,7 +16,8 @@ pub const RUNTIME_ENV: &str = "REMOTEMEDIA_PYTHON_RUNTIME";
 pub const RUNTIME_NAMES: [&str; 4] = ["auto", "cpython", "process", "rustpython"];
 
 /// Which host runs a Python node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Runtime {
     /// Embedded CPython when libpython is usable, else embedded RustPython when compiled
     /// in; a node that fails to load for a compatibility reason is retried in the next.
@@ -127,57 +130,30 @@ impl NodeSpec {
         }
     }
 
-    /// Parses params that passed [`validate`].
-    pub fn from_params(params: &Params) -> Result<NodeSpec, String> {
-        let issues = validate(params);
-        if let Some(first) = issues.first() {
-            return Err(if first.path.is_empty() {
-                first.message.clone()
-            } else {
-                format!("{}: {}", first.path, first.message)
-            });
-        }
-        let s = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
-        let origin = match (s("module"), s("source")) {
-            (Some(m), _) => Origin::Module(m),
-            (None, Some(src)) => Origin::Source(src),
-            (None, None) => unreachable!("validated"),
+    /// The spec of checked params (see [`check`]).
+    pub fn from_params(p: &PythonNodeParams) -> Result<NodeSpec, String> {
+        let origin = match (&p.module, &p.source) {
+            (Some(m), _) => Origin::Module(m.clone()),
+            (None, Some(src)) => Origin::Source(src.clone()),
+            (None, None) => return Err("missing `module` or `source`".into()),
         };
-        let init = match params.get("init") {
-            Some(v) => Data::from_json(v).map_err(|e| format!("init: {e}"))?,
-            None => Data::map(Default::default()),
-        };
-        let python_path = params
-            .get("python_path")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let workers = match params.get("workers") {
-            Some(Value::String(_)) => Some(
-                std::thread::available_parallelism()
-                    .map(usize::from)
-                    .unwrap_or(1),
-            ),
-            Some(v) => v.as_u64().map(|n| n as usize),
-            None => None,
-        };
+        let init =
+            Data::from_json(&Value::Object(p.init.clone())).map_err(|e| format!("init: {e}"))?;
+        let workers = p.workers.map(|w| match w {
+            Workers::Auto(_) => std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1),
+            Workers::Count(n) => n as usize,
+        });
         Ok(NodeSpec {
-            class: s("class").unwrap_or_default(),
+            class: p.class.clone(),
             origin,
             init,
-            python_path,
-            runtime: s("runtime").and_then(|r| Runtime::from_name(&r)),
+            python_path: p.python_path.clone(),
+            runtime: p.runtime,
             workers,
-            timeout: params
-                .get("timeout_ms")
-                .and_then(Value::as_u64)
-                .map(Duration::from_millis),
-            python: s("python"),
+            timeout: p.timeout_ms.map(Duration::from_millis),
+            python: p.python.clone(),
         })
     }
 
@@ -198,13 +174,63 @@ impl NodeSpec {
     }
 }
 
-/// Checks `PythonNode` params beyond their documented types: `module` xor `source`,
-/// identifiers, `init` convertible, `python_path` strings, `workers`, `timeout_ms`, and
-/// that the requested runtime is compiled in.
-pub fn validate(params: &Params) -> Vec<ParamIssue> {
+/// Params of `PythonNode`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PythonNodeParams {
+    /// Name of the node class.
+    pub class: String,
+    /// Importable module defining the class (or give `source`).
+    pub module: Option<String>,
+    /// Inline Python code defining the class (or give `module`).
+    pub source: Option<String>,
+    /// Keyword arguments of the constructor.
+    #[serde(default)]
+    pub init: serde_json::Map<String, Value>,
+    /// Directories put in front of sys.path before importing.
+    #[serde(default)]
+    pub python_path: Vec<String>,
+    /// Host: embedded CPython, worker processes, embedded RustPython, or auto (CPython,
+    /// else RustPython). Default: REMOTEMEDIA_PYTHON_RUNTIME, else auto.
+    pub runtime: Option<Runtime>,
+    /// Process host: worker processes, 1 to 256 or "auto" (the CPU count; default 1).
+    /// Each worker holds its own instance.
+    pub workers: Option<Workers>,
+    /// Process host: a call running longer than this many milliseconds is killed (the
+    /// worker is replaced and the item fails with kind `timeout`).
+    #[schemars(range(min = 1))]
+    pub timeout_ms: Option<u64>,
+    /// Process host: interpreter executable of the workers. Default: REMOTEMEDIA_PYTHON,
+    /// the active virtualenv's python, else python3.
+    pub python: Option<String>,
+}
+
+/// How many worker processes: a count or `"auto"`.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Workers {
+    /// `"auto"`: the CPU count.
+    Auto(AutoWord),
+    /// This many.
+    Count(#[schemars(range(min = 1, max = 256))] u32),
+}
+
+/// The word `auto`.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    /// `auto`.
+    Auto,
+}
+
+/// The `PythonNode` rules beyond each param's type, on the params as written: `module`
+/// xor `source`, identifiers, `init` keys and values, and that the requested runtime is
+/// compiled in.
+pub fn check(params: &Params) -> Vec<ParamIssue> {
     let mut issues = Vec::new();
     let str_of = |k: &str| params.get(k).and_then(Value::as_str);
-    match (params.get("module"), params.get("source")) {
+    let given = |k: &str| params.get(k).filter(|v| !v.is_null());
+    match (given("module"), given("source")) {
         (Some(_), Some(_)) => issues.push(ParamIssue::new(
             "source",
             "give either `module` or `source`, not both",
@@ -231,7 +257,6 @@ pub fn validate(params: &Params) -> Vec<ParamIssue> {
             ));
         }
     }
-    // A non-object `init` is reported by the type check of the documented params.
     if let Some(init @ Value::Object(map)) = params.get("init") {
         if let Some(bad) = map.keys().find(|k| !is_identifier(k)) {
             issues.push(ParamIssue::new(
@@ -240,35 +265,6 @@ pub fn validate(params: &Params) -> Vec<ParamIssue> {
             ));
         } else if let Err(e) = Data::from_json(init) {
             issues.push(ParamIssue::new("init", e.to_string()));
-        }
-    }
-    if let Some(Value::Array(items)) = params.get("python_path") {
-        for (i, v) in items.iter().enumerate() {
-            if !v.is_string() {
-                issues.push(ParamIssue::new(
-                    format!("python_path[{i}]"),
-                    "expected a string (a directory)",
-                ));
-            }
-        }
-    }
-    match params.get("workers") {
-        Some(Value::String(s)) if s != "auto" => issues.push(ParamIssue::new(
-            "workers",
-            format!("invalid value \"{s}\"; expected a positive integer or \"auto\""),
-        )),
-        Some(v @ Value::Number(_)) if v.as_u64().is_none_or(|n| n == 0 || n > 256) => issues.push(
-            ParamIssue::new("workers", "expected an integer between 1 and 256"),
-        ),
-        Some(Value::String(_)) | Some(Value::Number(_)) | None => {}
-        Some(_) => issues.push(ParamIssue::new(
-            "workers",
-            "expected a positive integer or \"auto\"",
-        )),
-    }
-    if let Some(v) = params.get("timeout_ms") {
-        if v.is_number() && v.as_u64().is_none_or(|n| n == 0) {
-            issues.push(ParamIssue::new("timeout_ms", "expected a positive integer"));
         }
     }
     if let Some(r) = str_of("runtime").and_then(Runtime::from_name) {
@@ -297,55 +293,71 @@ pub(crate) fn is_identifier(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use remotemedia_core::node_type::TypedFactory;
+    use remotemedia_core::NodeFactory;
+
     use super::*;
+    use crate::PythonNode;
 
     fn params(json: &str) -> Params {
         serde_json::from_str(json).unwrap()
     }
 
+    fn issues(json: &str) -> Vec<(String, String)> {
+        TypedFactory::<PythonNode>::new()
+            .validate(&params(json))
+            .into_iter()
+            .map(|i| (i.path, i.message))
+            .collect()
+    }
+
     #[test]
     fn module_xor_source() {
-        let both = validate(&params(r#"{"class": "A", "module": "m", "source": "x"}"#));
-        assert_eq!(
-            both[0].message,
-            "give either `module` or `source`, not both"
-        );
-        let none = validate(&params(r#"{"class": "A"}"#));
-        assert!(none[0].message.starts_with("missing `module` or `source`"));
-        assert!(validate(&params(r#"{"class": "A", "module": "pkg.mod"}"#)).is_empty());
+        let both = issues(r#"{"class": "A", "module": "m", "source": "x"}"#);
+        assert_eq!(both[0].1, "give either `module` or `source`, not both");
+        let none = issues(r#"{"class": "A"}"#);
+        assert!(none[0].1.starts_with("missing `module` or `source`"));
+        assert!(issues(r#"{"class": "A", "module": "pkg.mod"}"#).is_empty());
     }
 
     #[test]
     fn names_workers_and_timeouts_are_checked() {
-        let bad = validate(&params(
+        let bad = issues(
             r#"{"class": "1A", "module": "a-b", "workers": 0, "timeout_ms": 0,
-                "init": {"not valid": 1}, "python_path": [3]}"#,
-        ));
-        let paths: Vec<&str> = bad.iter().map(|i| i.path.as_str()).collect();
+                "init": {"not valid": 1}, "python_path": [3], "runtime": "jython"}"#,
+        );
+        let paths: Vec<&str> = bad.iter().map(|i| i.0.as_str()).collect();
         assert_eq!(
             paths,
             [
+                "workers",
+                "timeout_ms",
+                "python_path[0]",
+                "runtime",
                 "module",
                 "class",
                 "init.not valid",
-                "python_path[0]",
-                "workers",
-                "timeout_ms"
-            ]
+            ],
+            "{bad:?}"
         );
-        let auto = validate(&params(
-            r#"{"class": "A", "module": "m", "workers": "auto"}"#,
-        ));
-        assert!(auto.is_empty());
+        assert_eq!(bad[0].1, "`workers` must be between 1 and 256, found 0");
+        assert_eq!(bad[1].1, "`timeout_ms` must be at least 1, found 0");
+        assert!(bad[3]
+            .1
+            .starts_with("invalid value \"jython\"; expected one of `auto`"));
+        assert!(issues(r#"{"class": "A", "module": "m", "workers": "auto"}"#).is_empty());
+        let word = issues(r#"{"class": "A", "module": "m", "workers": "many"}"#);
+        assert_eq!(word[0].1, "invalid value \"many\"; expected one of `auto`");
     }
 
     #[test]
     fn spec_from_params() {
-        let spec = NodeSpec::from_params(&params(
+        let p = params(
             r#"{"class": "A", "source": "class A: pass", "init": {"k": [1]},
                 "runtime": "process", "workers": 2, "timeout_ms": 50}"#,
-        ))
-        .unwrap();
+        );
+        let typed = TypedFactory::<PythonNode>::new().parse(&p).unwrap();
+        let spec = NodeSpec::from_params(&typed).unwrap();
         assert_eq!(spec.origin, Origin::Source("class A: pass".into()));
         assert_eq!(spec.runtime, Some(Runtime::Process));
         assert_eq!(spec.workers, Some(2));

@@ -15,7 +15,7 @@ use remotemedia_core::manifest::{
     validate_manifest, Connection, ManifestV1, Metadata, NodeManifest, Pipeline,
 };
 use remotemedia_core::placement::{Placement, RemoteGroup, Target};
-use remotemedia_core::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
+use remotemedia_core::registry::{NodeDoc, NodeFactory, Params, Prepared};
 use remotemedia_core::{
     Data, ErrorKind, Execution, ItemError, Node, NodeContext, NodeError, Registry,
 };
@@ -293,21 +293,13 @@ struct RemoteStageFactory {
 impl RemoteStageFactory {
     fn new(groups: Vec<Arc<GroupSpec>>, options: Arc<StageOptions>, report: RunReport) -> Self {
         Self {
-            doc: NodeDoc {
-                node_type: REMOTE_STAGE_TYPE,
-                aliases: &[],
-                description: "A sub-graph placed on a remote executor (built by the planner).",
-                input: "what the sub-graph's first node accepts",
-                output: "what its last node emits",
-                params: vec![ParamDoc {
-                    name: "group",
-                    ty: ParamType::Integer,
-                    required: true,
-                    choices: &[],
-                    default: None,
-                    description: "Index of the placed group.",
-                }],
-            },
+            doc: NodeDoc::with_params::<RemoteStageParams>(
+                REMOTE_STAGE_TYPE,
+                &[],
+                "A sub-graph placed on a remote executor (built by the planner).",
+                "what the sub-graph's first node accepts",
+                "what its last node emits",
+            ),
             groups,
             options,
             report,
@@ -315,9 +307,22 @@ impl RemoteStageFactory {
     }
 }
 
+/// Params of a `RemoteStage` node (written by the planner, never by users).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read from the params as written
+struct RemoteStageParams {
+    /// Index of the placed group.
+    group: u64,
+}
+
 impl NodeFactory for RemoteStageFactory {
     fn doc(&self) -> &NodeDoc {
         &self.doc
+    }
+
+    fn validate(&self, params: &Params) -> Vec<remotemedia_core::ParamIssue> {
+        self.doc.check(params)
     }
 
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
@@ -353,14 +358,39 @@ impl NodeFactory for FallbackFactory {
         self.inner.validate(params)
     }
 
+    fn prepare(
+        &self,
+        params: &Params,
+    ) -> Result<Option<Prepared>, Vec<remotemedia_core::ParamIssue>> {
+        self.inner.prepare(params)
+    }
+
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        Ok(Box::new(FallbackNode {
-            inner: self.inner.create(params)?,
+        Ok(self.wrap(self.inner.create(params)?))
+    }
+
+    fn create_prepared(
+        &self,
+        prepared: &Prepared,
+        params: &Params,
+    ) -> Result<Box<dyn Node>, NodeError> {
+        Ok(self.wrap(self.inner.create_prepared(prepared, params)?))
+    }
+
+    fn executes_client_code(&self) -> bool {
+        self.inner.executes_client_code()
+    }
+}
+
+impl FallbackFactory {
+    fn wrap(&self, inner: Box<dyn Node>) -> Box<dyn Node> {
+        Box::new(FallbackNode {
+            inner,
             remote: None,
             fallbacks: Arc::clone(&self.fallbacks),
             options: Arc::clone(&self.options),
             report: self.report.clone(),
-        }))
+        })
     }
 }
 

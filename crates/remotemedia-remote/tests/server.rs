@@ -348,6 +348,9 @@ impl remotemedia_core::NodeFactory for RunsClientCode {
     fn doc(&self) -> &remotemedia_core::NodeDoc {
         &self.0
     }
+    fn validate(&self, _: &remotemedia_core::Params) -> Vec<remotemedia_core::ParamIssue> {
+        Vec::new()
+    }
     fn create(
         &self,
         _: &remotemedia_core::Params,
@@ -364,14 +367,13 @@ fn an_executor_with_a_node_type_running_client_code_starts_only_when_allowed() {
     let rt = runtime();
     let mut registry = Registry::builtin();
     registry.register(std::sync::Arc::new(RunsClientCode(
-        remotemedia_core::NodeDoc {
-            node_type: "Shell",
-            aliases: &[],
-            description: "runs a command",
-            input: "any",
-            output: "any",
-            params: Vec::new(),
-        },
+        remotemedia_core::NodeDoc::with_params::<remotemedia_core::NoParams>(
+            "Shell",
+            &[],
+            "runs a command",
+            "any",
+            "any",
+        ),
     )));
     let mut config = ServeConfig::new(gpu_caps(), registry, 0);
     let err = rt.block_on(start(config.clone())).unwrap_err();
@@ -576,14 +578,13 @@ struct ScarceFactory {
 impl ScarceFactory {
     fn new(available: bool) -> Arc<Self> {
         Arc::new(Self {
-            doc: NodeDoc {
-                node_type: "Scarce",
-                aliases: &[],
-                description: "Multiplies by 10 where it has the resources.",
-                input: "integer",
-                output: "integer",
-                params: vec![],
-            },
+            doc: NodeDoc::with_params::<remotemedia_core::NoParams>(
+                "Scarce",
+                &[],
+                "Multiplies by 10 where it has the resources.",
+                "integer",
+                "integer",
+            ),
             available,
         })
     }
@@ -596,6 +597,10 @@ struct Scarce {
 impl NodeFactory for ScarceFactory {
     fn doc(&self) -> &NodeDoc {
         &self.doc
+    }
+
+    fn validate(&self, params: &Params) -> Vec<remotemedia_core::ParamIssue> {
+        self.doc.check(params)
     }
 
     fn create(&self, _params: &Params) -> Result<Box<dyn Node>, NodeError> {

@@ -1,4 +1,4 @@
-//! `remotemedia nodes list|info`.
+//! `remotemedia nodes list|info` and `remotemedia schema`.
 
 use remotemedia_core::NodeDoc;
 
@@ -22,6 +22,13 @@ pub fn list(args: NodesListArgs) -> anyhow::Result<u8> {
         };
         println!("{:width$}  {}{aliases}", d.node_type, d.description);
     }
+    Ok(0)
+}
+
+/// Prints the manifest JSON Schema with every node type's params.
+pub fn schema() -> anyhow::Result<u8> {
+    let schema = remotemedia_core::manifest::json_schema_for(&super::registry());
+    println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(0)
 }
 
@@ -65,7 +72,7 @@ pub fn info(args: NodesInfoArgs) -> anyhow::Result<u8> {
             if !p.choices.is_empty() {
                 extra.push(format!("one of {}", p.choices.join(", ")));
             }
-            if let Some(def) = p.default {
+            if let Some(def) = &p.default {
                 extra.push(format!("default {def}"));
             }
             println!("    {} ({}): {}", p.name, extra.join("; "), p.description);

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 pub use pipeline::{NodeSpec, Pipeline};
 pub(crate) use pipeline::{ResolvedFactories, SharedNames};
-pub use schema::json_schema;
+pub use schema::{json_schema, json_schema_for};
 pub use types::{
     Arch, Capabilities, Connection, CpuRequirement, GpuRequirement, GpuType, ManifestV1, Metadata,
     NodeManifest, OnError, RetryPolicy, SUPPORTED_VERSIONS,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::graph::Graph;
-use crate::registry::{NodeFactory, Params, Registry};
+use crate::registry::{NodeFactory, Params, Prepared, Registry};
 
 use super::types::{Capabilities, ManifestV1, OnError, RetryPolicy};
 
@@ -61,16 +61,22 @@ pub(crate) struct ResolvedFactories {
     /// [`Registry::generation`]: crate::registry::Registry
     pub(crate) generation: u64,
     pub(crate) factories: Vec<Arc<dyn NodeFactory>>,
+    /// Per node, its params as its factory prepared them at validation, if it did.
+    pub(crate) prepared: Vec<Option<Prepared>>,
 }
 
 impl ResolvedFactories {
     /// Node `index`'s factory, if `registry` is the one the pipeline was validated with.
-    pub(crate) fn get(&self, registry: &Registry, index: usize) -> Option<&Arc<dyn NodeFactory>> {
-        if self.generation == registry.generation() {
-            self.factories.get(index)
-        } else {
-            None
+    pub(crate) fn get(
+        &self,
+        registry: &Registry,
+        index: usize,
+    ) -> Option<(&Arc<dyn NodeFactory>, Option<&Prepared>)> {
+        if self.generation != registry.generation() {
+            return None;
         }
+        let factory = self.factories.get(index)?;
+        Some((factory, self.prepared.get(index).and_then(Option::as_ref)))
     }
 }
 

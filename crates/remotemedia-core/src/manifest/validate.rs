@@ -22,7 +22,7 @@ use super::{
     Format, ManifestError, ManifestErrors, NodeSpec, Pipeline, ResolvedFactories, SharedNames,
 };
 use crate::graph::Graph;
-use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Registry};
+use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Prepared, Registry};
 
 const TOP_FIELDS: [&str; 4] = ["version", "metadata", "nodes", "connections"];
 const METADATA_FIELDS: [&str; 3] = ["name", "description", "created_at"];
@@ -226,11 +226,11 @@ fn yaml_to_json(v: &serde_yaml_ng::Value, path: &str, errors: &mut Vec<ManifestE
 
 /// Validates a parsed manifest document, reporting every problem in document order.
 pub fn validate_value(value: &Value, registry: &Registry) -> Result<Pipeline, ManifestErrors> {
-    check(value, registry, &[])?;
+    let prepared = check(value, registry, &[])?;
     // Deserialize from the borrowed document: no copy of the whole tree.
     let manifest = ManifestV1::deserialize(value)
         .map_err(|e| single("$", format!("manifest does not match the v1 types: {e}")))?;
-    build(manifest, registry)
+    build(manifest, registry, prepared)
 }
 
 /// Validates a manifest already in its typed form (for example one built in code),
@@ -238,8 +238,8 @@ pub fn validate_value(value: &Value, registry: &Registry) -> Result<Pipeline, Ma
 pub fn validate_manifest(m: &ManifestV1, registry: &Registry) -> Result<Pipeline, ManifestErrors> {
     let value = serde_json::to_value(m)
         .map_err(|e| single("$", format!("cannot represent the manifest as JSON: {e}")))?;
-    check(&value, registry, &non_finite_floats(m))?;
-    build(m.clone(), registry)
+    let prepared = check(&value, registry, &non_finite_floats(m))?;
+    build(m.clone(), registry, prepared)
 }
 
 /// Float fields of a typed manifest that JSON cannot hold (they serialize as `null`).
@@ -268,26 +268,34 @@ fn non_finite_floats(m: &ManifestV1) -> Vec<(String, f64)> {
 }
 
 /// Runs the walker; `Err` holds every problem found.
+/// Checks the whole document; returns, per node, its params in its factory's own
+/// form when the factory keeps one (see `NodeFactory::prepare`).
 fn check(
     value: &Value,
     registry: &Registry,
     non_finite: &[(String, f64)],
-) -> Result<(), ManifestErrors> {
+) -> Result<Vec<Option<Prepared>>, ManifestErrors> {
     let mut walker = Walker {
         registry,
         non_finite,
         errors: Vec::new(),
+        prepared: Vec::new(),
     };
     walker.document(value);
     if walker.errors.is_empty() {
-        Ok(())
+        Ok(walker.prepared)
     } else {
         Err(ManifestErrors(walker.errors))
     }
 }
 
 /// Turns a manifest that passed [`check`] into a [`Pipeline`].
-fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, ManifestErrors> {
+fn build(
+    manifest: ManifestV1,
+    registry: &Registry,
+    mut prepared: Vec<Option<Prepared>>,
+) -> Result<Pipeline, ManifestErrors> {
+    prepared.resize(manifest.nodes.len(), None);
     let mut nodes = Vec::with_capacity(manifest.nodes.len());
     let mut factories = Vec::with_capacity(manifest.nodes.len());
     let mut index = HashMap::new();
@@ -345,6 +353,7 @@ fn build(manifest: ManifestV1, registry: &Registry) -> Result<Pipeline, Manifest
         factories: ResolvedFactories {
             generation: registry.generation(),
             factories,
+            prepared,
         },
     })
 }
@@ -528,6 +537,8 @@ struct Walker<'a> {
     registry: &'a Registry,
     non_finite: &'a [(String, f64)],
     errors: Vec<ManifestError>,
+    /// Per node index, its prepared params (see [`check`]).
+    prepared: Vec<Option<Prepared>>,
 }
 
 impl Walker<'_> {
@@ -778,8 +789,8 @@ impl Walker<'_> {
                 "id" => self.node_id(&p, i, value, ids),
                 "node_type" => self.node_type(&p, &ctx, value),
                 "params" => match value {
-                    Value::Null => self.params(&p, id, factory.as_deref(), &Map::new()),
-                    Value::Object(params) => self.params(&p, id, factory.as_deref(), params),
+                    Value::Null => self.params(i, &p, id, factory.as_deref(), &Map::new()),
+                    Value::Object(params) => self.params(i, &p, id, factory.as_deref(), params),
                     other => self.type_error(&p, &ctx, "an object", other),
                 },
                 "capabilities" => self.capabilities(&p, &ctx, value),
@@ -816,7 +827,7 @@ impl Walker<'_> {
         }
         if !obj.contains_key("params") {
             let p = field_path(&path, "params");
-            self.params(&p, id, factory.as_deref(), &Map::new());
+            self.params(i, &p, id, factory.as_deref(), &Map::new());
         }
     }
 
@@ -870,6 +881,7 @@ impl Walker<'_> {
     /// unknown: that is reported on `node_type`).
     fn params(
         &mut self,
+        index: usize,
         path: &str,
         id: Option<&str>,
         factory: Option<&dyn NodeFactory>,
@@ -878,12 +890,22 @@ impl Walker<'_> {
         let Some(factory) = factory else {
             return;
         };
+        let issues = match factory.prepare(params) {
+            Ok(prepared) => {
+                if self.prepared.len() <= index {
+                    self.prepared.resize(index + 1, None);
+                }
+                self.prepared[index] = prepared;
+                return;
+            }
+            Err(issues) => issues,
+        };
         let node_type = factory.doc().node_type;
         let ctx = match id {
             Some(id) => format!("node `{id}` ({node_type}): "),
             None => format!("{node_type}: "),
         };
-        for issue in factory.validate(params) {
+        for issue in issues {
             let p = if issue.path.is_empty() {
                 path.to_string()
             } else {

@@ -4,17 +4,18 @@
 //! gives a float, i64 overflow and division by zero are node errors — never a wrapped or
 //! silent error value.
 
-use serde_json::Value;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use crate::data::Data;
 use crate::error::{ErrorKind, NodeError};
 use crate::node::{ItemError, Node};
-use crate::registry::{
-    check_documented_params, NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params,
-};
+use crate::node_type::NodeType;
+use crate::registry::{ParamIssue, Params};
 
 /// An arithmetic operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Operation {
     /// `a + b`
     Add,
@@ -349,58 +350,31 @@ fn update_prefix(items: &mut [Data], mut f: impl FnMut(&mut Data) -> bool) -> us
     items.len()
 }
 
-pub(crate) struct CalculatorFactory {
-    doc: NodeDoc,
+/// Params of [`Calculator`]: both or neither.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalculatorParams {
+    /// Operation applied to numeric items (give with `operand`).
+    pub operation: Option<Operation>,
+    /// Right-hand side for numeric items (give with `operation`).
+    pub operand: Option<serde_json::Number>,
 }
 
-impl CalculatorFactory {
-    pub(crate) fn new() -> Self {
-        Self {
-            doc: NodeDoc {
-                node_type: "Calculator",
-                aliases: &["CalculatorNode"],
-                description: "Arithmetic with Python's rules: int with int stays int (except divide), \
-                              float if either side is float; overflow and division by zero are node errors.",
-                input: "a number (uses the params), or {\"operation\": op, \"args\": [a, b]}",
-                output: "a number, or the input map with \"result\" added",
-                params: vec![
-                    ParamDoc {
-                        name: "operation",
-                        ty: ParamType::String,
-                        required: false,
-                        choices: &OPERATIONS,
-                        default: None,
-                        description: "operation applied to numeric items (give with `operand`)",
-                    },
-                    ParamDoc {
-                        name: "operand",
-                        ty: ParamType::Number,
-                        required: false,
-                        choices: &[],
-                        default: None,
-                        description: "right-hand side for numeric items (give with `operation`)",
-                    },
-                ],
-            },
-        }
-    }
-}
+impl NodeType for Calculator {
+    const NAME: &'static str = "Calculator";
+    const ALIASES: &'static [&'static str] = &["CalculatorNode"];
+    const DESCRIPTION: &'static str =
+        "Arithmetic with Python's rules: int with int stays int (except divide), float if \
+         either side is float; overflow and division by zero are node errors.";
+    const INPUT: &'static str =
+        "a number (uses the params), or {\"operation\": op, \"args\": [a, b]}";
+    const OUTPUT: &'static str = "a number, or the input map with \"result\" added";
+    type Params = CalculatorParams;
 
-fn operand_data(v: &Value) -> Data {
-    match v.as_i64() {
-        Some(i) => Data::Int(i),
-        None => Data::Float(v.as_f64().unwrap_or(f64::NAN)),
-    }
-}
-
-impl NodeFactory for CalculatorFactory {
-    fn doc(&self) -> &NodeDoc {
-        &self.doc
-    }
-
-    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
-        let mut issues = check_documented_params(&self.doc, params);
-        match (params.get("operation"), params.get("operand")) {
+    fn check(written: &Params) -> Vec<ParamIssue> {
+        let given = |k: &str| written.get(k).filter(|v| !v.is_null());
+        let mut issues = Vec::new();
+        match (given("operation"), given("operand")) {
             (Some(_), None) => issues.push(ParamIssue::new(
                 "operand",
                 "`operation` is set but `operand` is missing; give both or neither",
@@ -411,7 +385,7 @@ impl NodeFactory for CalculatorFactory {
             )),
             _ => {}
         }
-        if let Some(v) = params.get("operand") {
+        if let Some(v) = given("operand") {
             if v.is_u64() && !v.is_i64() {
                 issues.push(ParamIssue::new(
                     "operand",
@@ -422,25 +396,18 @@ impl NodeFactory for CalculatorFactory {
         issues
     }
 
-    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        // A linear scan: params hold a couple of entries, fewer than a hash costs.
-        let (mut op, mut operand) = (None, None);
-        for (k, v) in params {
-            match k.as_str() {
-                "operation" => op = v.as_str(),
-                "operand" => operand = Some(v),
-                _ => {}
-            }
-        }
-        Ok(Box::new(match (op, operand) {
-            (Some(op), Some(operand)) => {
-                let op = Operation::from_name(op).ok_or_else(|| {
-                    NodeError::new(ErrorKind::Config, format!("unknown operation \"{op}\""))
-                })?;
-                Calculator::new(op, operand_data(operand))
-            }
+    fn new(params: &CalculatorParams) -> Result<Self, NodeError> {
+        Ok(match (params.operation, &params.operand) {
+            (Some(op), Some(operand)) => Calculator::new(op, operand_data(operand)),
             _ => Calculator::unconfigured(),
-        }))
+        })
+    }
+}
+
+fn operand_data(n: &serde_json::Number) -> Data {
+    match n.as_i64() {
+        Some(i) => Data::Int(i),
+        None => Data::Float(n.as_f64().unwrap_or(f64::NAN)),
     }
 }
 
@@ -613,7 +580,8 @@ mod tests {
 
     #[test]
     fn params_validated_at_load() {
-        let f = CalculatorFactory::new();
+        use crate::registry::NodeFactory;
+        let f = crate::node_type::TypedFactory::<Calculator>::new();
         let p: Params = serde_json::from_str(r#"{"operation":"sqrt","operand":1}"#).unwrap();
         let issues = f.validate(&p);
         assert_eq!(issues.len(), 1);

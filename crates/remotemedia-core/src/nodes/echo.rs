@@ -3,7 +3,7 @@
 use crate::data::Data;
 use crate::error::NodeError;
 use crate::node::{Node, NodeContext};
-use crate::registry::{NodeDoc, NodeFactory, Params};
+use crate::node_type::{NoParams, NodeType};
 
 /// Wraps each item as `{"node": <id>, "count": n, "data": item}`, `n` counting from 1.
 #[derive(Debug, Default)]
@@ -29,31 +29,16 @@ impl Node for Echo {
     }
 }
 
-pub(crate) struct EchoFactory {
-    doc: NodeDoc,
-}
+impl NodeType for Echo {
+    const NAME: &'static str = "Echo";
+    const ALIASES: &'static [&'static str] = &["EchoNode"];
+    const DESCRIPTION: &'static str =
+        "Wraps each item with the node id and a counter that starts at 1.";
+    const INPUT: &'static str = "any item";
+    const OUTPUT: &'static str = "{\"node\": <node id>, \"count\": <n>, \"data\": <item>}";
+    type Params = NoParams;
 
-impl EchoFactory {
-    pub(crate) fn new() -> Self {
-        Self {
-            doc: NodeDoc {
-                node_type: "Echo",
-                aliases: &["EchoNode"],
-                description: "Wraps each item with the node id and a counter that starts at 1.",
-                input: "any item",
-                output: "{\"node\": <node id>, \"count\": <n>, \"data\": <item>}",
-                params: vec![],
-            },
-        }
-    }
-}
-
-impl NodeFactory for EchoFactory {
-    fn doc(&self) -> &NodeDoc {
-        &self.doc
-    }
-
-    fn create(&self, _params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        Ok(Box::new(Echo::default()))
+    fn new(_: &NoParams) -> Result<Self, NodeError> {
+        Ok(Echo::default())
     }
 }

@@ -2,12 +2,14 @@
 
 use serde_json::Value;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use crate::data::Data;
-use crate::error::NodeError;
+use crate::error::{ErrorKind, NodeError};
 use crate::node::{ItemError, Node};
-use crate::registry::{
-    check_documented_params, NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params,
-};
+use crate::node_type::NodeType;
+use crate::registry::{quote_list, ParamIssue, Params};
 
 const COMPARISONS: [&str; 6] = ["gt", "gte", "lt", "lte", "eq", "ne"];
 
@@ -110,126 +112,101 @@ impl Node for Filter {
     }
 }
 
-pub(crate) struct FilterFactory {
-    doc: NodeDoc,
+/// Params of [`Filter`]: exactly one comparison, and optionally `field`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterParams {
+    /// Keep items greater than this number.
+    pub gt: Option<f64>,
+    /// Keep items greater than or equal to this number.
+    pub gte: Option<f64>,
+    /// Keep items less than this number.
+    pub lt: Option<f64>,
+    /// Keep items less than or equal to this number.
+    pub lte: Option<f64>,
+    /// Keep items equal to this value.
+    #[serde(default, deserialize_with = "present")]
+    pub eq: Option<Value>,
+    /// Keep items not equal to this value.
+    #[serde(default, deserialize_with = "present")]
+    pub ne: Option<Value>,
+    /// Compare this key of map items instead of the item.
+    pub field: Option<String>,
 }
 
-fn cmp_doc(name: &'static str, description: &'static str, ty: ParamType) -> ParamDoc {
-    ParamDoc {
-        name,
-        ty,
-        required: false,
-        choices: &[],
-        default: None,
-        description,
-    }
+/// A value that was written, `null` included (for `eq: null`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
-impl FilterFactory {
-    pub(crate) fn new() -> Self {
-        Self {
-            doc: NodeDoc {
-                node_type: "Filter",
-                aliases: &["FilterNode"],
-                description:
-                    "Keeps the items that satisfy exactly one comparison, e.g. {\"gt\": 10}.",
-                input: "a number (or any value for eq/ne), or a map when `field` is set",
-                output: "the items that match, unchanged",
-                params: vec![
-                    cmp_doc(
-                        "gt",
-                        "keep items greater than this number",
-                        ParamType::Number,
-                    ),
-                    cmp_doc(
-                        "gte",
-                        "keep items greater than or equal to this number",
-                        ParamType::Number,
-                    ),
-                    cmp_doc("lt", "keep items less than this number", ParamType::Number),
-                    cmp_doc(
-                        "lte",
-                        "keep items less than or equal to this number",
-                        ParamType::Number,
-                    ),
-                    cmp_doc("eq", "keep items equal to this value", ParamType::Any),
-                    cmp_doc("ne", "keep items not equal to this value", ParamType::Any),
-                    cmp_doc(
-                        "field",
-                        "compare this key of map items instead of the item",
-                        ParamType::String,
-                    ),
-                ],
-            },
-        }
-    }
-}
+impl NodeType for Filter {
+    const NAME: &'static str = "Filter";
+    const ALIASES: &'static [&'static str] = &["FilterNode"];
+    const DESCRIPTION: &'static str =
+        "Keeps the items that satisfy exactly one comparison, e.g. {\"gt\": 10}.";
+    const INPUT: &'static str = "a number (or any value for eq/ne), or a map when `field` is set";
+    const OUTPUT: &'static str = "the items that match, unchanged";
+    type Params = FilterParams;
 
-impl NodeFactory for FilterFactory {
-    fn doc(&self) -> &NodeDoc {
-        &self.doc
-    }
-
-    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
-        let mut issues = check_documented_params(&self.doc, params);
+    fn check(written: &Params) -> Vec<ParamIssue> {
         let given: Vec<&str> = COMPARISONS
             .iter()
             .copied()
-            .filter(|c| params.contains_key(*c))
+            .filter(|c| written.contains_key(*c))
             .collect();
-        if given.len() != 1 {
-            issues.push(ParamIssue::new(
-                "",
-                format!(
-                    "Filter needs exactly one comparison among {}; found {}",
-                    crate::registry::quote_list(&COMPARISONS),
-                    if given.is_empty() {
-                        "none".to_string()
-                    } else {
-                        crate::registry::quote_list(&given)
-                    }
-                ),
-            ));
+        if given.len() == 1 {
+            return Vec::new();
         }
-        issues
+        vec![ParamIssue::new(
+            "",
+            format!(
+                "Filter needs exactly one comparison among {}; found {}",
+                quote_list(&COMPARISONS),
+                if given.is_empty() {
+                    "none".to_string()
+                } else {
+                    quote_list(&given)
+                }
+            ),
+        )]
     }
 
-    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        let (name, value) = COMPARISONS
-            .iter()
-            .find_map(|c| params.get(*c).map(|v| (*c, v)))
-            .ok_or_else(|| {
-                NodeError::new(crate::error::ErrorKind::Config, "no comparison given")
-            })?;
-        let cmp = match name {
-            "gt" => Cmp::Gt,
-            "gte" => Cmp::Gte,
-            "lt" => Cmp::Lt,
-            "lte" => Cmp::Lte,
-            "eq" => Cmp::Eq,
-            _ => Cmp::Ne,
+    fn new(p: &FilterParams) -> Result<Self, NodeError> {
+        let number = |x: f64| Data::Float(x);
+        let (cmp, value) = match (p.gt, p.gte, p.lt, p.lte, &p.eq, &p.ne) {
+            (Some(x), ..) => (Cmp::Gt, number(x)),
+            (_, Some(x), ..) => (Cmp::Gte, number(x)),
+            (_, _, Some(x), ..) => (Cmp::Lt, number(x)),
+            (_, _, _, Some(x), ..) => (Cmp::Lte, number(x)),
+            (_, _, _, _, Some(v), _) => (Cmp::Eq, json_data(v)?),
+            (.., Some(v)) => (Cmp::Ne, json_data(v)?),
+            _ => return Err(NodeError::new(ErrorKind::Config, "no comparison given")),
         };
-        let value = Data::from_json(value)
-            .map_err(|e| NodeError::new(crate::error::ErrorKind::Config, e.to_string()))?;
-        Ok(Box::new(Filter {
+        Ok(Filter {
             cmp,
             value,
-            field: params
-                .get("field")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        }))
+            field: p.field.clone(),
+        })
     }
+}
+
+fn json_data(v: &Value) -> Result<Data, NodeError> {
+    Data::from_json(v).map_err(|e| NodeError::new(ErrorKind::Config, e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn factory() -> crate::node_type::TypedFactory<Filter> {
+        crate::node_type::TypedFactory::new()
+    }
+
     fn filter(params: &str) -> Box<dyn Node> {
+        use crate::registry::NodeFactory;
         let p: Params = serde_json::from_str(params).unwrap();
-        assert!(FilterFactory::new().validate(&p).is_empty());
-        FilterFactory::new().create(&p).unwrap()
+        assert!(factory().validate(&p).is_empty());
+        factory().create(&p).unwrap()
     }
 
     #[test]
@@ -252,7 +229,7 @@ mod tests {
     #[test]
     fn needs_exactly_one_comparison() {
         let p: Params = serde_json::from_str(r#"{"gt": 1, "lt": 5}"#).unwrap();
-        let issues = FilterFactory::new().validate(&p);
+        let issues = crate::registry::NodeFactory::validate(&factory(), &p);
         assert_eq!(
             issues[0].message,
             "Filter needs exactly one comparison among `gt`, `gte`, `lt`, `lte`, `eq`, `ne`; found `gt`, `lt`"

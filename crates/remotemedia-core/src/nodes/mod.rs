@@ -6,23 +6,21 @@ mod filter;
 mod passthrough;
 mod zip;
 
-use std::sync::Arc;
-
 use crate::registry::Registry;
 
-pub use calculator::{Calculator, Operation};
+pub use calculator::{Calculator, CalculatorParams, Operation};
 pub use echo::Echo;
-pub use filter::Filter;
+pub use filter::{Filter, FilterParams};
 pub use passthrough::PassThrough;
-pub use zip::Zip;
+pub use zip::{Zip, ZipParams};
 
 /// Registers every built-in node type.
 pub fn register_builtins(registry: &mut Registry) {
-    registry.register(Arc::new(passthrough::PassThroughFactory::new()));
-    registry.register(Arc::new(calculator::CalculatorFactory::new()));
-    registry.register(Arc::new(echo::EchoFactory::new()));
-    registry.register(Arc::new(zip::ZipFactory::new()));
-    registry.register(Arc::new(filter::FilterFactory::new()));
+    registry.add::<PassThrough>();
+    registry.add::<Calculator>();
+    registry.add::<Echo>();
+    registry.add::<Zip>();
+    registry.add::<Filter>();
 }
 
 /// Hands a fully processed batch to `out`: moves the vector itself when `out` is

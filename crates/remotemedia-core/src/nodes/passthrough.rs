@@ -3,7 +3,7 @@
 use crate::data::Data;
 use crate::error::NodeError;
 use crate::node::{ItemError, Node};
-use crate::registry::{NodeDoc, NodeFactory, Params};
+use crate::node_type::{NoParams, NodeType};
 
 /// Emits each input unchanged.
 #[derive(Debug, Default)]
@@ -26,31 +26,15 @@ impl Node for PassThrough {
     }
 }
 
-pub(crate) struct PassThroughFactory {
-    doc: NodeDoc,
-}
+impl NodeType for PassThrough {
+    const NAME: &'static str = "PassThrough";
+    const ALIASES: &'static [&'static str] = &["PassThroughNode"];
+    const DESCRIPTION: &'static str = "Emits every item unchanged.";
+    const INPUT: &'static str = "any item";
+    const OUTPUT: &'static str = "the same item";
+    type Params = NoParams;
 
-impl PassThroughFactory {
-    pub(crate) fn new() -> Self {
-        Self {
-            doc: NodeDoc {
-                node_type: "PassThrough",
-                aliases: &["PassThroughNode"],
-                description: "Emits every item unchanged.",
-                input: "any item",
-                output: "the same item",
-                params: vec![],
-            },
-        }
-    }
-}
-
-impl NodeFactory for PassThroughFactory {
-    fn doc(&self) -> &NodeDoc {
-        &self.doc
-    }
-
-    fn create(&self, _params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        Ok(Box::new(PassThrough))
+    fn new(_: &NoParams) -> Result<Self, NodeError> {
+        Ok(PassThrough)
     }
 }

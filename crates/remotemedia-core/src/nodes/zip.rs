@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use crate::data::{Data, DataMap};
 use crate::error::{ErrorKind, NodeError};
 use crate::node::{ItemError, Node, NodeContext};
-use crate::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
+use crate::node_type::NodeType;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 /// Emits one map per round, keyed by upstream node id, once every input has an item.
 #[derive(Debug)]
@@ -125,43 +127,31 @@ impl Node for Zip {
     }
 }
 
-pub(crate) struct ZipFactory {
-    doc: NodeDoc,
+/// Params of [`Zip`].
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZipParams {
+    /// Fail at end of stream when some input has unpaired items (false: drop them with
+    /// a warning).
+    #[serde(default = "yes")]
+    pub strict: bool,
 }
 
-impl ZipFactory {
-    pub(crate) fn new() -> Self {
-        Self {
-            doc: NodeDoc {
-                node_type: "Zip",
-                aliases: &["ZipNode"],
-                description: "Waits until every input has an item, then emits one map keyed by upstream node id.",
-                input: "items from several upstream nodes",
-                output: "{\"<upstream id>\": item, ...} per round",
-                params: vec![ParamDoc {
-                    name: "strict",
-                    ty: ParamType::Boolean,
-                    required: false,
-                    choices: &[],
-                    default: Some("true"),
-                    description: "fail at end of stream when some input has unpaired items (false: drop them with a warning)",
-                }],
-            },
-        }
-    }
+fn yes() -> bool {
+    true
 }
 
-impl NodeFactory for ZipFactory {
-    fn doc(&self) -> &NodeDoc {
-        &self.doc
-    }
+impl NodeType for Zip {
+    const NAME: &'static str = "Zip";
+    const ALIASES: &'static [&'static str] = &["ZipNode"];
+    const DESCRIPTION: &'static str =
+        "Waits until every input has an item, then emits one map keyed by upstream node id.";
+    const INPUT: &'static str = "items from several upstream nodes";
+    const OUTPUT: &'static str = "{\"<upstream id>\": item, ...} per round";
+    type Params = ZipParams;
 
-    fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        let strict = params
-            .get("strict")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(true);
-        Ok(Box::new(Zip::new(strict)))
+    fn new(params: &ZipParams) -> Result<Self, NodeError> {
+        Ok(Zip::new(params.strict))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use remotemedia_core::manifest::{self, Format, Pipeline};
-use remotemedia_core::registry::{NodeDoc, NodeFactory, ParamDoc, ParamType, Params};
+use remotemedia_core::registry::{NodeDoc, NodeFactory, ParamIssue, Params};
 use remotemedia_core::{Data, ErrorKind, Execution, Node, NodeContext, NodeError, Registry};
 
 /// Shared log of lifecycle events: `"<id>:<event>"`.
@@ -109,20 +109,35 @@ struct ProbeFactory {
     log: Log,
 }
 
-fn p(name: &'static str, ty: ParamType) -> ParamDoc {
-    ParamDoc {
-        name,
-        ty,
-        required: false,
-        choices: &[],
-        default: None,
-        description: "test knob",
-    }
+/// Knobs of the test probe.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ProbeParams {
+    /// Fail on this input.
+    fail_on: Option<i64>,
+    /// How many times to fail on it.
+    fail_times: Option<i64>,
+    /// Panic on this input.
+    panic_on: Option<i64>,
+    /// Sleep this long per item.
+    sleep_ms: Option<i64>,
+    /// Spin this long per item.
+    spin_us: Option<i64>,
+    /// Sleep this long on the first item only.
+    sleep_first_ms: Option<i64>,
+    /// Fail in initialize.
+    fail_init: Option<bool>,
+    /// Run on a thread of its own.
+    dedicated: Option<bool>,
 }
 
 impl NodeFactory for ProbeFactory {
     fn doc(&self) -> &NodeDoc {
         &self.doc
+    }
+    fn validate(&self, params: &Params) -> Vec<ParamIssue> {
+        self.doc.check(params)
     }
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
         Ok(Box::new(Probe {
@@ -141,23 +156,7 @@ pub fn registry() -> (Registry, Log) {
     let mut r = Registry::builtin();
     r.register(Arc::new(ProbeFactory {
         log: Arc::clone(&log),
-        doc: NodeDoc {
-            node_type: "Probe",
-            aliases: &[],
-            description: "test probe",
-            input: "any",
-            output: "the input",
-            params: vec![
-                p("fail_on", ParamType::Integer),
-                p("fail_times", ParamType::Integer),
-                p("panic_on", ParamType::Integer),
-                p("sleep_ms", ParamType::Integer),
-                p("spin_us", ParamType::Integer),
-                p("sleep_first_ms", ParamType::Integer),
-                p("fail_init", ParamType::Boolean),
-                p("dedicated", ParamType::Boolean),
-            ],
-        },
+        doc: NodeDoc::with_params::<ProbeParams>("Probe", &[], "test probe", "any", "the input"),
     }));
     (r, log)
 }
