@@ -272,6 +272,61 @@ fn validate_unreadable_file() {
         .stderr(predicate::str::contains("$: cannot read /nonexistent.yaml"));
 }
 
+/// `nodes info --json` is what the params struct declares: its schema, and each
+/// field's name, type, requiredness, choices, default and doc comment.
+#[test]
+fn nodes_info_json_is_what_the_params_struct_declares() {
+    use remotemedia_core::node_type::params_schema;
+    use remotemedia_core::nodes::{CalculatorParams, FilterParams, ZipParams};
+    for (node, schema) in [
+        ("Calculator", params_schema::<CalculatorParams>()),
+        ("Filter", params_schema::<FilterParams>()),
+        ("Zip", params_schema::<ZipParams>()),
+    ] {
+        let out = rm()
+            .args(["nodes", "info", node, "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["params_schema"], schema, "{node}");
+        let declared: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let shown: Vec<&str> = v["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(shown, declared, "{node}");
+    }
+    let out = rm()
+        .args(["nodes", "info", "Calculator", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["params"][0],
+        serde_json::json!({
+            "name": "operation",
+            "type": "string",
+            "required": false,
+            "choices": ["add", "subtract", "multiply", "divide", "power", "modulo"],
+            "description": "Operation applied to numeric items (give with `operand`)."
+        })
+    );
+    let zip = rm().args(["nodes", "info", "Zip", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&zip.stdout).unwrap();
+    assert_eq!(v["params"][0]["default"], "true");
+    assert_eq!(v["params"][0]["type"], "boolean");
+}
+
 #[test]
 fn nodes_list_and_info() {
     rm().args(["nodes", "list"])
