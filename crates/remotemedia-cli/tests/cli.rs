@@ -321,7 +321,10 @@ fn nodes_info_json_is_what_the_params_struct_declares() {
             "description": "Operation applied to numeric items (give with `operand`)."
         })
     );
-    let zip = rm().args(["nodes", "info", "Zip", "--json"]).output().unwrap();
+    let zip = rm()
+        .args(["nodes", "info", "Zip", "--json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&zip.stdout).unwrap();
     assert_eq!(v["params"][0]["default"], "true");
     assert_eq!(v["params"][0]["type"], "boolean");

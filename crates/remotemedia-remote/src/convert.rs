@@ -121,18 +121,6 @@ fn data_from_pb_at(v: pb::Value, depth: usize) -> Result<Data, ConvertError> {
                 .map(|&s| usize::try_from(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| ConvertError("tensor dimension too large".into()))?;
-            let elements = shape
-                .iter()
-                .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-                .and_then(|n| n.checked_mul(dtype.size()))
-                .ok_or_else(|| ConvertError("tensor shape overflows".into()))?;
-            if elements != t.data.len() {
-                return Err(ConvertError(format!(
-                    "tensor of shape {shape:?} and dtype {} needs {elements} bytes, got {}",
-                    dtype.name(),
-                    t.data.len()
-                )));
-            }
             Data::from(Tensor::new(shape, dtype, t.data).map_err(|e| ConvertError(e.to_string()))?)
         }
     })

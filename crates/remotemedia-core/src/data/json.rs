@@ -358,6 +358,19 @@ mod tests {
     }
 
     #[test]
+    fn a_tensor_shape_that_overflows_is_an_error_not_a_panic() {
+        let e = Data::from_json_str(
+            r#"{"$tensor": {"shape": [4611686018427387904, 4], "dtype": "float32", "data": ""}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "tensor of shape [4611686018427387904, 4] and dtype float32 needs more bytes than \
+             this machine can address, got 0"
+        );
+    }
+
+    #[test]
     fn nesting_is_bounded_by_max_depth() {
         use crate::data::MAX_DEPTH;
         for map_every in [0, 1, 2] {

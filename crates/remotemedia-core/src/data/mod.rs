@@ -175,23 +175,31 @@ pub struct Tensor {
 
 /// Why a tensor could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("tensor of shape {shape:?} and dtype {dtype} needs {expected} bytes, got {actual}")]
+#[error("tensor of shape {shape:?} and dtype {dtype} needs {}, got {actual}", match expected {
+    Some(n) => format!("{n} bytes"),
+    None => "more bytes than this machine can address".to_string(),
+})]
 pub struct TensorShapeError {
     /// Requested shape.
     pub shape: Vec<usize>,
     /// Requested dtype name.
     pub dtype: &'static str,
-    /// Bytes the shape needs.
-    pub expected: usize,
+    /// Bytes the shape needs (`None`: more than `usize` can count).
+    pub expected: Option<usize>,
     /// Bytes supplied.
     pub actual: usize,
 }
 
 impl Tensor {
-    /// Creates a tensor, checking that the byte length matches the shape.
+    /// Creates a tensor, checking that the byte length matches the shape (with checked
+    /// arithmetic: a hostile shape is an error, never an overflow). Every way a tensor
+    /// enters the runtime (JSON, Python, the wire, worker processes) goes through here.
     pub fn new(shape: Vec<usize>, dtype: DType, data: Bytes) -> Result<Self, TensorShapeError> {
-        let expected = shape.iter().product::<usize>() * dtype.size();
-        if expected != data.len() {
+        let expected = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.size()));
+        if expected != Some(data.len()) {
             return Err(TensorShapeError {
                 shape,
                 dtype: dtype.name(),
