@@ -43,13 +43,8 @@ pub use remotemedia_core::MAX_DEPTH;
 
 /// The error for a list, tuple or dict inside `depth` others when that is too deep.
 fn check_depth(depth: usize) -> Result<(), ConvertError> {
-    if depth >= MAX_DEPTH {
-        return Err(ConvertError::value_error(format!(
-            "{} (or contains itself)",
-            remotemedia_core::data::too_deep_message()
-        )));
-    }
-    Ok(())
+    remotemedia_core::data::check_container_depth(depth)
+        .map_err(|m| ConvertError::value_error(format!("{m} (or contains itself)")))
 }
 
 /// Longest rendering of an offending value in an error message.

@@ -39,18 +39,11 @@ use crate::thread::InterpThread;
 /// Stack of the interpreter thread: the VM recurses on the native stack.
 const STACK_SIZE: usize = 256 << 20;
 
-use remotemedia_core::MAX_DEPTH;
-
 /// The error for a list, tuple or dict inside `depth` others when that is too deep
 /// (also stops self-containing values).
 fn check_depth(depth: usize) -> Result<(), ConvertError> {
-    if depth >= MAX_DEPTH {
-        return Err(ConvertError::new(format!(
-            "{} (or contains itself)",
-            remotemedia_core::data::too_deep_message()
-        )));
-    }
-    Ok(())
+    remotemedia_core::data::check_container_depth(depth)
+        .map_err(|m| ConvertError::new(format!("{m} (or contains itself)")))
 }
 
 /// Longest value preview in conversion errors, in characters.

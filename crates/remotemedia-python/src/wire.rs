@@ -197,8 +197,9 @@ impl<'a> Reader<'a> {
     fn value_at(&mut self, depth: usize) -> Result<Data, WireError> {
         let at = self.pos;
         let tag = self.u8()?;
-        if depth >= remotemedia_core::MAX_DEPTH && (tag == 7 || tag == 8) {
-            return Err(WireError::TooDeep(at));
+        if tag == 7 || tag == 8 {
+            remotemedia_core::data::check_container_depth(depth)
+                .map_err(|_| WireError::TooDeep(at))?;
         }
         Ok(match tag {
             0 => Data::Null,

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use remotemedia_core::capabilities::{CapabilitySet, GpuInfo};
-use remotemedia_core::data::too_deep_message;
+use remotemedia_core::data::check_container_depth;
 use remotemedia_core::manifest::GpuType;
 use remotemedia_core::{
-    AudioBuffer, DType, Data, DataMap, ErrorKind, Phase, PipelineNodeError, Tensor, MAX_DEPTH,
+    AudioBuffer, DType, Data, DataMap, ErrorKind, Phase, PipelineNodeError, Tensor,
 };
 
 use crate::pb;
@@ -68,8 +68,8 @@ pub fn data_from_pb(v: pb::Value) -> Result<Data, ConvertError> {
 
 /// `v`, inside `depth` lists and maps.
 fn data_from_pb_at(v: pb::Value, depth: usize) -> Result<Data, ConvertError> {
-    if depth >= MAX_DEPTH && matches!(v.kind, Some(Kind::ListValue(_) | Kind::MapValue(_))) {
-        return Err(ConvertError(too_deep_message()));
+    if matches!(v.kind, Some(Kind::ListValue(_) | Kind::MapValue(_))) {
+        check_container_depth(depth).map_err(ConvertError)?;
     }
     Ok(match v.kind {
         None | Some(Kind::NullValue(_)) => Data::Null,
@@ -311,6 +311,7 @@ mod tests {
 
     #[test]
     fn values_nested_deeper_than_max_depth_are_refused() {
+        use remotemedia_core::MAX_DEPTH;
         let nest = |depth: usize| {
             (0..depth).fold(Data::Int(1), |d, i| {
                 if i % 2 == 0 {

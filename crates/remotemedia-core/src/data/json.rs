@@ -69,8 +69,8 @@ impl Data {
 
 /// `value` at `path`, inside `depth` lists and maps.
 fn from_json_at(value: &Value, path: &str, depth: usize) -> Result<Data, JsonFormError> {
-    if depth >= super::MAX_DEPTH && (value.is_array() || value.is_object()) {
-        return Err(err(path, super::too_deep_message()));
+    if value.is_array() || value.is_object() {
+        super::check_container_depth(depth).map_err(|m| err(path, m))?;
     }
     Ok(match value {
         Value::Null => Data::Null,

@@ -232,6 +232,16 @@ pub fn too_deep_message() -> String {
     format!("value is nested deeper than {MAX_DEPTH} levels")
 }
 
+/// The check every converter makes on entering a list or map that sits inside `depth`
+/// others: `Err` with [`too_deep_message`] when that is deeper than [`MAX_DEPTH`] allows.
+pub fn check_container_depth(depth: usize) -> Result<(), String> {
+    if depth >= MAX_DEPTH {
+        Err(too_deep_message())
+    } else {
+        Ok(())
+    }
+}
+
 impl Data {
     /// Nesting depth of lists and maps: 0 for a scalar, 1 for a list of scalars.
     pub fn depth(&self) -> usize {
