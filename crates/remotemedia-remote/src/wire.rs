@@ -17,6 +17,8 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame};
 use tokio::sync::mpsc;
@@ -24,8 +26,13 @@ use tonic::body::Body;
 use tonic::codegen::http::{HeaderMap, HeaderValue};
 use tonic::{Code, Status};
 
+use crate::budget::{estimate, Budget, OverBudget, Reservation, Shape, MIB};
+
 /// Path of the `StreamPipeline` method.
 pub(crate) const STREAM_PIPELINE: &str = "/remotemedia.v1.Executor/StreamPipeline";
+
+/// Path of the `ExecutePipeline` method.
+pub(crate) const EXECUTE_PIPELINE: &str = "/remotemedia.v1.Executor/ExecutePipeline";
 
 /// `content-type` of gRPC requests and responses.
 pub(crate) const GRPC_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/grpc");
@@ -121,7 +128,10 @@ impl Deframer {
         }
     }
 
-    fn next<M: prost::Message + Default>(&mut self) -> Result<Option<M>, Status> {
+    fn next<M: prost::Message + Default>(
+        &mut self,
+        check: &mut dyn FnMut(Check<'_>) -> Result<(), Status>,
+    ) -> Result<Option<M>, Status> {
         let len = match self.body_len {
             Some(len) => len,
             None => {
@@ -142,6 +152,7 @@ impl Deframer {
                         self.max_len
                     )));
                 }
+                check(Check::Length(len))?;
                 self.body_len = Some(len);
                 len
             }
@@ -150,7 +161,9 @@ impl Deframer {
             return Ok(None);
         }
         self.body_len = None;
-        M::decode(self.take(len))
+        let body = self.take(len);
+        check(Check::Body(&body))?;
+        M::decode(body)
             .map(Some)
             .map_err(|e| Status::internal(format!("invalid message: {e}")))
     }
@@ -184,7 +197,16 @@ impl Deframer {
     }
 }
 
+/// What a [`Reader`] may refuse before it buffers or decodes a message.
+enum Check<'a> {
+    /// A message of this many bytes is announced; nothing of it is buffered yet.
+    Length(usize),
+    /// The message is in, not decoded yet.
+    Body(&'a Frames),
+}
+
 /// Bytes of one message, spread over the frames they arrived in.
+#[derive(Clone)]
 struct Frames {
     chunks: VecDeque<Bytes>,
     remaining: usize,
@@ -245,6 +267,78 @@ pub(crate) struct Reader {
     frames: Deframer,
     trailers: Option<HeaderMap>,
     ended: bool,
+    admission: Option<Admission>,
+}
+
+/// Memory a reader reserves for each message before taking it in.
+#[derive(Debug)]
+struct Admission {
+    budget: Arc<Budget>,
+    per_request: usize,
+    shape: Shape,
+    /// What the message being received holds.
+    held: Option<Reservation>,
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+impl Admission {
+    fn check(&mut self, check: Check<'_>) -> Result<(), Status> {
+        match check {
+            // The bytes are held while the message comes in: reserve them first.
+            Check::Length(len) => {
+                let mut held = self.budget.reservation();
+                self.fits(len, len)?;
+                held.grow(len).map_err(|e| self.over_budget(e))?;
+                self.held = Some(held);
+                Ok(())
+            }
+            Check::Body(frames) => {
+                // A malformed message is left to the decoder, which names the problem.
+                let Ok(decoded) = estimate(self.shape, &mut frames.clone()) else {
+                    return Ok(());
+                };
+                let decoded = usize::try_from(decoded).unwrap_or(usize::MAX);
+                let wire = frames.remaining;
+                self.fits(wire, wire.saturating_add(decoded))?;
+                let held = self.held.get_or_insert_with(|| self.budget.reservation());
+                if let Err(e) = held.grow(decoded) {
+                    let e = OverBudget {
+                        wanted: e.wanted.saturating_add(held.bytes()),
+                        used: e.used.saturating_sub(held.bytes()),
+                        ..e
+                    };
+                    self.held = None;
+                    return Err(self.over_budget(e));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn fits(&self, wire: usize, needed: usize) -> Result<(), Status> {
+        if needed <= self.per_request {
+            return Ok(());
+        }
+        Err(Status::resource_exhausted(format!(
+            "the request needs about {} of memory once decoded ({wire} bytes on the wire), \
+             over this executor's limit of {} per request (--max-request-memory-mb)",
+            mib(needed),
+            mib(self.per_request)
+        )))
+    }
+
+    fn over_budget(&self, e: OverBudget) -> Status {
+        Status::resource_exhausted(format!(
+            "the executor's memory budget is taken: the request needs about {}, and {} of \
+             its {} are reserved by requests in progress (--memory-budget-mb); try again later",
+            mib(e.wanted),
+            mib(e.used),
+            mib(e.total)
+        ))
+    }
 }
 
 impl Reader {
@@ -260,7 +354,26 @@ impl Reader {
             },
             trailers: None,
             ended: false,
+            admission: None,
         }
+    }
+
+    /// Reserves each message's bytes and estimated decoded size from `budget` before
+    /// buffering and decoding it, refusing one that would take more than `per_request`
+    /// bytes or does not fit the budget (`RESOURCE_EXHAUSTED`).
+    pub(crate) fn with_budget(
+        mut self,
+        budget: Arc<Budget>,
+        per_request: usize,
+        shape: Shape,
+    ) -> Self {
+        self.admission = Some(Admission {
+            budget,
+            per_request,
+            shape,
+            held: None,
+        });
+        self
     }
 
     /// The next message, or `None` at the end of the body (its trailers are then in
@@ -268,9 +381,24 @@ impl Reader {
     pub(crate) async fn message<M: prost::Message + Default>(
         &mut self,
     ) -> Result<Option<M>, Status> {
+        Ok(self.message_reserved().await?.map(|(m, _)| m))
+    }
+
+    /// Like [`Reader::message`], with what the message holds from the budget (with
+    /// [`Reader::with_budget`]): keep it while the message or what it decoded into is
+    /// alive.
+    pub(crate) async fn message_reserved<M: prost::Message + Default>(
+        &mut self,
+    ) -> Result<Option<(M, Option<Reservation>)>, Status> {
         loop {
-            if let Some(m) = self.frames.next()? {
-                return Ok(Some(m));
+            let admission = &mut self.admission;
+            let mut check = |c: Check<'_>| match admission {
+                Some(a) => a.check(c),
+                None => Ok(()),
+            };
+            if let Some(m) = self.frames.next(&mut check)? {
+                let held = self.admission.as_mut().and_then(|a| a.held.take());
+                return Ok(Some((m, held)));
             }
             if self.ended {
                 return if self.frames.is_empty() {
@@ -439,7 +567,7 @@ mod tests {
             let mut got = Vec::new();
             for piece in wire.chunks(step) {
                 d.push(Bytes::copy_from_slice(piece));
-                while let Some(m) = d.next::<pb::StreamRequest>().unwrap() {
+                while let Some(m) = d.next::<pb::StreamRequest>(&mut |_| Ok(())).unwrap() {
                     got.push(decoded_items(m));
                 }
             }
@@ -453,13 +581,15 @@ mod tests {
         let mut d = deframer();
         d.max_len = 10;
         d.push(Bytes::from_static(&[0, 0, 0, 0, 11]));
-        let err = d.next::<pb::StreamRequest>().unwrap_err();
+        let err = d.next::<pb::StreamRequest>(&mut |_| Ok(())).unwrap_err();
         assert_eq!(err.code(), Code::OutOfRange);
         assert!(err.message().contains("message length too large"));
         let mut d = deframer();
         d.push(Bytes::from_static(&[1, 0, 0, 0, 0]));
         assert_eq!(
-            d.next::<pb::StreamRequest>().unwrap_err().code(),
+            d.next::<pb::StreamRequest>(&mut |_| Ok(()))
+                .unwrap_err()
+                .code(),
             Code::Internal
         );
     }
