@@ -402,6 +402,9 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// A client's deadline: its `grpc-timeout`, and when that passes.
+type Deadline = (Duration, tokio::time::Instant);
+
 fn deadline_exceeded(after: Duration) -> Status {
     Status::deadline_exceeded(format!(
         "the request's deadline ({} ms, from grpc-timeout) passed; its run was cancelled",
@@ -510,8 +513,8 @@ impl Executor for ExecutorService {
 async fn execute_pipeline(
     shared: Arc<Shared>,
     req: http::Request<Body>,
+    deadline: Option<Deadline>,
 ) -> Result<http::Response<Body>, Status> {
-    let deadline = grpc_timeout(req.headers());
     let slot = shared.admit()?;
     let cancel = slot.cancel.clone();
     // Held by this future: when hyper drops it (reset stream, closed connection) or it
@@ -519,7 +522,7 @@ async fn execute_pipeline(
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let work = execute(Arc::clone(&shared), slot, req.into_body());
     let response = match deadline {
-        Some(after) => match tokio::time::timeout(after, work).await {
+        Some((after, at)) => match tokio::time::timeout_at(at, work).await {
             Ok(r) => r?,
             Err(_) => {
                 bump(&shared.stats.cancelled);
@@ -627,8 +630,8 @@ async fn next_request(
 async fn stream_pipeline(
     shared: Arc<Shared>,
     req: http::Request<Body>,
+    deadline: Option<Deadline>,
 ) -> Result<http::Response<Body>, Status> {
-    let deadline = grpc_timeout(req.headers());
     // Dropped with this future until the worker takes it: a client that goes away
     // during the handshake frees the slot at once.
     let slot = shared.admit()?;
@@ -673,7 +676,6 @@ async fn stream_pipeline(
     let (tx, rx) = mpsc::channel(4);
     let handle = tokio::runtime::Handle::current();
     let stop = Arc::new(Notify::new());
-    let deadline = deadline.map(|after| (after, Instant::now() + after));
     // Watches the client for the worker, which is busy in node calls: when the
     // response is dropped (the client went away) or the deadline passes, the run is
     // cancelled, so a back-off or a wait for the next message ends at once.
@@ -684,7 +686,7 @@ async fn stream_pipeline(
         stop: Arc::clone(&stop),
         shared: Arc::clone(&shared),
     };
-    tokio::spawn(watch.run(done_rx, deadline.map(|(after, _)| after)));
+    tokio::spawn(watch.run(done_rx, deadline.map(|(_, at)| at)));
     let worker = Arc::clone(&shared);
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -714,10 +716,10 @@ impl Watch {
     /// Until the worker is done (`done` resolves when it drops the sender), watches
     /// the response and the deadline. Holding a sender here keeps the response open
     /// only as long as the worker runs.
-    async fn run(self, done: oneshot::Receiver<()>, deadline: Option<Duration>) {
+    async fn run(self, done: oneshot::Receiver<()>, deadline: Option<tokio::time::Instant>) {
         let deadline = async {
             match deadline {
-                Some(d) => tokio::time::sleep(d).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -748,7 +750,7 @@ struct Stream<'a> {
     handle: &'a tokio::runtime::Handle,
     /// Woken by the [`Watch`] when the run was cancelled.
     stop: &'a Notify,
-    deadline: Option<(Duration, Instant)>,
+    deadline: Option<Deadline>,
 }
 
 impl Stream<'_> {
@@ -760,7 +762,7 @@ impl Stream<'_> {
     /// cause, else with the node failure.
     fn node_failed(&self, e: &remotemedia_core::PipelineNodeError) {
         if let Some((after, at)) = self.deadline {
-            if Instant::now() >= at {
+            if tokio::time::Instant::now() >= at {
                 return self.fail(deadline_exceeded(after));
             }
         }
@@ -911,14 +913,19 @@ impl Service<http::Request<Body>> for Routes {
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
+        // Taken now, before tonic's own `grpc-timeout` timer starts (it is created
+        // after this call returns): this deadline passes first, so the client hears
+        // this executor's DEADLINE_EXCEEDED rather than tonic's bare CANCELLED.
+        let deadline =
+            grpc_timeout(req.headers()).map(|after| (after, tokio::time::Instant::now() + after));
         match req.uri().path() {
             wire::STREAM_PIPELINE => Box::pin(async move {
-                Ok(stream_pipeline(shared, req)
+                Ok(stream_pipeline(shared, req, deadline)
                     .await
                     .unwrap_or_else(|status| status.into_http()))
             }),
             wire::EXECUTE_PIPELINE => Box::pin(async move {
-                Ok(execute_pipeline(shared, req)
+                Ok(execute_pipeline(shared, req, deadline)
                     .await
                     .unwrap_or_else(|status| status.into_http()))
             }),
