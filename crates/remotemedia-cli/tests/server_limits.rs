@@ -34,6 +34,8 @@ fn caps() -> PathBuf {
 /// A `remotemedia serve` on a free loopback port; killed when dropped.
 struct Server {
     addr: SocketAddr,
+    /// Where metrics are served, when asked for with `--metrics-listen`.
+    metrics: Option<SocketAddr>,
     child: Child,
     stderr: PathBuf,
     _stdout: BufReader<ChildStdout>,
@@ -46,9 +48,20 @@ impl Server {
     }
 
     fn start_on(listen: &str, extra: &[&str]) -> Server {
+        Self::spawn(Command::new(BIN), listen, extra)
+    }
+
+    /// Started with at most `fds` open file descriptors.
+    fn start_with_fd_limit(fds: u32, extra: &[&str]) -> Server {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("ulimit -n {fds} && exec \"$0\" \"$@\""), BIN]);
+        Self::spawn(sh, "127.0.0.1:0", extra)
+    }
+
+    fn spawn(mut command: Command, listen: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("serve.stderr");
-        let mut child = Command::new(BIN)
+        let mut child = command
             .current_dir(dir.path())
             .args(["serve", "--listen", listen, "--capabilities"])
             .arg(caps())
@@ -78,9 +91,37 @@ impl Server {
             addr,
             child,
             stderr,
+            metrics: None,
             _stdout: stdout,
             _dir: dir,
         }
+        .with_metrics_line(extra)
+    }
+
+    /// Reads the `metrics on ADDR` line that follows when metrics were asked for.
+    fn with_metrics_line(mut self, extra: &[&str]) -> Server {
+        if extra.contains(&"--metrics-listen") {
+            let mut line = String::new();
+            self._stdout.read_line(&mut line).unwrap();
+            let addr = line
+                .trim()
+                .strip_prefix("metrics on ")
+                .expect("a metrics line");
+            self.metrics = Some(addr.parse().unwrap());
+        }
+        self
+    }
+
+    /// One sample of the Prometheus text (`name{labels}` as written there).
+    fn metric(&self, sample: &str) -> u64 {
+        let mut sock = TcpStream::connect(self.metrics.expect("served with metrics")).unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        sock.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {sample} in the metrics:\n{text}"))
     }
 
     fn url(&self) -> String {
@@ -102,6 +143,20 @@ impl Server {
 
     fn peak_rss_mb(&self) -> u64 {
         self.status("VmHWM") / 1024
+    }
+
+    /// CPU time used so far (user + system).
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces): state is the 3rd
+        // field, utime and stime the 14th and 15th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // Clock ticks are 1/100 s on Linux.
+        Duration::from_millis((f[11] + f[12]) * 10)
     }
 
     fn stderr(&self) -> String {
@@ -503,7 +558,14 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 #[test]
 fn a_connection_flood_is_bounded_and_silent_connections_are_closed() {
-    let server = Server::start(&["--max-connections", "40", "--idle-timeout", "2"]);
+    let server = Server::start(&[
+        "--max-connections",
+        "40",
+        "--idle-timeout",
+        "2",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
     let url = server.url();
     // 40 connections that never send a byte, 10 more that stop after the preface.
     let mut silent: Vec<TcpStream> = (0..40)
@@ -564,6 +626,13 @@ fn a_connection_flood_is_bounded_and_silent_connections_are_closed() {
         })
         .await;
     });
+    // The metrics count the connections closed, and why.
+    let limit = server.metric("remotemedia_connections_closed_total{reason=\"limit\"}");
+    assert!(limit >= 11, "{limit} closed at the limit");
+    let idle = server.metric("remotemedia_connections_closed_total{reason=\"idle\"}");
+    assert!(idle >= 50, "{idle} closed for idleness");
+    assert_eq!(server.metric("remotemedia_connection_slots"), 40);
+    assert!(server.metric("remotemedia_connections_active") <= 2);
     drop(silent);
 }
 
@@ -625,6 +694,42 @@ fn hundreds_of_idle_and_busy_connections_at_once() {
     ));
     drop(idle);
     rt.block_on(still_serving(&url));
+}
+
+#[test]
+fn running_out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
+    // A connection limit above what the process may open: descriptors run out first.
+    let server =
+        Server::start_with_fd_limit(64, &["--max-connections", "1000", "--idle-timeout", "2"]);
+    let url = server.url();
+    let flood: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Accepting fails with EMFILE while the flood holds every descriptor: the loop
+    // waits between attempts instead of burning a core on them.
+    let cpu = server.cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = server.cpu_time() - cpu;
+    assert!(
+        spent < Duration::from_millis(400),
+        "{spent:?} of CPU in 1 s"
+    );
+    // The flood stays connected, but sends nothing: once the idle timeout closes it,
+    // the executor serves again, and it never stopped accepting.
+    let start = Instant::now();
+    runtime().block_on(still_serving(&url));
+    let waited = start.elapsed();
+    eprintln!("under EMFILE: {spent:?} of CPU in 1 s; served again after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert!(
+        server
+            .stderr()
+            .contains("cannot accept connections: pausing"),
+        "{}",
+        server.stderr()
+    );
+    drop(flood);
 }
 
 /// Sends pre-encoded request bytes as one gRPC message and decodes the answer.
@@ -867,45 +972,60 @@ fn python_available() -> bool {
 }
 
 #[test]
-fn sigterm_exits_within_the_drain_timeout_while_a_node_call_never_returns() {
+fn sigterm_exits_within_the_drain_timeout_while_node_calls_never_return() {
     if !python_available() {
         eprintln!("skipped: no python3");
         return;
     }
-    // `cpython` when the binary embeds it; otherwise a worker process.
-    let runtime_name = if cfg!(feature = "cpython") {
-        "cpython"
-    } else {
-        "process"
-    };
+    // A call stuck in a worker process, and one in embedded CPython when the binary
+    // has it.
+    let mut runtimes = vec!["process"];
+    if cfg!(feature = "cpython") {
+        runtimes.push("cpython");
+    }
     let mut server = Server::start(&["--allow-python-source", "--drain-timeout", "1"]);
     let url = server.url();
     let source = "import time\nclass Sleepy:\n    def process(self, x):\n        time.sleep(600)\n        return x\n";
-    let manifest = serde_json::json!({
-        "version": "v1",
-        "metadata": {"name": "sleepy"},
-        "nodes": [{"id": "sleep", "node_type": "PythonNode",
-                   "params": {"class": "Sleepy", "source": source, "runtime": runtime_name}}],
-        "connections": []
-    })
-    .to_string();
     let rt = runtime();
-    let mut c = rt.block_on(client(&url));
-    let _call = rt.spawn(async move {
-        c.execute_pipeline(execute_request(&manifest, vec![int(1)]))
-            .await
-    });
+    let mut calls = Vec::new();
+    for runtime_name in &runtimes {
+        let manifest = serde_json::json!({
+            "version": "v1",
+            "metadata": {"name": "sleepy"},
+            "nodes": [{"id": "sleep", "node_type": "PythonNode",
+                       "params": {"class": "Sleepy", "source": source, "runtime": runtime_name}}],
+            "connections": []
+        })
+        .to_string();
+        let mut c = rt.block_on(client(&url));
+        calls.push(rt.spawn(async move {
+            c.execute_pipeline(execute_request(&manifest, vec![int(1)]))
+                .await
+        }));
+    }
+    let n = runtimes.len() as u32;
     rt.block_on(async {
-        wait_for_load(&url, Duration::from_secs(10), "the run started", |l| {
-            l.active_streams == 1
+        wait_for_load(&url, Duration::from_secs(10), "the runs started", |l| {
+            l.active_streams == n
         })
         .await;
-        // Let the call reach the node's sleep.
+        // Let the calls reach the node's sleep.
         tokio::time::sleep(Duration::from_millis(1500)).await;
     });
+    let pid = server.child.id().to_string();
+    let workers = String::from_utf8(
+        Command::new("pgrep")
+            .args(["-P", &pid])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let workers: Vec<&str> = workers.split_whitespace().collect();
+    assert_eq!(workers.len(), 1, "one worker process: {workers:?}");
     let sent = Instant::now();
     let ok = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+        .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success();
@@ -922,19 +1042,37 @@ fn sigterm_exits_within_the_drain_timeout_while_a_node_call_never_returns() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let took = sent.elapsed();
-    eprintln!("exited {took:?} after SIGTERM with a node call stuck ({runtime_name})");
+    eprintln!("exited {took:?} after SIGTERM with node calls stuck in {runtimes:?}");
     assert!(
         took >= Duration::from_millis(900),
         "exited before the drain timeout: {took:?}"
     );
     assert!(status.success(), "{status:?}; stderr: {}", server.stderr());
+    let stderr = server.stderr();
     assert!(
-        server
-            .stderr()
-            .contains("streams still open at the drain deadline"),
-        "{}",
-        server.stderr()
+        stderr.contains("streams still open at the drain deadline"),
+        "{stderr}"
     );
+    // The stuck worker does not outlive the executor (gone, or a zombie not yet
+    // reaped by its new parent).
+    let worker = workers[0];
+    let start = Instant::now();
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{worker}/stat")).ok();
+        let alive = state.as_deref().is_some_and(|s| {
+            let rest = &s[s.rfind(')').unwrap() + 2..];
+            !rest.starts_with('Z')
+        });
+        if !alive {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(3) {
+            let _ = Command::new("kill").args(["-KILL", worker]).status();
+            panic!("worker {worker} outlived the executor; stderr: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(calls);
 }
 
 #[test]

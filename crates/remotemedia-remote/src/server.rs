@@ -1117,7 +1117,45 @@ pub fn serve_blocking(
     // Dropping the runtime would wait for every blocking thread, and a run stuck in
     // a node call (already cancelled) never ends: leave those threads to the exit.
     rt.shutdown_background();
+    if matches!(result, Ok(false)) {
+        let killed = kill_child_processes();
+        if killed > 0 {
+            tracing::warn!(
+                killed,
+                "killed worker processes of runs stuck at the drain deadline"
+            );
+        }
+    }
     result
+}
+
+/// Kills this process's child processes — the Python workers of runs still stuck in
+/// a node call after the drain deadline, which would otherwise outlive the executor
+/// until their call returned. Returns how many were signalled.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn kill_child_processes() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children.split_whitespace().filter_map(|p| p.parse().ok()) {
+            // SAFETY: `kill` takes plain integers and touches no memory of ours.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
+}
+
+/// Elsewhere the workers are left to notice their closed pipes.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn kill_child_processes() -> usize {
+    0
 }
 
 #[cfg(unix)]
@@ -1137,14 +1175,29 @@ async fn wait_for_signal() -> Result<(), RemoteError> {
     Ok(())
 }
 
+/// Scrapes answered at once; more are closed at once, so that the metrics port
+/// cannot be used to run the executor out of descriptors.
+const METRICS_CONNECTIONS: usize = 16;
+
 /// A minimal HTTP/1 responder for `GET /metrics`.
 async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    let scrapes = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
+        let mut sock = match listener.accept().await {
+            Ok((sock, _)) => sock,
+            Err(e) => {
+                // Out of descriptors, or one aborted connection: do not spin on it.
+                tracing::debug!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&scrapes).try_acquire_owned() else {
             continue;
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
+            let _permit = permit;
             let mut buf = vec![0u8; 4096];
             let mut n = 0;
             let read = async {
