@@ -104,8 +104,8 @@ pub struct ServeArgs {
     /// Price per hour to advertise (for clients using `--policy cost`).
     #[arg(long, value_name = "PRICE")]
     pub cost_per_hour: Option<f64>,
-    /// How long a stream may take to send its first (`open`) message, in seconds; its
-    /// slot counts as taken meanwhile.
+    /// How long a stream may take to send its first (`open`) message, and a run its
+    /// request, in seconds; the slot counts as taken meanwhile.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub handshake_timeout: f64,
     /// Client connections served at once; more are closed as soon as they are accepted.

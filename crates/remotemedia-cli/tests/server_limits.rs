@@ -272,26 +272,39 @@ async fn bare_call(
     grpc_timeout: &str,
     message: &[u8],
 ) -> (String, String) {
+    bare_request(addr, path, Some(grpc_timeout), Some(message)).await
+}
+
+/// [`bare_call`] with an optional deadline and request message (without one, the
+/// request body is left open and empty).
+async fn bare_request(
+    addr: SocketAddr,
+    path: &str,
+    grpc_timeout: Option<&str>,
+    message: Option<&[u8]>,
+) -> (String, String) {
     use remotemedia_remote::tonic::codegen::http;
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = http::Request::builder()
+    let mut req = http::Request::builder()
         .method("POST")
         .uri(format!("http://{addr}{path}"))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", grpc_timeout)
-        .body(())
-        .unwrap();
-    let (response, mut send) = h2.send_request(req, false).unwrap();
-    let mut framed = BytesMut::new();
-    framed.put_u8(0);
-    framed.put_u32(message.len() as u32);
-    framed.put_slice(message);
-    send.send_data(framed.freeze(), true).unwrap();
+        .header("te", "trailers");
+    if let Some(t) = grpc_timeout {
+        req = req.header("grpc-timeout", t);
+    }
+    let (response, mut send) = h2.send_request(req.body(()).unwrap(), false).unwrap();
+    if let Some(message) = message {
+        let mut framed = BytesMut::new();
+        framed.put_u8(0);
+        framed.put_u32(message.len() as u32);
+        framed.put_slice(message);
+        send.send_data(framed.freeze(), true).unwrap();
+    }
     let (parts, mut body) = response.await.unwrap().into_parts();
     let headers = if parts.headers.contains_key("grpc-status") {
         parts.headers
@@ -527,6 +540,16 @@ fn streams_that_never_open_hold_a_counted_slot_until_the_handshake_timeout() {
         assert!(waited >= Duration::from_millis(900), "{waited:?}");
         assert!(waited < Duration::from_secs(5), "{waited:?}");
         drop((tx1, tx2));
+        // The same for a run whose request never comes.
+        let start = Instant::now();
+        let (status, message) = bare_request(server.addr, EXECUTE_PATH, None, None).await;
+        assert_eq!(
+            status,
+            (Code::DeadlineExceeded as i32).to_string(),
+            "{message}"
+        );
+        assert!(message.contains("--handshake-timeout"), "{message}");
+        assert!(start.elapsed() < Duration::from_secs(5));
         wait_for_load(&url, Duration::from_secs(2), "slots freed", |l| {
             l.active_streams == 0
         })
@@ -1102,4 +1125,34 @@ fn a_dual_stack_listener_prints_its_port_and_takes_both_loopbacks() {
     // Requested on port 0, the first line of a loopback listener names the real port.
     let v4 = Server::start(&[]);
     assert_ne!(v4.addr.port(), 0);
+}
+
+#[test]
+fn limits_that_would_refuse_everything_are_refused_at_start() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--max-connections", "0"], "--max-connections"),
+        (&["--memory-budget-mb", "0"], "--memory-budget-mb"),
+        (&["--max-workers", "0"], "--max-workers"),
+        (
+            &["--idle-timeout", "0"],
+            "--idle-timeout must be a positive number of seconds",
+        ),
+        (
+            &["--handshake-timeout=-1"],
+            "--handshake-timeout must be a positive number of seconds",
+        ),
+    ];
+    for (args, why) in cases {
+        let o = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--capabilities"])
+            .arg(caps())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+        assert!(o.stdout.is_empty(), "{args:?} started listening");
+    }
 }

@@ -96,7 +96,7 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     /// Advertised price per hour.
     pub cost_per_hour: Option<f64>,
-    /// How long a stream may take to send its `open` message.
+    /// How long a stream may take to send its `open` message, and a run its request.
     pub handshake_timeout: Duration,
     /// Connections served at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
@@ -542,7 +542,21 @@ async fn execute(
     body: Body,
 ) -> Result<pb::ExecuteResponse, Status> {
     let mut inbound = shared.reader(body, Shape::Execute);
-    let (req, held) = match inbound.message_reserved::<pb::ExecuteRequest>().await {
+    // A request trickled in (or never sent) would hold its slot for as long as the
+    // client answers keepalive pings: it must be in within the handshake timeout.
+    let handshake = shared.config.handshake_timeout;
+    let first = match tokio::time::timeout(handshake, inbound.message_reserved()).await {
+        Ok(r) => r,
+        Err(_) => {
+            bump(&shared.stats.rejected_handshake);
+            return Err(Status::deadline_exceeded(format!(
+                "the request did not arrive within the handshake timeout of {} s \
+                 (--handshake-timeout)",
+                handshake.as_secs_f64()
+            )));
+        }
+    };
+    let (req, held): (pb::ExecuteRequest, _) = match first {
         Ok(Some(m)) => m,
         Ok(None) => {
             bump(&shared.stats.rejected_invalid);

@@ -302,7 +302,11 @@ impl Admission {
                 };
                 let decoded = usize::try_from(decoded).unwrap_or(usize::MAX);
                 let wire = frames.remaining;
-                self.fits(wire, wire.saturating_add(decoded))?;
+                if let Err(e) = self.fits(wire, wire.saturating_add(decoded)) {
+                    // Refused: the bytes are dropped with the message.
+                    self.held = None;
+                    return Err(e);
+                }
                 let held = self.held.get_or_insert_with(|| self.budget.reservation());
                 if let Err(e) = held.grow(decoded) {
                     let e = OverBudget {
@@ -592,5 +596,85 @@ mod tests {
                 .code(),
             Code::Internal
         );
+    }
+
+    fn admission(budget: &Arc<Budget>, per_request: usize) -> Admission {
+        Admission {
+            budget: Arc::clone(budget),
+            per_request,
+            shape: Shape::Stream,
+            held: None,
+        }
+    }
+
+    #[test]
+    fn messages_reserve_their_decoded_size_before_decoding() {
+        let budget = Budget::new(64 << 20);
+        let mut a = admission(&budget, 32 << 20);
+        let wire: Vec<u8> = encode(&items(vec![Data::Null; 1000]))
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.to_vec())
+            .collect();
+        let mut d = deframer();
+        // The prefix alone reserves the announced bytes.
+        d.push(Bytes::copy_from_slice(&wire[..PREFIX]));
+        assert!(d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap()
+            .is_none());
+        assert_eq!(budget.used(), wire.len() - PREFIX);
+        d.push(Bytes::copy_from_slice(&wire[PREFIX..]));
+        let m = d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoded_items(m).len(), 1000);
+        let held = a.held.take().unwrap();
+        assert!(held.bytes() > 1000 * 64, "{}", held.bytes());
+        assert_eq!(budget.used(), held.bytes());
+        drop(held);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn messages_over_a_limit_are_refused_undecoded_and_hold_nothing() {
+        let wire: Vec<u8> = encode(&items(vec![Data::Null; 100_000]))
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.to_vec())
+            .collect();
+        // Over one request's share: named with the flag.
+        let budget = Budget::new(1 << 30);
+        let mut a = admission(&budget, 1 << 20);
+        let mut d = deframer();
+        d.push(Bytes::from(wire.clone()));
+        let err = d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(err.message().contains("--max-request-memory-mb"), "{err}");
+        assert!(err.message().contains("1.0 MiB per request"), "{err}");
+        assert!(a.held.is_none());
+        assert_eq!(budget.used(), 0);
+        // Over what the budget has left: names what is taken.
+        let budget = Budget::new(4 << 20);
+        let mut other = budget.reservation();
+        other.grow(2 << 20).unwrap();
+        let mut a = admission(&budget, 1 << 30);
+        let mut d = deframer();
+        d.push(Bytes::from(wire));
+        let err = d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(
+            err.message()
+                .contains("2.0 MiB of its 4.0 MiB are reserved")
+                && err.message().contains("--memory-budget-mb"),
+            "{err}"
+        );
+        assert!(a.held.is_none());
+        assert_eq!(budget.used(), 2 << 20);
     }
 }
