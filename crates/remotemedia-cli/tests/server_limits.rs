@@ -857,6 +857,19 @@ fn requests_that_would_decode_into_gigabytes_are_refused_before_decoding() {
         assert!(peak < 400, "peak RSS {peak} MB");
         still_serving(&url).await;
 
+        // A manifest is parsed into JSON values: 20 MB of small numbers would take
+        // over a gigabyte, so it counts for what it expands to.
+        let numbers = vec!["1"; 10 << 20].join(",");
+        let manifest = format!(
+            r#"{{"version":"v1","metadata":{{"name":"big"}},"nodes":[],"connections":[],"x":[{numbers}]}}"#
+        );
+        let big = execute_request(&manifest, Vec::new()).encode_to_vec();
+        let err = raw_execute(channel.clone(), big.into()).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+        assert!(err.message().contains("once decoded"), "{err}");
+        let peak = server.peak_rss_mb();
+        assert!(peak < 400, "peak RSS {peak} MB");
+
         // The budget is shared: a request held by a stuck run leaves too little for a
         // second one, which is refused until the first is gone.
         let first_nulls = 400_000;
