@@ -129,7 +129,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_timeout_nodes: usize,
     /// Python worker processes one request may start: the sum of its `PythonNode`
-    /// `workers` (`auto` counts as the CPU count). Default: the CPU count.
+    /// `workers` (`auto` counts as the CPU count). Default: the CPU count, at least 4.
     #[arg(long, value_name = "N")]
     pub max_workers: Option<usize>,
 }

@@ -133,7 +133,7 @@ impl ServeConfig {
     /// Loopback on `port`, no token, 64 streams, 64 MiB messages, 30 s drain, 10 s
     /// handshakes, 1024 connections idle for at most 60 s, a 2 GiB memory budget
     /// with 512 MiB per request, 256 nodes, 32 with `timeout_ms` and as many Python
-    /// workers as CPUs per request.
+    /// workers as CPUs (at least 4) per request.
     pub fn new(capabilities: CapabilitySet, registry: Registry, port: u16) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -153,7 +153,8 @@ impl ServeConfig {
             max_request_memory_bytes: 512 * MIB,
             max_nodes: 256,
             max_timeout_nodes: 32,
-            max_workers: cpu_count(),
+            // A few single-worker nodes are a normal pipeline even on a small machine.
+            max_workers: cpu_count().max(4),
         }
     }
 }
