@@ -449,6 +449,64 @@ fn items_msg(items: Vec<pb::Value>) -> pb::StreamRequest {
 }
 
 #[test]
+fn an_answer_the_client_does_not_read_keeps_its_slot_and_memory_until_the_client_goes() {
+    use remotemedia_remote::tonic::codegen::http;
+    let server = Server::start(&["--max-streams", "1"]);
+    let url = server.url();
+    runtime().block_on(async {
+        // A client with a 1 KiB window that never reads: an 8 MiB answer cannot go out.
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut h2, conn) = h2::client::Builder::new()
+            .initial_window_size(1024)
+            .handshake::<_, Bytes>(tcp)
+            .await
+            .unwrap();
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let pass = r#"{"version":"v1","metadata":{"name":"p"},
+          "nodes":[{"id":"p","node_type":"PassThrough"}],"connections":[]}"#;
+        let big = pb::Value {
+            kind: Some(pb::value::Kind::BytesValue(vec![7u8; 8 << 20].into())),
+        };
+        let message = execute_request(pass, vec![big]).encode_to_vec();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{}{EXECUTE_PATH}", server.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let (response, mut send) = h2.send_request(req, false).unwrap();
+        let mut framed = BytesMut::new();
+        framed.put_u8(0);
+        framed.put_u32(message.len() as u32);
+        framed.put_slice(&message);
+        send.send_data(framed.freeze(), true).unwrap();
+        let _unread = response.await.unwrap();
+        // The run is over, but its answer is not out: slot and memory stay counted.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let l = load(&url).await;
+        assert_eq!(l.active_streams, 1, "{l:?}");
+        assert!(l.memory_reserved_bytes >= 8 << 20, "{l:?}");
+        let err = client(&url)
+            .await
+            .execute_pipeline(execute_request(CALC, vec![int(1)]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+        // Gone: everything comes back.
+        conn.abort();
+        drop((_unread, send, h2));
+        wait_for_load(&url, Duration::from_secs(5), "slot and memory back", |l| {
+            l.active_streams == 0 && l.memory_reserved_bytes == 0
+        })
+        .await;
+        still_serving(&url).await;
+    });
+}
+
+#[test]
 fn streams_stuck_in_a_back_off_are_cancelled_when_the_client_goes_or_the_deadline_passes() {
     let server = Server::start(&["--max-streams", "2"]);
     let url = server.url();

@@ -413,9 +413,14 @@ fn deadline_exceeded(after: Duration) -> Status {
     ))
 }
 
-/// A gRPC response carrying the messages queued on `rx`, then the status.
-fn grpc_response(rx: mpsc::Receiver<wire::Encoded>) -> http::Response<Body> {
-    let mut response = http::Response::new(Body::new(wire::Outgoing::response(rx)));
+/// A gRPC response carrying the messages queued on `rx`, then the status; `guard` is
+/// held until it has been sent (or dropped).
+fn grpc_response(
+    rx: mpsc::Receiver<wire::Encoded>,
+    guard: impl Send + Sync + 'static,
+) -> http::Response<Body> {
+    let body = wire::Outgoing::response(rx).holding(guard);
+    let mut response = http::Response::new(Body::new(body));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, wire::GRPC_CONTENT_TYPE);
@@ -532,16 +537,25 @@ async fn execute_pipeline(
         },
         None => work.await?,
     };
+    let (response, guard) = response;
     let (tx, rx) = mpsc::channel(1);
     let _ = tx.try_send(wire::encode(&response));
-    Ok(grpc_response(rx))
+    Ok(grpc_response(rx, guard))
 }
 
+/// What a run holds until its answer has been sent: its slot and its request's memory.
+struct Held {
+    _slot: Slot,
+    _memory: Option<Reservation>,
+}
+
+/// Reads and runs one `ExecutePipeline` request; the answer, with what stays held
+/// until it is sent.
 async fn execute(
     shared: Arc<Shared>,
     slot: Slot,
     body: Body,
-) -> Result<pb::ExecuteResponse, Status> {
+) -> Result<(pb::ExecuteResponse, Held), Status> {
     let mut inbound = shared.reader(body, Shape::Execute);
     // A request trickled in (or never sent) would hold its slot for as long as the
     // client answers keepalive pings: it must be in within the handshake timeout.
@@ -583,12 +597,16 @@ async fn execute(
         cancel: slot.cancel.clone(),
         ..RunOptions::default()
     };
-    let result = tokio::task::spawn_blocking(move || {
+    let (result, held) = tokio::task::spawn_blocking(move || {
         // The slot and the memory stay taken until the run has ended and cleaned up,
-        // even when the caller stopped waiting for it.
-        let _slot = slot;
-        let _held = held;
-        run_pipeline(&pipeline, &worker.config.registry, inputs, &options)
+        // even when the caller stopped waiting for it (then they go with the closure),
+        // and after that until the answer is sent.
+        let held = Held {
+            _slot: slot,
+            _memory: held,
+        };
+        let result = run_pipeline(&pipeline, &worker.config.registry, inputs, &options);
+        (result, held)
     })
     .await
     .map_err(|e| Status::internal(format!("the run panicked: {e}")))?;
@@ -613,7 +631,7 @@ async fn execute(
         .stats
         .items_out
         .fetch_add(result.all_items().count() as u64, Ordering::Relaxed);
-    Ok(pb::ExecuteResponse {
+    let response = pb::ExecuteResponse {
         outputs: result
             .outputs
             .iter()
@@ -626,7 +644,8 @@ async fn execute(
         error,
         metrics_json: serde_json::to_string(&result.metrics).unwrap_or_default(),
         cleanup_errors: result.cleanup_errors.iter().map(failure_to_pb).collect(),
-    })
+    };
+    Ok((response, held))
 }
 
 /// The next message of a stream and what it holds of the budget; a client that
@@ -703,6 +722,10 @@ async fn stream_pipeline(
     };
     tokio::spawn(watch.run(done_rx, deadline.map(|(_, at)| at)));
     let worker = Arc::clone(&shared);
+    // Shared by the worker and the response: the slot is free once the run has ended
+    // and its last answers have been sent (or the client is gone).
+    let slot = Arc::new(slot);
+    let body_slot = Arc::clone(&slot);
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let _done = done_tx;
@@ -716,7 +739,7 @@ async fn stream_pipeline(
         };
         stream.run(runner, inbound);
     });
-    Ok(grpc_response(rx))
+    Ok(grpc_response(rx, body_slot))
 }
 
 /// Cancels a stream's run when its client goes away or its deadline passes.

@@ -434,12 +434,22 @@ impl Reader {
 
 /// An HTTP/2 body that sends messages as they are queued: for a request, until the
 /// sender is dropped; for a response, then ends with the status as trailers.
-#[derive(Debug)]
 pub(crate) struct Outgoing {
     rx: mpsc::Receiver<Encoded>,
     queued: VecDeque<Bytes>,
     trailers: bool,
     done: bool,
+    /// Kept until the body is sent or dropped ([`Outgoing::holding`]).
+    guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("queued", &self.queued.len())
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 impl Outgoing {
@@ -460,7 +470,16 @@ impl Outgoing {
             queued: VecDeque::new(),
             trailers,
             done: false,
+            guard: None,
         }
+    }
+
+    /// Keeps `guard` alive until the whole body has been sent or the body is dropped:
+    /// what a response holds (a slot, a memory reservation) stays taken while a client
+    /// that reads slowly, or not at all, keeps the response waiting.
+    pub(crate) fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
     }
 
     fn end(&mut self, status: Status) -> Option<Result<Frame<Bytes>, Status>> {
@@ -491,6 +510,7 @@ impl HttpBody for Outgoing {
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
             if this.done {
+                this.guard = None;
                 return Poll::Ready(None);
             }
             match ready!(this.rx.poll_recv(cx)) {
