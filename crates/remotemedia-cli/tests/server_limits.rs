@@ -608,12 +608,67 @@ fn streams_that_never_open_hold_a_counted_slot_until_the_handshake_timeout() {
         );
         assert!(message.contains("--handshake-timeout"), "{message}");
         assert!(start.elapsed() < Duration::from_secs(5));
+
+        // A request that announces 2 MiB and trickles a byte every 100 ms gets the
+        // handshake timeout plus a second per MiB, not forever.
+        let start = Instant::now();
+        let (status, message) = trickled_request(server.addr, 2 << 20).await;
+        let waited = start.elapsed();
+        assert_eq!(
+            status,
+            (Code::DeadlineExceeded as i32).to_string(),
+            "{message}"
+        );
+        assert!(message.contains("within 3.0 s"), "{message}");
+        assert!(waited >= Duration::from_millis(2900), "{waited:?}");
+        assert!(waited < Duration::from_secs(8), "{waited:?}");
         wait_for_load(&url, Duration::from_secs(2), "slots freed", |l| {
             l.active_streams == 0
         })
         .await;
         still_serving(&url).await;
     });
+}
+
+/// An `ExecutePipeline` call whose message prefix announces `len` bytes, which then
+/// come one every 100 ms (at most 100 of them); its `grpc-status` and `grpc-message`.
+async fn trickled_request(addr: SocketAddr, len: u32) -> (String, String) {
+    use remotemedia_remote::tonic::codegen::http;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{EXECUTE_PATH}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = h2.send_request(req, false).unwrap();
+    let mut prefix = BytesMut::new();
+    prefix.put_u8(0);
+    prefix.put_u32(len);
+    send.send_data(prefix.freeze(), false).unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if send.send_data(Bytes::from_static(&[0x0a]), false).is_err() {
+                return;
+            }
+        }
+    });
+    let (parts, _) = response.await.unwrap().into_parts();
+    trickle.abort();
+    let get = |k: &str| {
+        parts
+            .headers
+            .get(k)
+            .map(|v| percent_decode(v.to_str().unwrap()))
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"))
 }
 
 /// Reads from `sock` until the server closes it; the time it took, or `None` when

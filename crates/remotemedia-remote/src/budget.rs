@@ -11,7 +11,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Buf;
 use remotemedia_core::Data;
 
 use crate::pb;
@@ -141,32 +140,15 @@ pub(crate) enum Shape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Malformed;
 
-/// Bytes that decoding the message in `buf` (without its gRPC prefix) will allocate,
-/// the message's own bytes not included. Reads tags and lengths only.
-pub(crate) fn estimate(shape: Shape, buf: &mut dyn Buf) -> Result<u64, Malformed> {
+/// Bytes that decoding the message in `chunks` (its bytes in order, without the gRPC
+/// prefix) will allocate, the message's own bytes not included. Reads tags and
+/// lengths only; byte payloads are skipped, not read.
+pub(crate) fn estimate(shape: Shape, chunks: &[&[u8]]) -> Result<u64, Malformed> {
+    let mut c = Cursor::new(chunks);
+    let end = c.total;
     match shape {
-        Shape::Execute => fields(buf, &mut |field, wire, b| match (field, wire) {
-            (1, LEN) => manifest(b),
-            (2, LEN) => nested(b, 0, &mut |b| value(b, 0)),
-            _ => skip(wire, b).map(|_| 0),
-        }),
-        Shape::Stream => fields(buf, &mut |field, wire, b| match (field, wire) {
-            (2, LEN) => nested(b, 0, &mut |b| {
-                fields(b, &mut |field, wire, b| match (field, wire) {
-                    (3, LEN) => nested(b, 0, &mut |b| value(b, 0)),
-                    _ => skip(wire, b).map(|_| 0),
-                })
-            }),
-            (1, LEN) => nested(b, 0, &mut |b| {
-                fields(b, &mut |field, wire, b| match (field, wire) {
-                    (1, LEN) => manifest(b),
-                    // The head's input names.
-                    (2, LEN) => text(b),
-                    _ => skip(wire, b).map(|_| 0),
-                })
-            }),
-            _ => skip(wire, b).map(|_| 0),
-        }),
+        Shape::Execute => execute_request(&mut c, end),
+        Shape::Stream => stream_request(&mut c, end),
     }
 }
 
@@ -178,37 +160,117 @@ const I32: u8 = 5;
 /// Deeper messages are refused by prost's decoder (its recursion limit is 100).
 const MAX_DEPTH: u32 = 100;
 
-/// Says what one field costs, given its number, its wire type and the bytes after
-/// its key (it consumes the field's value).
-type FieldCost<'a> = dyn FnMut(u64, u8, &mut dyn Buf) -> Result<u64, Malformed> + 'a;
-
-/// Walks the fields of the message in `buf`, summing what `each` says they cost.
-fn fields(buf: &mut dyn Buf, each: &mut FieldCost<'_>) -> Result<u64, Malformed> {
-    let mut total = 0u64;
-    while buf.has_remaining() {
-        let key = varint(buf)?;
-        let wire = (key & 7) as u8;
-        let field = key >> 3;
-        total = total.saturating_add(each(field, wire, buf)?);
-    }
-    Ok(total)
+/// Reads a message spread over several buffers (the frames it arrived in) without
+/// joining them.
+struct Cursor<'a> {
+    chunks: &'a [&'a [u8]],
+    /// The rest of the current chunk.
+    cur: &'a [u8],
+    /// Index of the current chunk.
+    idx: usize,
+    /// Bytes consumed so far.
+    pos: usize,
+    total: usize,
 }
 
-/// Runs `inner` over the length-delimited field at the front of `buf`.
-fn nested(
-    buf: &mut dyn Buf,
-    depth: u32,
-    inner: &mut dyn FnMut(&mut dyn Buf) -> Result<u64, Malformed>,
-) -> Result<u64, Malformed> {
-    if depth > MAX_DEPTH {
-        return Err(Malformed);
+impl<'a> Cursor<'a> {
+    fn new(chunks: &'a [&'a [u8]]) -> Self {
+        Self {
+            chunks,
+            cur: chunks.first().copied().unwrap_or(&[]),
+            idx: 0,
+            pos: 0,
+            total: chunks.iter().map(|c| c.len()).sum(),
+        }
     }
-    let len = length(buf)?;
-    let mut sub = buf.take(len);
-    let cost = inner(&mut sub)?;
-    let rest = sub.remaining();
-    sub.advance(rest);
-    Ok(cost)
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Malformed> {
+        loop {
+            if let Some((&b, rest)) = self.cur.split_first() {
+                self.cur = rest;
+                self.pos += 1;
+                return Ok(b);
+            }
+            self.idx += 1;
+            self.cur = self.chunks.get(self.idx).copied().ok_or(Malformed)?;
+        }
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Malformed> {
+        let mut out = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            out |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(out);
+            }
+        }
+        Err(Malformed)
+    }
+
+    /// Skips `n` bytes, which must lie before `end`.
+    fn skip(&mut self, n: usize, end: usize) -> Result<(), Malformed> {
+        if n > end.saturating_sub(self.pos) {
+            return Err(Malformed);
+        }
+        self.pos += n;
+        let mut left = n;
+        while left > self.cur.len() {
+            left -= self.cur.len();
+            self.idx += 1;
+            self.cur = self.chunks.get(self.idx).copied().ok_or(Malformed)?;
+        }
+        self.cur = &self.cur[left..];
+        Ok(())
+    }
+
+    /// A length prefix; the end of the field it announces, which must lie within
+    /// `end`.
+    fn length(&mut self, end: usize) -> Result<usize, Malformed> {
+        let len = usize::try_from(self.varint()?).map_err(|_| Malformed)?;
+        if len > end.saturating_sub(self.pos) {
+            return Err(Malformed);
+        }
+        Ok(self.pos + len)
+    }
+
+    /// The next field's number and wire type, or `None` at `end`.
+    #[inline]
+    fn key(&mut self, end: usize) -> Result<Option<(u64, u8)>, Malformed> {
+        if self.pos >= end {
+            return if self.pos == end {
+                Ok(None)
+            } else {
+                Err(Malformed)
+            };
+        }
+        let key = self.varint()?;
+        Ok(Some((key >> 3, (key & 7) as u8)))
+    }
+
+    /// Skips a field's value of wire type `wire`.
+    fn skip_value(&mut self, wire: u8, end: usize) -> Result<(), Malformed> {
+        match wire {
+            VARINT => self.varint().map(|_| ()),
+            I64 => self.skip(8, end),
+            LEN => {
+                let field_end = self.length(end)?;
+                self.skip(field_end - self.pos, end)
+            }
+            I32 => self.skip(4, end),
+            _ => Err(Malformed),
+        }
+    }
+
+    /// Skips a length-delimited field, returning its length.
+    fn skip_len(&mut self, end: usize) -> Result<u64, Malformed> {
+        let field_end = self.length(end)?;
+        let len = field_end - self.pos;
+        self.skip(len, end)?;
+        Ok(len as u64)
+    }
 }
 
 /// How many times its size a manifest may take once parsed: JSON's smallest values
@@ -216,124 +278,136 @@ fn nested(
 /// validated pipeline keeps copies of the params.
 const MANIFEST_FACTOR: u64 = 64;
 
-/// The manifest field: parsed into JSON values, then validated into a pipeline.
-fn manifest(buf: &mut dyn Buf) -> Result<u64, Malformed> {
-    let len = length(buf)?;
-    buf.advance(len);
-    Ok(MANIFEST_FACTOR.saturating_mul(len as u64))
+fn execute_request(c: &mut Cursor<'_>, end: usize) -> Result<u64, Malformed> {
+    let mut total = 0u64;
+    while let Some((field, wire)) = c.key(end)? {
+        let cost = match (field, wire) {
+            (1, LEN) => MANIFEST_FACTOR.saturating_mul(c.skip_len(end)?),
+            (2, LEN) => value_field(c, end, 0)?,
+            _ => c.skip_value(wire, end).map(|_| 0)?,
+        };
+        total = total.saturating_add(cost);
+    }
+    Ok(total)
 }
 
-/// A string field: copied once into the protobuf form and once into the item.
-fn text(buf: &mut dyn Buf) -> Result<u64, Malformed> {
-    let len = length(buf)?;
-    buf.advance(len);
-    Ok(2 * len as u64)
+fn stream_request(c: &mut Cursor<'_>, end: usize) -> Result<u64, Malformed> {
+    let mut total = 0u64;
+    while let Some((field, wire)) = c.key(end)? {
+        let cost = match (field, wire) {
+            // `Open`: the manifest, and the head's input names.
+            (1, LEN) => {
+                let open_end = c.length(end)?;
+                let mut cost = 0u64;
+                while let Some((field, wire)) = c.key(open_end)? {
+                    cost = cost.saturating_add(match (field, wire) {
+                        (1, LEN) => MANIFEST_FACTOR.saturating_mul(c.skip_len(open_end)?),
+                        (2, LEN) => 2 * c.skip_len(open_end)?,
+                        _ => c.skip_value(wire, open_end).map(|_| 0)?,
+                    });
+                }
+                cost
+            }
+            // `Items`: the values in field 3.
+            (2, LEN) => {
+                let items_end = c.length(end)?;
+                let mut cost = 0u64;
+                while let Some((field, wire)) = c.key(items_end)? {
+                    cost = cost.saturating_add(match (field, wire) {
+                        (3, LEN) => value_field(c, items_end, 0)?,
+                        _ => c.skip_value(wire, items_end).map(|_| 0)?,
+                    });
+                }
+                cost
+            }
+            _ => c.skip_value(wire, end).map(|_| 0)?,
+        };
+        total = total.saturating_add(cost);
+    }
+    Ok(total)
 }
 
-/// One `Value` (the length-delimited body at the front of `buf` is its content).
-fn value(buf: &mut dyn Buf, depth: u32) -> Result<u64, Malformed> {
+/// A length-delimited `Value` field at the cursor.
+fn value_field(c: &mut Cursor<'_>, end: usize, depth: u32) -> Result<u64, Malformed> {
     if depth > MAX_DEPTH {
         return Err(Malformed);
     }
-    let content = fields(buf, &mut |field, wire, b| match (field, wire) {
-        // text: a String, then the item's own copy.
-        (5, LEN) => text(b),
-        // bytes: shared with the received frames unless split across two; counted
-        // once as if copied. Tensor data likewise.
-        (6, LEN) => {
-            let len = length(b)?;
-            b.advance(len);
-            Ok(len as u64)
-        }
-        (7, LEN) => nested(b, depth, &mut |b| {
-            fields(b, &mut |field, wire, b| match (field, wire) {
-                (1, LEN) => nested(b, depth + 1, &mut |b| value(b, depth + 1)),
-                _ => skip(wire, b).map(|_| 0),
-            })
-        }),
-        (8, LEN) => nested(b, depth, &mut |b| {
-            fields(b, &mut |field, wire, b| match (field, wire) {
-                (1, LEN) => nested(b, depth + 1, &mut |b| {
-                    let entry = fields(b, &mut |field, wire, b| match (field, wire) {
-                        (1, LEN) => text(b),
-                        (2, LEN) => nested(b, depth + 1, &mut |b| value(b, depth + 1)),
-                        _ => skip(wire, b).map(|_| 0),
-                    })?;
-                    Ok(entry.saturating_add(entry_cost()))
-                }),
-                _ => skip(wire, b).map(|_| 0),
-            })
-        }),
-        // audio: the bytes, then the samples as f32s.
-        (9, LEN) => nested(b, depth, &mut |b| {
-            fields(b, &mut |field, wire, b| match (field, wire) {
-                (3, LEN) => {
-                    let len = length(b)?;
-                    b.advance(len);
-                    Ok(2 * len as u64)
+    let value_end = c.length(end)?;
+    let mut cost = value_cost();
+    while let Some((field, wire)) = c.key(value_end)? {
+        let content = match (field, wire) {
+            // text: a String, then the item's own copy.
+            (5, LEN) => 2 * c.skip_len(value_end)?,
+            // bytes: shared with the received frames unless split across two; counted
+            // once as if copied.
+            (6, LEN) => c.skip_len(value_end)?,
+            (7, LEN) => {
+                let list_end = c.length(value_end)?;
+                let mut items = 0u64;
+                while let Some((field, wire)) = c.key(list_end)? {
+                    items = items.saturating_add(match (field, wire) {
+                        (1, LEN) => value_field(c, list_end, depth + 1)?,
+                        _ => c.skip_value(wire, list_end).map(|_| 0)?,
+                    });
                 }
-                _ => skip(wire, b).map(|_| 0),
-            })
-        }),
-        // tensor: the data (shared) and the shape twice (protobuf and item).
-        (10, LEN) => nested(b, depth, &mut |b| {
-            fields(b, &mut |field, wire, b| match (field, wire) {
-                (1, LEN) => {
-                    let len = length(b)?;
-                    b.advance(len);
-                    Ok(16 * len as u64)
+                items
+            }
+            (8, LEN) => {
+                let map_end = c.length(value_end)?;
+                let mut entries = 0u64;
+                while let Some((field, wire)) = c.key(map_end)? {
+                    entries = entries.saturating_add(match (field, wire) {
+                        (1, LEN) => map_entry(c, map_end, depth + 1)?,
+                        _ => c.skip_value(wire, map_end).map(|_| 0)?,
+                    });
                 }
-                (3, LEN) => {
-                    let len = length(b)?;
-                    b.advance(len);
-                    Ok(len as u64)
+                entries
+            }
+            // audio: the bytes, then the samples as f32s.
+            (9, LEN) => {
+                let audio_end = c.length(value_end)?;
+                let mut samples = 0u64;
+                while let Some((field, wire)) = c.key(audio_end)? {
+                    samples = samples.saturating_add(match (field, wire) {
+                        (3, LEN) => 2 * c.skip_len(audio_end)?,
+                        _ => c.skip_value(wire, audio_end).map(|_| 0)?,
+                    });
                 }
-                (1, VARINT) => skip(VARINT, b).map(|_| 16),
-                _ => skip(wire, b).map(|_| 0),
-            })
-        }),
-        _ => skip(wire, b).map(|_| 0),
-    })?;
-    Ok(content.saturating_add(value_cost()))
+                samples
+            }
+            // tensor: the data (shared) and the shape twice (protobuf and item).
+            (10, LEN) => {
+                let tensor_end = c.length(value_end)?;
+                let mut parts = 0u64;
+                while let Some((field, wire)) = c.key(tensor_end)? {
+                    parts = parts.saturating_add(match (field, wire) {
+                        (1, LEN) => 16 * c.skip_len(tensor_end)?,
+                        (1, VARINT) => c.varint().map(|_| 16)?,
+                        (3, LEN) => c.skip_len(tensor_end)?,
+                        _ => c.skip_value(wire, tensor_end).map(|_| 0)?,
+                    });
+                }
+                parts
+            }
+            _ => c.skip_value(wire, value_end).map(|_| 0)?,
+        };
+        cost = cost.saturating_add(content);
+    }
+    Ok(cost)
 }
 
-fn varint(buf: &mut dyn Buf) -> Result<u64, Malformed> {
-    let mut out = 0u64;
-    for shift in (0..64).step_by(7) {
-        if !buf.has_remaining() {
-            return Err(Malformed);
-        }
-        let b = buf.get_u8();
-        out |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(out);
-        }
+/// One `MapEntry`: its key copied twice, its value, and the map's slot for it.
+fn map_entry(c: &mut Cursor<'_>, end: usize, depth: u32) -> Result<u64, Malformed> {
+    let entry_end = c.length(end)?;
+    let mut cost = entry_cost();
+    while let Some((field, wire)) = c.key(entry_end)? {
+        cost = cost.saturating_add(match (field, wire) {
+            (1, LEN) => 2 * c.skip_len(entry_end)?,
+            (2, LEN) => value_field(c, entry_end, depth)?,
+            _ => c.skip_value(wire, entry_end).map(|_| 0)?,
+        });
     }
-    Err(Malformed)
-}
-
-/// A length prefix that fits in what is left.
-fn length(buf: &mut dyn Buf) -> Result<usize, Malformed> {
-    let len = usize::try_from(varint(buf)?).map_err(|_| Malformed)?;
-    if len > buf.remaining() {
-        return Err(Malformed);
-    }
-    Ok(len)
-}
-
-fn skip(wire: u8, buf: &mut dyn Buf) -> Result<(), Malformed> {
-    let n = match wire {
-        VARINT => return varint(buf).map(|_| ()),
-        I64 => 8,
-        LEN => length(buf)?,
-        I32 => 4,
-        _ => return Err(Malformed),
-    };
-    if buf.remaining() < n {
-        return Err(Malformed);
-    }
-    buf.advance(n);
-    Ok(())
+    Ok(cost)
 }
 
 #[cfg(test)]
@@ -352,7 +426,7 @@ mod tests {
     }
 
     fn est(shape: Shape, bytes: &[u8]) -> u64 {
-        estimate(shape, &mut &bytes[..]).unwrap()
+        estimate(shape, &[bytes]).unwrap()
     }
 
     #[test]
@@ -417,18 +491,15 @@ mod tests {
     fn malformed_bytes_are_told_apart() {
         let mut wire = execute(&[Data::text("hello")]);
         wire.truncate(wire.len() - 2);
-        assert_eq!(estimate(Shape::Execute, &mut &wire[..]), Err(Malformed));
-        assert_eq!(
-            estimate(Shape::Execute, &mut &[0xffu8; 11][..]),
-            Err(Malformed)
-        );
+        assert_eq!(estimate(Shape::Execute, &[&wire]), Err(Malformed));
+        assert_eq!(estimate(Shape::Execute, &[&[0xffu8; 11]]), Err(Malformed));
         // Deeper than prost decodes.
         let mut deep = Data::Null;
         for _ in 0..120 {
             deep = Data::list(vec![deep]);
         }
         let wire = execute(&[deep]);
-        assert_eq!(estimate(Shape::Execute, &mut &wire[..]), Err(Malformed));
+        assert_eq!(estimate(Shape::Execute, &[&wire]), Err(Malformed));
     }
 
     #[test]
@@ -453,5 +524,44 @@ mod tests {
         drop(b);
         assert_eq!(budget.used(), 0);
         assert!(budget.reservation().grow(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn the_estimate_is_the_same_however_the_bytes_are_split() {
+        let audio = Data::from(AudioBuffer::new(vec![0.5f32; 300], 16_000, 1));
+        let mut map = remotemedia_core::DataMap::new();
+        map.insert("k".into(), Data::text("v"));
+        let wire = execute(&[
+            Data::Null,
+            Data::text("hello"),
+            audio,
+            Data::list(vec![Data::Int(7), Data::Map(Arc::new(map))]),
+            Data::Bytes(vec![1u8; 700].into()),
+        ]);
+        let whole = est(Shape::Execute, &wire);
+        for step in [1, 2, 3, 7, 64, 1000] {
+            let pieces: Vec<&[u8]> = wire.chunks(step).collect();
+            assert_eq!(
+                estimate(Shape::Execute, &pieces),
+                Ok(whole),
+                "split every {step}"
+            );
+        }
+        // Empty chunks in between change nothing either.
+        let (a, b) = wire.split_at(10);
+        assert_eq!(estimate(Shape::Execute, &[a, &[], &[], b]), Ok(whole));
+    }
+
+    #[test]
+    fn millions_of_nulls_are_scanned_without_decoding() {
+        let wire: Vec<u8> = [0x12u8, 0x02, 0x08, 0x01].repeat(4 << 20);
+        let pieces: Vec<&[u8]> = wire.chunks(1 << 20).collect();
+        let start = std::time::Instant::now();
+        let e = estimate(Shape::Execute, &pieces).unwrap();
+        let took = start.elapsed();
+        assert_eq!(e, (4 << 20) * value_cost());
+        // Generous even for an unoptimized build (optimized, 64 MiB of nulls take
+        // about 0.35 s).
+        assert!(took < std::time::Duration::from_secs(20), "{took:?}");
     }
 }

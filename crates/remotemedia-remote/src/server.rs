@@ -268,7 +268,8 @@ impl Shared {
     fn refused(&self, status: Status) -> Status {
         match status.code() {
             Code::ResourceExhausted => bump(&self.stats.rejected_memory),
-            Code::Cancelled => {}
+            // Counted where they are decided.
+            Code::Cancelled | Code::DeadlineExceeded => {}
             _ => bump(&self.stats.rejected_invalid),
         }
         status
@@ -557,20 +558,7 @@ async fn execute(
     body: Body,
 ) -> Result<(pb::ExecuteResponse, Held), Status> {
     let mut inbound = shared.reader(body, Shape::Execute);
-    // A request trickled in (or never sent) would hold its slot for as long as the
-    // client answers keepalive pings: it must be in within the handshake timeout.
-    let handshake = shared.config.handshake_timeout;
-    let first = match tokio::time::timeout(handshake, inbound.message_reserved()).await {
-        Ok(r) => r,
-        Err(_) => {
-            bump(&shared.stats.rejected_handshake);
-            return Err(Status::deadline_exceeded(format!(
-                "the request did not arrive within the handshake timeout of {} s \
-                 (--handshake-timeout)",
-                handshake.as_secs_f64()
-            )));
-        }
-    };
+    let first = first_message(&shared, &mut inbound, "the request").await;
     let (req, held): (pb::ExecuteRequest, _) = match first {
         Ok(Some(m)) => m,
         Ok(None) => {
@@ -648,6 +636,46 @@ async fn execute(
     Ok((response, held))
 }
 
+/// The slowest rate, in bytes per second, at which a call's first message may arrive
+/// once the handshake timeout has passed: a large request on a slow link gets the time
+/// it needs, one trickled in does not hold its slot for long.
+const MIN_UPLOAD_RATE: f64 = MIB as f64;
+
+/// The first message of a call and what it holds of the budget. It must be in within
+/// the handshake timeout, plus a second per MiB its prefix announces: a call that
+/// never sends it (or trickles it in) would otherwise hold its slot for as long as the
+/// client answers keepalive pings.
+async fn first_message<M: prost::Message + Default>(
+    shared: &Shared,
+    inbound: &mut wire::Reader,
+    what: &str,
+) -> Result<Option<(M, Option<Reservation>)>, Status> {
+    let handshake = shared.config.handshake_timeout;
+    let start = tokio::time::Instant::now();
+    let mut deadline = start + handshake;
+    loop {
+        // Reading is cancel-safe: what arrived stays in the reader between polls.
+        tokio::select! {
+            r = inbound.message_reserved::<M>() => return r,
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        let allowance = inbound.announced().map_or(Duration::ZERO, |len| {
+            Duration::from_secs_f64(len as f64 / MIN_UPLOAD_RATE)
+        });
+        let allowed = start + handshake + allowance;
+        if allowed <= deadline {
+            bump(&shared.stats.rejected_handshake);
+            return Err(Status::deadline_exceeded(format!(
+                "{what} did not arrive within {:.1} s: the handshake timeout of {} s \
+                 (--handshake-timeout), plus 1 s per MiB announced",
+                (allowed - start).as_secs_f64(),
+                handshake.as_secs_f64()
+            )));
+        }
+        deadline = allowed;
+    }
+}
+
 /// The next message of a stream and what it holds of the budget; a client that
 /// cancelled has simply gone.
 async fn next_request(
@@ -670,16 +698,11 @@ async fn stream_pipeline(
     // during the handshake frees the slot at once.
     let slot = shared.admit()?;
     let mut inbound = shared.reader(req.into_body(), Shape::Stream);
-    let handshake = shared.config.handshake_timeout;
-    let first = match tokio::time::timeout(handshake, next_request(&mut inbound)).await {
-        Ok(r) => r.map_err(|s| shared.refused(s))?,
-        Err(_) => {
-            bump(&shared.stats.rejected_handshake);
-            return Err(Status::deadline_exceeded(format!(
-                "no `open` message within the handshake timeout of {} s (--handshake-timeout)",
-                handshake.as_secs_f64()
-            )));
-        }
+    let first = match first_message(&shared, &mut inbound, "the stream's `open` message").await {
+        Ok(first) => first,
+        // The client cancelled: it has gone.
+        Err(s) if s.code() == Code::Cancelled => None,
+        Err(s) => return Err(shared.refused(s)),
     };
     let open = match first {
         Some((

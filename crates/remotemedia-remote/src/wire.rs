@@ -206,7 +206,6 @@ enum Check<'a> {
 }
 
 /// Bytes of one message, spread over the frames they arrived in.
-#[derive(Clone)]
 struct Frames {
     chunks: VecDeque<Bytes>,
     remaining: usize,
@@ -297,7 +296,8 @@ impl Admission {
             }
             Check::Body(frames) => {
                 // A malformed message is left to the decoder, which names the problem.
-                let Ok(decoded) = estimate(self.shape, &mut frames.clone()) else {
+                let chunks: Vec<&[u8]> = frames.chunks.iter().map(|b| b.as_ref()).collect();
+                let Ok(decoded) = estimate(self.shape, &chunks) else {
                     return Ok(());
                 };
                 let decoded = usize::try_from(decoded).unwrap_or(usize::MAX);
@@ -424,6 +424,11 @@ impl Reader {
                 None => self.ended = true,
             }
         }
+    }
+
+    /// The length of the message being received, once its prefix is in.
+    pub(crate) fn announced(&self) -> Option<usize> {
+        self.frames.body_len
     }
 
     /// The trailers received so far.
