@@ -112,12 +112,42 @@ pub struct ServeArgs {
     /// Largest request message, in bytes.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     pub max_message_bytes: usize,
-    /// On SIGTERM, how long to let open streams finish before exiting, in seconds.
+    /// On SIGTERM, how long to let open streams finish before exiting, in seconds; then
+    /// every run still going is cancelled and the executor exits within a few seconds,
+    /// whatever its nodes are doing.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub drain_timeout: u64,
     /// Price per hour to advertise (for clients using `--policy cost`).
     #[arg(long, value_name = "PRICE")]
     pub cost_per_hour: Option<f64>,
+    /// How long a stream may take to send its first (`open`) message, and a run its
+    /// request, in seconds; the slot counts as taken meanwhile.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub handshake_timeout: f64,
+    /// Client connections served at once; more are closed as soon as they are accepted.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Close a connection that sends nothing for this long, in seconds (live clients
+    /// answer the executor's keepalive pings well within it).
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub idle_timeout: f64,
+    /// Memory all requests together may hold decoded, in MiB; a request that does not
+    /// fit is refused (RESOURCE_EXHAUSTED) before it is decoded.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub memory_budget_mb: usize,
+    /// Memory one request message may take decoded, in MiB.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub max_request_memory_mb: usize,
+    /// Nodes in one request's pipeline.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_nodes: usize,
+    /// Nodes with `timeout_ms` in one request (each takes a thread of its own).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_timeout_nodes: usize,
+    /// Python worker processes one request may start: the sum of its `PythonNode`
+    /// `workers` (`auto` counts as the CPU count). Default: the CPU count, at least 4.
+    #[arg(long, value_name = "N")]
+    pub max_workers: Option<usize>,
 }
 
 /// `remotemedia capabilities`.

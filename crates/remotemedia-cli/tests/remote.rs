@@ -1257,7 +1257,7 @@ fn a_sub_graph_refused_at_start_moves_to_the_next_executor_and_says_so() {
         o.stderr.contains(
             "warning: failover: scale → offset moved from g1 to g2 (0 items resent): \
              ResourceExhausted: the executor is at its limit of 1 concurrent streams \
-             (3 attempt(s))"
+             (--max-streams) (3 attempt(s))"
         ),
         "{}",
         o.stderr

@@ -14,12 +14,14 @@
 //! buffers streams move reuse warm memory instead of faulting in fresh pages.
 #![warn(missing_docs)]
 
+mod budget;
 pub mod client;
 pub mod config;
 pub mod convert;
 pub mod detect;
 pub mod distributed;
 pub mod error;
+mod listener;
 mod memory;
 pub mod probe;
 pub mod runtime;

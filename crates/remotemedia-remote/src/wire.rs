@@ -17,6 +17,8 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame};
 use tokio::sync::mpsc;
@@ -24,8 +26,13 @@ use tonic::body::Body;
 use tonic::codegen::http::{HeaderMap, HeaderValue};
 use tonic::{Code, Status};
 
+use crate::budget::{estimate, Budget, OverBudget, Reservation, Shape, MIB};
+
 /// Path of the `StreamPipeline` method.
 pub(crate) const STREAM_PIPELINE: &str = "/remotemedia.v1.Executor/StreamPipeline";
+
+/// Path of the `ExecutePipeline` method.
+pub(crate) const EXECUTE_PIPELINE: &str = "/remotemedia.v1.Executor/ExecutePipeline";
 
 /// `content-type` of gRPC requests and responses.
 pub(crate) const GRPC_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/grpc");
@@ -121,7 +128,10 @@ impl Deframer {
         }
     }
 
-    fn next<M: prost::Message + Default>(&mut self) -> Result<Option<M>, Status> {
+    fn next<M: prost::Message + Default>(
+        &mut self,
+        check: &mut dyn FnMut(Check<'_>) -> Result<(), Status>,
+    ) -> Result<Option<M>, Status> {
         let len = match self.body_len {
             Some(len) => len,
             None => {
@@ -142,6 +152,7 @@ impl Deframer {
                         self.max_len
                     )));
                 }
+                check(Check::Length(len))?;
                 self.body_len = Some(len);
                 len
             }
@@ -150,7 +161,9 @@ impl Deframer {
             return Ok(None);
         }
         self.body_len = None;
-        M::decode(self.take(len))
+        let body = self.take(len);
+        check(Check::Body(&body))?;
+        M::decode(body)
             .map(Some)
             .map_err(|e| Status::internal(format!("invalid message: {e}")))
     }
@@ -182,6 +195,14 @@ impl Deframer {
     fn is_empty(&self) -> bool {
         self.buffered == 0 && self.body_len.is_none()
     }
+}
+
+/// What a [`Reader`] may refuse before it buffers or decodes a message.
+enum Check<'a> {
+    /// A message of this many bytes is announced; nothing of it is buffered yet.
+    Length(usize),
+    /// The message is in, not decoded yet.
+    Body(&'a Frames),
 }
 
 /// Bytes of one message, spread over the frames they arrived in.
@@ -245,6 +266,83 @@ pub(crate) struct Reader {
     frames: Deframer,
     trailers: Option<HeaderMap>,
     ended: bool,
+    admission: Option<Admission>,
+}
+
+/// Memory a reader reserves for each message before taking it in.
+#[derive(Debug)]
+struct Admission {
+    budget: Arc<Budget>,
+    per_request: usize,
+    shape: Shape,
+    /// What the message being received holds.
+    held: Option<Reservation>,
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+impl Admission {
+    fn check(&mut self, check: Check<'_>) -> Result<(), Status> {
+        match check {
+            // The bytes are held while the message comes in: reserve them first.
+            Check::Length(len) => {
+                let mut held = self.budget.reservation();
+                self.fits(len, len)?;
+                held.grow(len).map_err(|e| self.over_budget(e))?;
+                self.held = Some(held);
+                Ok(())
+            }
+            Check::Body(frames) => {
+                // A malformed message is left to the decoder, which names the problem.
+                let chunks: Vec<&[u8]> = frames.chunks.iter().map(|b| b.as_ref()).collect();
+                let Ok(decoded) = estimate(self.shape, &chunks) else {
+                    return Ok(());
+                };
+                let decoded = usize::try_from(decoded).unwrap_or(usize::MAX);
+                let wire = frames.remaining;
+                if let Err(e) = self.fits(wire, wire.saturating_add(decoded)) {
+                    // Refused: the bytes are dropped with the message.
+                    self.held = None;
+                    return Err(e);
+                }
+                let held = self.held.get_or_insert_with(|| self.budget.reservation());
+                if let Err(e) = held.grow(decoded) {
+                    let e = OverBudget {
+                        wanted: e.wanted.saturating_add(held.bytes()),
+                        used: e.used.saturating_sub(held.bytes()),
+                        ..e
+                    };
+                    self.held = None;
+                    return Err(self.over_budget(e));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn fits(&self, wire: usize, needed: usize) -> Result<(), Status> {
+        if needed <= self.per_request {
+            return Ok(());
+        }
+        Err(Status::resource_exhausted(format!(
+            "the request needs about {} of memory once decoded ({wire} bytes on the wire), \
+             over this executor's limit of {} per request (--max-request-memory-mb)",
+            mib(needed),
+            mib(self.per_request)
+        )))
+    }
+
+    fn over_budget(&self, e: OverBudget) -> Status {
+        Status::resource_exhausted(format!(
+            "the executor's memory budget is taken: the request needs about {}, and {} of \
+             its {} are reserved by requests in progress (--memory-budget-mb); try again later",
+            mib(e.wanted),
+            mib(e.used),
+            mib(e.total)
+        ))
+    }
 }
 
 impl Reader {
@@ -260,7 +358,26 @@ impl Reader {
             },
             trailers: None,
             ended: false,
+            admission: None,
         }
+    }
+
+    /// Reserves each message's bytes and estimated decoded size from `budget` before
+    /// buffering and decoding it, refusing one that would take more than `per_request`
+    /// bytes or does not fit the budget (`RESOURCE_EXHAUSTED`).
+    pub(crate) fn with_budget(
+        mut self,
+        budget: Arc<Budget>,
+        per_request: usize,
+        shape: Shape,
+    ) -> Self {
+        self.admission = Some(Admission {
+            budget,
+            per_request,
+            shape,
+            held: None,
+        });
+        self
     }
 
     /// The next message, or `None` at the end of the body (its trailers are then in
@@ -268,9 +385,24 @@ impl Reader {
     pub(crate) async fn message<M: prost::Message + Default>(
         &mut self,
     ) -> Result<Option<M>, Status> {
+        Ok(self.message_reserved().await?.map(|(m, _)| m))
+    }
+
+    /// Like [`Reader::message`], with what the message holds from the budget (with
+    /// [`Reader::with_budget`]): keep it while the message or what it decoded into is
+    /// alive.
+    pub(crate) async fn message_reserved<M: prost::Message + Default>(
+        &mut self,
+    ) -> Result<Option<(M, Option<Reservation>)>, Status> {
         loop {
-            if let Some(m) = self.frames.next()? {
-                return Ok(Some(m));
+            let admission = &mut self.admission;
+            let mut check = |c: Check<'_>| match admission {
+                Some(a) => a.check(c),
+                None => Ok(()),
+            };
+            if let Some(m) = self.frames.next(&mut check)? {
+                let held = self.admission.as_mut().and_then(|a| a.held.take());
+                return Ok(Some((m, held)));
             }
             if self.ended {
                 return if self.frames.is_empty() {
@@ -294,6 +426,11 @@ impl Reader {
         }
     }
 
+    /// The length of the message being received, once its prefix is in.
+    pub(crate) fn announced(&self) -> Option<usize> {
+        self.frames.body_len
+    }
+
     /// The trailers received so far.
     pub(crate) fn trailers(&self) -> Option<&HeaderMap> {
         self.trailers.as_ref()
@@ -302,12 +439,22 @@ impl Reader {
 
 /// An HTTP/2 body that sends messages as they are queued: for a request, until the
 /// sender is dropped; for a response, then ends with the status as trailers.
-#[derive(Debug)]
 pub(crate) struct Outgoing {
     rx: mpsc::Receiver<Encoded>,
     queued: VecDeque<Bytes>,
     trailers: bool,
     done: bool,
+    /// Kept until the body is sent or dropped ([`Outgoing::holding`]).
+    guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("queued", &self.queued.len())
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 impl Outgoing {
@@ -328,7 +475,16 @@ impl Outgoing {
             queued: VecDeque::new(),
             trailers,
             done: false,
+            guard: None,
         }
+    }
+
+    /// Keeps `guard` alive until the whole body has been sent or the body is dropped:
+    /// what a response holds (a slot, a memory reservation) stays taken while a client
+    /// that reads slowly, or not at all, keeps the response waiting.
+    pub(crate) fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
     }
 
     fn end(&mut self, status: Status) -> Option<Result<Frame<Bytes>, Status>> {
@@ -359,6 +515,7 @@ impl HttpBody for Outgoing {
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
             if this.done {
+                this.guard = None;
                 return Poll::Ready(None);
             }
             match ready!(this.rx.poll_recv(cx)) {
@@ -439,7 +596,7 @@ mod tests {
             let mut got = Vec::new();
             for piece in wire.chunks(step) {
                 d.push(Bytes::copy_from_slice(piece));
-                while let Some(m) = d.next::<pb::StreamRequest>().unwrap() {
+                while let Some(m) = d.next::<pb::StreamRequest>(&mut |_| Ok(())).unwrap() {
                     got.push(decoded_items(m));
                 }
             }
@@ -453,14 +610,96 @@ mod tests {
         let mut d = deframer();
         d.max_len = 10;
         d.push(Bytes::from_static(&[0, 0, 0, 0, 11]));
-        let err = d.next::<pb::StreamRequest>().unwrap_err();
+        let err = d.next::<pb::StreamRequest>(&mut |_| Ok(())).unwrap_err();
         assert_eq!(err.code(), Code::OutOfRange);
         assert!(err.message().contains("message length too large"));
         let mut d = deframer();
         d.push(Bytes::from_static(&[1, 0, 0, 0, 0]));
         assert_eq!(
-            d.next::<pb::StreamRequest>().unwrap_err().code(),
+            d.next::<pb::StreamRequest>(&mut |_| Ok(()))
+                .unwrap_err()
+                .code(),
             Code::Internal
         );
+    }
+
+    fn admission(budget: &Arc<Budget>, per_request: usize) -> Admission {
+        Admission {
+            budget: Arc::clone(budget),
+            per_request,
+            shape: Shape::Stream,
+            held: None,
+        }
+    }
+
+    #[test]
+    fn messages_reserve_their_decoded_size_before_decoding() {
+        let budget = Budget::new(64 << 20);
+        let mut a = admission(&budget, 32 << 20);
+        let wire: Vec<u8> = encode(&items(vec![Data::Null; 1000]))
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.to_vec())
+            .collect();
+        let mut d = deframer();
+        // The prefix alone reserves the announced bytes.
+        d.push(Bytes::copy_from_slice(&wire[..PREFIX]));
+        assert!(d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap()
+            .is_none());
+        assert_eq!(budget.used(), wire.len() - PREFIX);
+        d.push(Bytes::copy_from_slice(&wire[PREFIX..]));
+        let m = d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoded_items(m).len(), 1000);
+        let held = a.held.take().unwrap();
+        assert!(held.bytes() > 1000 * 64, "{}", held.bytes());
+        assert_eq!(budget.used(), held.bytes());
+        drop(held);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn messages_over_a_limit_are_refused_undecoded_and_hold_nothing() {
+        let wire: Vec<u8> = encode(&items(vec![Data::Null; 100_000]))
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.to_vec())
+            .collect();
+        // Over one request's share: named with the flag.
+        let budget = Budget::new(1 << 30);
+        let mut a = admission(&budget, 1 << 20);
+        let mut d = deframer();
+        d.push(Bytes::from(wire.clone()));
+        let err = d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(err.message().contains("--max-request-memory-mb"), "{err}");
+        assert!(err.message().contains("1.0 MiB per request"), "{err}");
+        assert!(a.held.is_none());
+        assert_eq!(budget.used(), 0);
+        // Over what the budget has left: names what is taken.
+        let budget = Budget::new(4 << 20);
+        let mut other = budget.reservation();
+        other.grow(2 << 20).unwrap();
+        let mut a = admission(&budget, 1 << 30);
+        let mut d = deframer();
+        d.push(Bytes::from(wire));
+        let err = d
+            .next::<pb::StreamRequest>(&mut |c| a.check(c))
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(
+            err.message()
+                .contains("2.0 MiB of its 4.0 MiB are reserved")
+                && err.message().contains("--memory-budget-mb"),
+            "{err}"
+        );
+        assert!(a.held.is_none());
+        assert_eq!(budget.used(), 2 << 20);
     }
 }

@@ -412,7 +412,7 @@ fn concurrent_streams_are_limited() {
             stream_status(&err),
             (
                 Code::ResourceExhausted,
-                "the executor is at its limit of 1 concurrent streams".into()
+                "the executor is at its limit of 1 concurrent streams (--max-streams)".into()
             )
         );
         let err = c.execute(CALC.into(), &[]).await.unwrap_err();
