@@ -213,3 +213,30 @@ pub fn process_alone<N: Node + ?Sized>(
         failure,
     }
 }
+
+/// Batch helper: hands a fully processed batch to `out`: moves the vector itself when `out` is
+/// empty (no per-item moves), appends otherwise. Leaves `items` empty.
+#[inline]
+pub fn emit_all(items: &mut Vec<Data>, out: &mut Vec<Data>) {
+    if out.is_empty() {
+        std::mem::swap(items, out);
+    } else {
+        out.append(items);
+    }
+}
+
+/// Batch helper: splits a batch processed in place at the item `k` that failed: items `..k` (already
+/// processed) go to `out`, items after `k` stay in `items`, and item `k` is returned
+/// with `error`.
+pub fn fail_at(
+    items: &mut Vec<Data>,
+    k: usize,
+    out: &mut Vec<Data>,
+    error: NodeError,
+) -> ItemError {
+    let rest = items.split_off(k + 1);
+    let item = items.pop().expect("the failed item is in the batch");
+    out.append(items);
+    *items = rest;
+    ItemError { item, error }
+}

@@ -35,7 +35,7 @@
 //!     const OUTPUT: &'static str = "a float";
 //!     type Params = ScaleParams;
 //!
-//!     fn new(params: &ScaleParams) -> Result<Self, NodeError> {
+//!     fn from_params(params: &ScaleParams) -> Result<Self, NodeError> {
 //!         Ok(Scale(params.factor))
 //!     }
 //! }
@@ -90,7 +90,7 @@ pub trait NodeType: Node + Sized + 'static {
     }
 
     /// Builds a node from checked params.
-    fn new(params: &Self::Params) -> Result<Self, NodeError>;
+    fn from_params(params: &Self::Params) -> Result<Self, NodeError>;
 }
 
 /// The params of a node type that takes none.
@@ -111,8 +111,9 @@ pub fn params_schema<P: JsonSchema>() -> Value {
     schema
 }
 
-/// Doc comments wrap at the source's line width: join each paragraph's lines, so that
-/// descriptions read as sentences in `nodes info` and in editors.
+/// Doc comments wrap at the source's line width and link items the rustdoc way: join
+/// each paragraph's lines and drop the link brackets (`` [`Zip`] `` reads `` `Zip` ``), so
+/// that descriptions read as sentences in `nodes info` and in editors.
 fn unwrap_descriptions(v: &mut Value) {
     match v {
         Value::Object(obj) => {
@@ -123,7 +124,9 @@ fn unwrap_descriptions(v: &mut Value) {
                             .split("\n\n")
                             .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
                             .collect::<Vec<_>>()
-                            .join("\n\n");
+                            .join("\n\n")
+                            .replace("[`", "`")
+                            .replace("`]", "`");
                     }
                     _ => unwrap_descriptions(child),
                 }
@@ -207,7 +210,7 @@ impl<T: NodeType> NodeFactory for TypedFactory<T> {
     }
 
     fn create(&self, params: &Params) -> Result<Box<dyn Node>, NodeError> {
-        Ok(Box::new(T::new(&self.parse(params)?)?))
+        Ok(Box::new(T::from_params(&self.parse(params)?)?))
     }
 
     fn create_prepared(
@@ -216,7 +219,7 @@ impl<T: NodeType> NodeFactory for TypedFactory<T> {
         params: &Params,
     ) -> Result<Box<dyn Node>, NodeError> {
         match prepared.downcast_ref::<T::Params>() {
-            Some(p) => Ok(Box::new(T::new(p)?)),
+            Some(p) => Ok(Box::new(T::from_params(p)?)),
             None => self.create(params),
         }
     }

@@ -135,7 +135,7 @@ impl NodeType for PythonNode {
         spec::check(written)
     }
 
-    fn new(params: &PythonNodeParams) -> Result<Self, NodeError> {
+    fn from_params(params: &PythonNodeParams) -> Result<Self, NodeError> {
         let spec =
             NodeSpec::from_params(params).map_err(|m| NodeError::new(ErrorKind::Config, m))?;
         PythonNode::load(&spec)

@@ -2,6 +2,7 @@
 //! example of `docs/writing-a-node.md`.
 #![warn(missing_docs)]
 
+use remotemedia_core::node::{emit_all, fail_at};
 use remotemedia_core::{Data, ItemError, Node, NodeError, NodeType, ParamIssue, Params, Registry};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -86,18 +87,12 @@ impl Node for Clamp {
         for k in 0..items.len() {
             match self.clamp(&items[k]) {
                 Ok(v) => items[k] = v,
-                Err(error) => {
-                    // Items before `k` are done (to `out`), `k` goes back with its
-                    // error, the ones after it stay in `items` for the executor.
-                    let rest = items.split_off(k + 1);
-                    let item = items.pop().expect("item k is in the batch");
-                    out.append(items);
-                    *items = rest;
-                    return Err(ItemError { item, error });
-                }
+                // Items before `k` go to `out`, `k` goes back with its error, the
+                // ones after it stay in `items` for the executor.
+                Err(error) => return Err(fail_at(items, k, out, error)),
             }
         }
-        out.append(items);
+        emit_all(items, out);
         Ok(())
     }
 }
@@ -123,7 +118,7 @@ impl NodeType for Clamp {
         }
     }
 
-    fn new(params: &ClampParams) -> Result<Self, NodeError> {
+    fn from_params(params: &ClampParams) -> Result<Self, NodeError> {
         Ok(Clamp {
             min: params.min,
             max: params.max,

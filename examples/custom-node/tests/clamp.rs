@@ -4,7 +4,7 @@ use custom_node::{Clamp, ClampParams};
 use remotemedia_core::{Data, ErrorKind, Node, NodeType, Params};
 
 fn clamp(min: f64, max: f64, decimals: Option<u8>) -> Clamp {
-    Clamp::new(&ClampParams { min, max, decimals }).unwrap()
+    Clamp::from_params(&ClampParams { min, max, decimals }).unwrap()
 }
 
 #[test]

@@ -396,7 +396,7 @@ impl NodeType for Calculator {
         issues
     }
 
-    fn new(params: &CalculatorParams) -> Result<Self, NodeError> {
+    fn from_params(params: &CalculatorParams) -> Result<Self, NodeError> {
         Ok(match (params.operation, &params.operand) {
             (Some(op), Some(operand)) => Calculator::new(op, operand_data(operand)),
             _ => Calculator::unconfigured(),

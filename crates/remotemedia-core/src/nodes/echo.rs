@@ -38,7 +38,7 @@ impl NodeType for Echo {
     const OUTPUT: &'static str = "{\"node\": <node id>, \"count\": <n>, \"data\": <item>}";
     type Params = NoParams;
 
-    fn new(_: &NoParams) -> Result<Self, NodeError> {
+    fn from_params(_: &NoParams) -> Result<Self, NodeError> {
         Ok(Echo::default())
     }
 }

@@ -171,7 +171,7 @@ impl NodeType for Filter {
         )]
     }
 
-    fn new(p: &FilterParams) -> Result<Self, NodeError> {
+    fn from_params(p: &FilterParams) -> Result<Self, NodeError> {
         let number = |x: f64| Data::Float(x);
         let (cmp, value) = match (p.gt, p.gte, p.lt, p.lte, &p.eq, &p.ne) {
             (Some(x), ..) => (Cmp::Gt, number(x)),

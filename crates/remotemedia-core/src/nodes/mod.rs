@@ -23,29 +23,4 @@ pub fn register_builtins(registry: &mut Registry) {
     registry.add::<Filter>();
 }
 
-/// Hands a fully processed batch to `out`: moves the vector itself when `out` is
-/// empty (no per-item moves), appends otherwise. Leaves `items` empty.
-#[inline]
-pub(crate) fn emit_all(items: &mut Vec<crate::Data>, out: &mut Vec<crate::Data>) {
-    if out.is_empty() {
-        std::mem::swap(items, out);
-    } else {
-        out.append(items);
-    }
-}
-
-/// Splits a batch processed in place at the item `k` that failed: items `..k` (already
-/// processed) go to `out`, items after `k` stay in `items`, and item `k` is returned
-/// with `error`.
-pub(crate) fn fail_at(
-    items: &mut Vec<crate::Data>,
-    k: usize,
-    out: &mut Vec<crate::Data>,
-    error: crate::NodeError,
-) -> crate::ItemError {
-    let rest = items.split_off(k + 1);
-    let item = items.pop().expect("the failed item is in the batch");
-    out.append(items);
-    *items = rest;
-    crate::ItemError { item, error }
-}
+pub(crate) use crate::node::{emit_all, fail_at};

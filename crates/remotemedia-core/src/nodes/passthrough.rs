@@ -34,7 +34,7 @@ impl NodeType for PassThrough {
     const OUTPUT: &'static str = "the same item";
     type Params = NoParams;
 
-    fn new(_: &NoParams) -> Result<Self, NodeError> {
+    fn from_params(_: &NoParams) -> Result<Self, NodeError> {
         Ok(PassThrough)
     }
 }

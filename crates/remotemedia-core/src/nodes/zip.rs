@@ -150,7 +150,7 @@ impl NodeType for Zip {
     const OUTPUT: &'static str = "{\"<upstream id>\": item, ...} per round";
     type Params = ZipParams;
 
-    fn new(params: &ZipParams) -> Result<Self, NodeError> {
+    fn from_params(params: &ZipParams) -> Result<Self, NodeError> {
         Ok(Zip::new(params.strict))
     }
 }
