@@ -331,6 +331,39 @@ fn nodes_info_json_is_what_the_params_struct_declares() {
 }
 
 #[test]
+fn validate_counts_in_words_and_accepts_empty_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, connections) in [
+        ("none.yaml", ""),
+        ("null.yaml", "connections:\n"),
+        ("empty.yaml", "connections: []\n"),
+    ] {
+        let m = write(
+            &dir,
+            name,
+            &format!("version: v1\nmetadata: {{ name: x }}\nnodes:\n  - {{ id: a, node_type: PassThrough }}\n{connections}"),
+        );
+        rm().arg("validate")
+            .arg(&m)
+            .assert()
+            .success()
+            .stdout(format!("{}: valid (1 node, 0 connections)\n", m.display()));
+    }
+}
+
+#[test]
+fn nodes_info_takes_a_type_in_any_letter_case() {
+    rm().args(["nodes", "info", "calculatornode"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("Calculator\n"));
+    rm().args(["nodes", "info", "PYTHONNODE", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"node_type\": \"PythonNode\""));
+}
+
+#[test]
 fn nodes_list_and_info() {
     rm().args(["nodes", "list"])
         .assert()

@@ -303,6 +303,22 @@ impl Registry {
         self.by_name.get(name)
     }
 
+    /// The factory for a type name or alias in any letter case (`calculator`), when
+    /// exactly one type matches that way: for people typing a name, not for manifests.
+    pub fn get_ignoring_case(&self, name: &str) -> Option<&Arc<dyn NodeFactory>> {
+        if let Some(f) = self.get(name) {
+            return Some(f);
+        }
+        let mut matches = self
+            .by_name
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, f)| f);
+        let first = matches.next()?;
+        let doc = first.doc().node_type;
+        matches.all(|f| f.doc().node_type == doc).then_some(first)
+    }
+
     /// Canonical type names, sorted.
     pub fn types(&self) -> impl Iterator<Item = &str> {
         self.canonical.keys().map(String::as_str)

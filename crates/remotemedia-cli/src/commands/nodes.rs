@@ -35,7 +35,7 @@ pub fn schema() -> anyhow::Result<u8> {
 /// Shows one node type.
 pub fn info(args: NodesInfoArgs) -> anyhow::Result<u8> {
     let registry = super::registry();
-    let Some(factory) = registry.get(&args.node_type) else {
+    let Some(factory) = registry.get_ignoring_case(&args.node_type) else {
         let hint = match registry.closest_type(&args.node_type) {
             Some(c) => format!("; did you mean `{c}`?"),
             None => format!(

@@ -21,10 +21,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<u8> {
         Ok(p) => {
             if !args.json {
                 println!(
-                    "{}: valid ({} nodes, {} connections)",
+                    "{}: valid ({}, {})",
                     args.manifest.display(),
-                    p.nodes.len(),
-                    p.edges.len()
+                    count(p.nodes.len(), "node"),
+                    count(p.edges.len(), "connection")
                 );
             }
             Ok(0)
@@ -43,5 +43,14 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<u8> {
             }
             Ok(EXIT_INVALID)
         }
+    }
+}
+
+/// `1 node`, `2 nodes`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -19,9 +19,18 @@ pub struct ManifestV1 {
     pub metadata: Metadata,
     /// The nodes of the graph (at least one).
     pub nodes: Vec<NodeManifest>,
-    /// Edges `from` → `to` between node ids; every item `from` emits reaches `to`.
-    #[serde(default)]
+    /// Edges `from` → `to` between node ids; every item `from` emits reaches `to`
+    /// (left out, empty or null: none).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<Connection>>")]
     pub connections: Vec<Connection>,
+}
+
+/// A list that may be written as `null` (an empty YAML key).
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Descriptive metadata.

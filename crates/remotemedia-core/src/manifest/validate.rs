@@ -1001,11 +1001,17 @@ impl Walker<'_> {
     }
 
     fn connections(&mut self, v: &Value, ids: &NodeIds<'_>) {
+        // `connections:` left empty (null) means none, as does leaving it out.
+        if v.is_null() {
+            return;
+        }
         let Some(connections) = v.as_array() else {
             self.type_error("connections", "", "an array of connections", v);
             return;
         };
         let before = self.errors.len();
+        // Self-loops and duplicates are reported but leave the edge list well formed.
+        let mut tolerated = 0;
         let mut edges = Vec::new();
         let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
         for (i, c) in connections.iter().enumerate() {
@@ -1053,11 +1059,13 @@ impl Walker<'_> {
             if let [Some(f), Some(t)] = ends {
                 if f == t {
                     self.error(&path, format!("{ctx}a node cannot connect to itself"));
+                    tolerated += 1;
                 } else if let Some(&earlier) = seen.get(&(f, t)) {
                     self.error(
                         &path,
                         format!("{ctx}duplicate connection (same as connections[{earlier}])"),
                     );
+                    tolerated += 1;
                 } else {
                     seen.insert((f, t), i);
                     edges.push((f, t));
@@ -1066,8 +1074,9 @@ impl Walker<'_> {
         }
         // Cycles are only meaningful on a well-formed edge list: skip the check when a
         // connection is broken or an id is ambiguous (both are reported already).
-        // Self-loops never reach `edges`; they have their own message.
-        if self.errors.len() > before || !ids.usable || ids.has_duplicates {
+        // Self-loops never reach `edges`; they have their own message, and other cycles
+        // are still reported next to them.
+        if self.errors.len() - tolerated > before || !ids.usable || ids.has_duplicates {
             return;
         }
         if let Err(cycles) = Graph::new(ids.ids.len(), &edges) {
@@ -1192,6 +1201,30 @@ mod tests {
                 "connections: the graph has a cycle: x -> y -> x",
             ]
         );
+    }
+
+    #[test]
+    fn a_self_loop_does_not_hide_another_cycle() {
+        let v = manifest(
+            chain(&["a", "b", "c"]),
+            json!([{"from": "a", "to": "a"}, {"from": "b", "to": "c"}, {"from": "c", "to": "b"},
+                   {"from": "b", "to": "c"}]),
+        );
+        assert_eq!(
+            errors(v),
+            [
+                "connections[0]: connection `a -> a`: a node cannot connect to itself",
+                "connections[3]: connection `b -> c`: duplicate connection (same as connections[1])",
+                "connections: the graph has a cycle: b -> c -> b",
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_connections_mean_none() {
+        for empty in [json!(null), json!([])] {
+            assert_eq!(errors(manifest(chain(&["a"]), empty)), Vec::<String>::new());
+        }
     }
 
     #[test]
