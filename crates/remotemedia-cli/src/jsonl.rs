@@ -39,7 +39,7 @@ pub fn read_items(
         if text.is_empty() {
             continue;
         }
-        match Data::from_json_str(text) {
+        match parse_line(text) {
             Ok(item) => {
                 pending.push(item);
                 count += 1;
@@ -54,7 +54,7 @@ pub fn read_items(
                 }
                 return Err(BadLine {
                     line: line_no,
-                    message: e.to_string(),
+                    message: e,
                 });
             }
         }
@@ -63,6 +63,36 @@ pub fn read_items(
         sink(pending);
     }
     Ok(count)
+}
+
+/// Longest start of a bad line quoted in its error.
+const LINE_PREVIEW_CHARS: usize = 40;
+
+/// One line as an item: JSON text first (its error says so and shows the start of the
+/// line), then the item's JSON form.
+fn parse_line(text: &str) -> Result<Data, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        let mut start: String = text.chars().take(LINE_PREVIEW_CHARS).collect();
+        if start.len() < text.len() {
+            start.push('…');
+        }
+        // One line per item: the line number is the input's, the column serde's.
+        format!(
+            "not valid JSON ({} at column {}): {start}",
+            describe(&e),
+            e.column()
+        )
+    })?;
+    Data::from_json(&value).map_err(|e| e.to_string())
+}
+
+/// serde_json's message without its own `at line L column C`.
+fn describe(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// Writes one output line: the item itself, or `{"sink", "item"}` when the pipeline

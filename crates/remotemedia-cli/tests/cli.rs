@@ -147,7 +147,7 @@ fn malformed_input_line_names_the_line_and_keeps_earlier_items() {
         .code(1)
         .stdout("2\n3\n")
         .stderr(predicate::str::contains(
-            "error: input line 3: $: key must be a string",
+            "error: input line 3: not valid JSON (key must be a string at column 2): {oops",
         ));
 }
 

@@ -153,13 +153,19 @@ impl NodeCounters {
             node_type,
             items_in: self.items_in,
             items_out: self.items_out,
-            busy_us: self.busy.as_secs_f64() * 1e6,
+            busy_us: micros(self.busy),
             latency_p50_us: q(0.5),
             latency_p99_us: q(0.99),
             errors: self.errors,
             retries: self.retries,
         }
     }
+}
+
+/// A duration in microseconds, with nanosecond digits only: whole nanoseconds divided
+/// by 1000 print as `7422.431`, where `as_secs_f64() * 1e6` prints `7422.4310000000005`.
+pub fn micros(d: std::time::Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
 }
 
 /// Reported metrics of one node.
@@ -240,6 +246,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn microseconds_print_without_float_noise() {
+        let d = std::time::Duration::from_nanos(7_422_431);
+        assert_eq!(micros(d).to_string(), "7422.431");
+        assert_eq!(serde_json::to_string(&micros(d)).unwrap(), "7422.431");
+    }
 
     #[test]
     fn percentiles_from_calls() {

@@ -30,7 +30,7 @@ async fn status(
             capabilities: caps.capabilities,
             node_types: caps.node_types,
             load: caps.load,
-            rtt_us: best.map(|d| d.as_secs_f64() * 1e6),
+            rtt_us: best.map(remotemedia_core::metrics::micros),
         },
         caps.cost_per_hour,
     ))

@@ -404,7 +404,7 @@ fn inline_result(
         skipped,
         cleanup_errors,
         metrics: RunMetrics {
-            wall_time_us: end.saturating_duration_since(start).as_secs_f64() * 1e6,
+            wall_time_us: crate::metrics::micros(end.saturating_duration_since(start)),
             items_in,
             items_out,
             stages,

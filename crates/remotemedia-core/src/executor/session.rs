@@ -307,7 +307,7 @@ impl Collector {
 }
 
 fn elapsed_us(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1e6
+    crate::metrics::micros(start.elapsed())
 }
 
 impl Plan {

@@ -158,7 +158,7 @@ impl ChainRunner {
         ChainReport {
             cleanup_errors,
             metrics: RunMetrics {
-                wall_time_us: self.start.elapsed().as_secs_f64() * 1e6,
+                wall_time_us: crate::metrics::micros(self.start.elapsed()),
                 items_in: self.items_in,
                 items_out: self.items_out,
                 stages: 1,
