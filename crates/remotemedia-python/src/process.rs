@@ -380,8 +380,9 @@ fn prepare_child(cmd: &mut Command, progress_fd: std::os::fd::RawFd) {
             #[cfg(target_os = "linux")]
             {
                 // Killed when the parent dies, even by SIGKILL. (Strictly: when the
-                // thread that started it ends; a node's workers are started and ended
-                // by the thread that runs the node.)
+                // thread that started it ends. Workers start on the thread that builds
+                // the plan or runs the node, which outlives the node in `run`, `serve`
+                // and the SDK.)
                 check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
                 if libc::getppid() != parent {
                     // The parent died before the line above.

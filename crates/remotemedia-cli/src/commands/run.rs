@@ -368,10 +368,11 @@ impl Stop {
 
     fn summary(&self) -> String {
         let sig = self.signal.load(Ordering::SeqCst);
+        let n = self.written.load(Ordering::Relaxed);
+        let items = if n == 1 { "item" } else { "items" };
         format!(
-            "interrupted by {}: stopped after {} items",
-            signals_name(sig),
-            self.written.load(Ordering::Relaxed)
+            "interrupted by {}: stopped after {n} {items}",
+            signals_name(sig)
         )
     }
 
