@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -304,6 +304,9 @@ struct Stop {
     signal: AtomicI32,
     /// Output items written so far.
     written: AtomicU64,
+    /// Whether the summary line was printed (the main thread and the supervisor may
+    /// both get there when the run ends just as the supervisor gives up on it).
+    reported: AtomicBool,
     out: Mutex<Box<dyn Write + Send>>,
     progress: Option<ProgressBar>,
 }
@@ -320,6 +323,7 @@ impl Stop {
             input_done: Mutex::new(None),
             signal: AtomicI32::new(0),
             written: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
             out: Mutex::new(out),
             progress,
         }
@@ -383,7 +387,9 @@ impl Stop {
             return None;
         }
         remotemedia_python::process::shutdown();
-        eprintln!("{}", self.summary());
+        if !self.reported.swap(true, Ordering::SeqCst) {
+            eprintln!("{}", self.summary());
+        }
         Some(exit_code(sig))
     }
 
@@ -411,7 +417,9 @@ impl Stop {
         if let Some(p) = &self.progress {
             p.finish_and_clear();
         }
-        eprintln!("{}; {why}", self.summary());
+        if !self.reported.swap(true, Ordering::SeqCst) {
+            eprintln!("{}; {why}", self.summary());
+        }
         std::process::exit(i32::from(exit_code(self.signal.load(Ordering::SeqCst))));
     }
 }

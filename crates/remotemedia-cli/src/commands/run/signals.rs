@@ -5,7 +5,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::IntoRawFd;
 use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The signals handled.
 pub const HANDLED: [i32; 2] = [libc::SIGINT, libc::SIGTERM];
@@ -69,16 +69,11 @@ impl Signals {
     /// Waits for the next signal or wake-up, until `deadline` if there is one.
     pub fn next(&mut self, deadline: Option<Instant>) -> Next {
         loop {
-            let timeout = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Next::Timeout;
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
+            // Even past the deadline, what is already in the pipe is read first.
+            let timeout = deadline.map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            });
             if self.rx.set_read_timeout(timeout).is_err() {
                 return Next::Timeout;
             }
@@ -88,7 +83,11 @@ impl Signals {
                 Ok(1) => return Next::Signal(i32::from(byte[0])),
                 Ok(_) => return Next::Woken, // both ends are ours: cannot close
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Next::Timeout;
+                    }
+                }
                 Err(_) => return Next::Timeout,
             }
         }
@@ -107,7 +106,6 @@ pub fn name(sig: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn signals_and_wake_ups_arrive_as_messages() {
