@@ -1,7 +1,7 @@
 //! `remotemedia`: run, validate and inspect media/AI pipelines.
 //!
 //! Exit codes: 0 success, 1 invalid manifest / input / usage, 2 the pipeline failed at
-//! run time.
+//! run time, 128 + the signal (130, 143) a run stopped by SIGINT / SIGTERM.
 
 mod cli;
 mod commands;

@@ -1,15 +1,21 @@
 """remotemedia worker process: runs one Python node for the ``process`` host.
 
-Started as ``python -c <this file> <driver source> <progress file>``. Frames on the
+Started as ``python -c <this file> <driver source> <progress> <log level>``, where
+``<progress>`` is ``fd:N`` (an inherited descriptor) or a file path. Frames on the
 original stdin/stdout (``u32 length, u8 kind, payload``), values in the wire format of
 ``wire.rs``. Before each item the worker writes the item's 1-based index into the
 progress file (shared memory), so that the parent can tell which item a crashed or
 killed worker was on. Node code sees stdin as /dev/null and its stdout goes to stderr.
+
+The worker belongs to its parent: it ignores SIGINT (the parent ends it) and exits at
+once when the parent's end of the stdin pipe closes, even in the middle of a call.
 """
 
 import os
+import signal
 import struct
 import sys
+import threading
 import types
 
 #: Marks this module's frames as the runtime's: tracebacks of node errors leave them out.
@@ -468,7 +474,43 @@ class Worker:
             self.out.flush()
 
 
+def _exit_with_parent(fd):
+    """Ends the process when the pipe ``fd`` hangs up: the parent is gone (or closed
+    it), so no one will read a result. Runs on a thread of its own, so a node busy in a
+    call does not keep the process (and the stderr it shares) alive."""
+    try:
+        import select
+
+        poll = select.poll()
+    except (ImportError, AttributeError):
+        return
+    # No events asked for: poll still reports hang-up and errors, and never data.
+    poll.register(fd, 0)
+    while True:
+        try:
+            if poll.poll():
+                os._exit(70)  # no one is left to read the status
+        except InterruptedError:
+            continue
+
+
+def _map_progress(spec):
+    import mmap
+
+    if spec.startswith("fd:"):
+        fd = int(spec[3:])
+        try:
+            return mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+    with open(spec, "r+b") as f:
+        return mmap.mmap(f.fileno(), 8)
+
+
 def main():
+    # The parent decides when a worker ends (already ignored from the start where the
+    # parent could arrange it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     rfd = os.dup(0)
     wfd = os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -477,16 +519,15 @@ def main():
     os.dup2(2, 1)
     inp = os.fdopen(rfd, "rb", buffering=1 << 16)
     out = os.fdopen(wfd, "wb", buffering=1 << 16)
+    threading.Thread(
+        target=_exit_with_parent, args=(rfd,), name="remotemedia-parent", daemon=True
+    ).start()
 
     drv = types.ModuleType("_remotemedia_driver")
     sys.modules["_remotemedia_driver"] = drv
     exec(compile(sys.argv[1], "<remotemedia driver>", "exec"), drv.__dict__)
 
-    import mmap
-
-    with open(sys.argv[2], "r+b") as f:
-        mm = mmap.mmap(f.fileno(), 8)
-    progress = memoryview(mm).cast("q")
+    progress = memoryview(_map_progress(sys.argv[2])).cast("q")
 
     worker = Worker(drv, inp, out, progress)
 

@@ -1,16 +1,28 @@
 //! `remotemedia run MANIFEST [--input FILE|-] [--output FILE|-] [--metrics FILE]
 //! [--executor NAME=HOST:PORT]… [--policy P]`.
+//!
+//! SIGINT / SIGTERM stop a run cleanly (see [`supervise`]) and make the exit code
+//! 128 + the signal.
+
+// Signals are handled on Unix only; elsewhere the stopping machinery goes unused.
+#![cfg_attr(not(unix), allow(dead_code))]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use remotemedia_core::executor::{start_session, RunOptions, RunResult};
+use remotemedia_core::executor::{
+    start_session, CancelToken, RunOptions, RunResult, SessionSender,
+};
 use remotemedia_core::manifest;
 use remotemedia_core::metrics::peak_rss_bytes;
 use remotemedia_core::plan::Plan;
+use remotemedia_core::Data;
 use remotemedia_remote::stage::ReportData;
 use remotemedia_remote::{distribute, StageOptions};
 use serde_json::json;
@@ -18,6 +30,9 @@ use serde_json::json;
 use crate::cli::RunArgs;
 use crate::jsonl::{read_items, write_item, BadLine};
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
+
+#[cfg(unix)]
+mod signals;
 
 /// Runs the pipeline, streaming input lines in and output lines out.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -91,23 +106,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
         },
     };
-    let mut out: Box<dyn Write> = if args.output == "-" {
-        Box::new(BufWriter::new(std::io::stdout().lock()))
+    let out: Box<dyn Write + Send> = if args.output == "-" {
+        Box::new(BufWriter::new(std::io::stdout()))
     } else {
         let f = File::create(&args.output)
             .with_context(|| format!("cannot create output {}", args.output))?;
         Box::new(BufWriter::new(f))
     };
+    let progress = progress_bar(args.no_progress);
+    let stop = Arc::new(Stop::new(out, progress.clone()));
+    // From here on a signal stops the run rather than the process.
+    let waker = supervise(&stop);
 
     let options = RunOptions {
         batch_size: args.batch_size,
         channel_capacity: args.queue_capacity,
         force_threads: true,
-        ..RunOptions::default()
+        cancel: stop.cancel.clone(),
     };
     let plan = match Plan::build(&pipeline, &registry) {
         Ok(p) => p,
         Err(e) => {
+            if let Some(code) = stop.finish_interrupted() {
+                return Ok(code);
+            }
             eprintln!("error: {e}");
             return Ok(EXIT_RUN_FAILED);
         }
@@ -115,6 +137,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let session = match start_session(plan, &options) {
         Ok(s) => s,
         Err(e) => {
+            if let Some(code) = stop.finish_interrupted() {
+                return Ok(code);
+            }
             eprintln!("error: {e}");
             return Ok(EXIT_RUN_FAILED);
         }
@@ -122,35 +147,45 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let (sender, mut receiver) = session.into_split();
     let sinks = receiver.sink_ids().to_vec();
     let several = sinks.len() > 1;
+    stop.set_input(sender);
 
     // Stdin may be interactive: hand each line over at once. Files are read in batches.
     let interactive = args.input.as_deref() == Some("-");
     let read_batch = if interactive { 1 } else { args.batch_size };
-    let reader = thread::Builder::new()
+    let (input_tx, input_rx) = mpsc::channel();
+    stop.set_input_done(input_tx.clone());
+    let feeder = Arc::clone(&stop);
+    thread::Builder::new()
         .name("rm-input".into())
-        .spawn(move || -> Result<u64, BadLine> {
-            match input {
+        .spawn(move || {
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match input {
                 None => Ok(0),
-                Some(r) => read_items(r, read_batch, |batch| sender.send_batch(batch).is_ok()),
-            }
-            // Dropping `sender` here ends the stream.
+                Some(r) => read_items(r, read_batch, |batch| feeder.send(batch)),
+            }));
+            // Taking the sender ends the stream.
+            feeder.close_input();
+            let _ = input_tx.send(Some(read.unwrap_or_else(|_| {
+                Err(BadLine {
+                    line: 0,
+                    message: "input thread panicked".into(),
+                })
+            })));
         })
         .context("cannot start input thread")?;
 
-    let progress = progress_bar(args.no_progress);
-    let mut written = 0u64;
     let mut write_error = None;
     while let Some((sink, batch)) = receiver.recv_batch() {
         if write_error.is_some() {
             continue; // keep draining so the pipeline can finish
         }
+        let mut out = lock(&stop.out);
         for item in &batch {
             let label = several.then(|| sinks[sink].as_str());
-            if let Err(e) = write_item(&mut out, label, item) {
+            if let Err(e) = write_item(&mut *out, label, item) {
                 write_error = Some(e);
                 break;
             }
-            written += 1;
+            stop.written.fetch_add(1, Ordering::Relaxed);
         }
         // Items typed on stdin get their outputs at once, not when a buffer fills.
         if interactive && write_error.is_none() {
@@ -158,42 +193,60 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 write_error = Some(e);
             }
         }
+        drop(out);
         if let Some(p) = &progress {
-            p.set_position(written);
+            p.set_position(stop.written.load(Ordering::Relaxed));
         }
     }
-    let input_result = reader.join().unwrap_or_else(|_| {
-        Err(BadLine {
-            line: 0,
-            message: "input thread panicked".into(),
-        })
-    });
+    // The reader's result, or `None` when a signal stopped the input (the reader may
+    // still be blocked on a read that never returns: it is left behind).
+    let input_result = input_rx.recv().unwrap_or(None);
     let finished = receiver.finish();
+    // Every node has been cleaned up; workers left running by calls abandoned after
+    // a timeout are of no more use.
+    remotemedia_python::process::shutdown();
     let (result, failure) = match finished {
         Ok(r) => (r, None),
         Err(f) => (*f.partial, Some(f.error)),
     };
     // Outputs produced but not yet received (after a failure) are still written.
-    for s in &result.outputs {
-        for item in &s.items {
-            let label = several.then_some(s.sink.as_str());
-            if write_error.is_none() {
-                if let Err(e) = write_item(&mut out, label, item) {
-                    write_error = Some(e);
+    {
+        let mut out = lock(&stop.out);
+        for s in &result.outputs {
+            for item in &s.items {
+                let label = several.then_some(s.sink.as_str());
+                if write_error.is_none() {
+                    match write_item(&mut *out, label, item) {
+                        Ok(()) => {
+                            stop.written.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => write_error = Some(e),
+                    }
                 }
             }
         }
-    }
-    if write_error.is_none() {
-        if let Err(e) = out.flush() {
-            write_error = Some(e);
+        if write_error.is_none() {
+            if let Err(e) = out.flush() {
+                write_error = Some(e);
+            }
         }
+    }
+    if let Some(w) = &waker {
+        w.wake();
     }
     if let Some(p) = progress {
         p.finish_and_clear();
     }
 
     let remote = remote_report.map(|r| r.snapshot());
+    if let Some(path) = &args.metrics {
+        write_metrics(path, &result, failure.as_ref(), remote.as_ref())?;
+    }
+    if let Some(code) = stop.finish_interrupted() {
+        // One line: errors and warnings after a signal are mostly its echoes
+        // (cancelled calls, killed workers); the metrics file has them all.
+        return Ok(code);
+    }
     if let Some(r) = &remote {
         for e in &r.events {
             eprintln!("warning: {e}");
@@ -211,15 +264,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     for e in &result.cleanup_errors {
         eprintln!("warning: {e}");
     }
-    if let Some(path) = &args.metrics {
-        write_metrics(path, &result, failure.as_ref(), remote.as_ref())?;
-    }
     if let Some(e) = write_error {
         eprintln!("error: cannot write output: {e}");
         return Ok(EXIT_RUN_FAILED);
     }
     let mut code = 0;
-    if let Err(bad) = input_result {
+    if let Some(Err(bad)) = input_result {
         eprintln!("error: input line {}: {}", bad.line, bad.message);
         code = EXIT_INVALID;
     }
@@ -228,6 +278,242 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         code = EXIT_RUN_FAILED;
     }
     Ok(code)
+}
+
+/// How long a run stopped by a signal gets to end by itself (calls in progress return,
+/// every node is cleaned up) before its worker processes are killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long it then gets to end after its workers were killed (a call waiting on one
+/// returns), before the process exits anyway.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// Where the reader's result goes: the number of items read or the bad line, or
+/// `None` when a signal stopped the input.
+type InputDone = mpsc::Sender<Option<Result<u64, BadLine>>>;
+
+/// A run as seen by the signal supervisor: what it needs to stop it, and to exit
+/// without it when it does not stop in time.
+struct Stop {
+    cancel: CancelToken,
+    /// The session's input while it is open; taking it ends the stream.
+    input: Mutex<Option<SessionSender>>,
+    /// Where the main thread waits for the reader; a signal sends `None` there.
+    input_done: Mutex<Option<InputDone>>,
+    /// The first signal received; 0 before.
+    signal: AtomicI32,
+    /// Output items written so far.
+    written: AtomicU64,
+    /// Whether the summary line was printed (the main thread and the supervisor may
+    /// both get there when the run ends just as the supervisor gives up on it).
+    reported: AtomicBool,
+    out: Mutex<Box<dyn Write + Send>>,
+    progress: Option<ProgressBar>,
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Stop {
+    fn new(out: Box<dyn Write + Send>, progress: Option<ProgressBar>) -> Stop {
+        Stop {
+            cancel: CancelToken::new(),
+            input: Mutex::new(None),
+            input_done: Mutex::new(None),
+            signal: AtomicI32::new(0),
+            written: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
+            out: Mutex::new(out),
+            progress,
+        }
+    }
+
+    /// Opens the input, unless a signal came first.
+    fn set_input(&self, sender: SessionSender) {
+        let mut input = lock(&self.input);
+        if self.signal.load(Ordering::SeqCst) == 0 {
+            *input = Some(sender);
+        }
+    }
+
+    /// Sends a batch; false once the input is closed or the run has failed.
+    fn send(&self, batch: Vec<Data>) -> bool {
+        // A clone per batch: the slot is never locked while a send blocks, so a signal
+        // can always close the input.
+        let sender = lock(&self.input).clone();
+        sender.is_some_and(|s| s.send_batch(batch).is_ok())
+    }
+
+    /// Where to say that a signal stopped the input (at once if one came already).
+    fn set_input_done(&self, tx: InputDone) {
+        let mut slot = lock(&self.input_done);
+        if self.signal.load(Ordering::SeqCst) == 0 {
+            *slot = Some(tx);
+        } else {
+            let _ = tx.send(None);
+        }
+    }
+
+    fn close_input(&self) {
+        lock(&self.input).take();
+    }
+
+    /// The first signal: cancel the run, stop reading input, stop waiting for the
+    /// reader.
+    fn interrupt(&self, sig: i32) {
+        self.signal.store(sig, Ordering::SeqCst);
+        self.cancel.cancel();
+        self.close_input();
+        if let Some(tx) = lock(&self.input_done).take() {
+            let _ = tx.send(None);
+        }
+    }
+
+    fn summary(&self) -> String {
+        let sig = self.signal.load(Ordering::SeqCst);
+        let n = self.written.load(Ordering::Relaxed);
+        let items = if n == 1 { "item" } else { "items" };
+        format!(
+            "interrupted by {}: stopped after {n} {items}",
+            signals_name(sig)
+        )
+    }
+
+    /// After a signal: prints the summary and gives the exit code, 128 + the signal.
+    fn finish_interrupted(&self) -> Option<u8> {
+        let sig = self.signal.load(Ordering::SeqCst);
+        if sig == 0 {
+            return None;
+        }
+        remotemedia_python::process::shutdown();
+        if !self.reported.swap(true, Ordering::SeqCst) {
+            eprintln!("{}", self.summary());
+        }
+        Some(exit_code(sig))
+    }
+
+    /// Ends the process now: kills the worker processes, writes out what is buffered
+    /// (unless the writer is stuck) and exits with 128 + the signal.
+    fn exit_now(&self, why: &str) -> ! {
+        remotemedia_python::process::shutdown();
+        let deadline = Instant::now() + Duration::from_millis(200);
+        loop {
+            match self.out.try_lock() {
+                Ok(mut out) => {
+                    let _ = out.flush();
+                    break;
+                }
+                Err(TryLockError::Poisoned(p)) => {
+                    let _ = p.into_inner().flush();
+                    break;
+                }
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(TryLockError::WouldBlock) => break,
+            }
+        }
+        if let Some(p) = &self.progress {
+            p.finish_and_clear();
+        }
+        if !self.reported.swap(true, Ordering::SeqCst) {
+            eprintln!("{}; {why}", self.summary());
+        }
+        std::process::exit(i32::from(exit_code(self.signal.load(Ordering::SeqCst))));
+    }
+}
+
+fn exit_code(sig: i32) -> u8 {
+    u8::try_from(128 + sig).unwrap_or(u8::MAX)
+}
+
+#[cfg(unix)]
+fn signals_name(sig: i32) -> &'static str {
+    signals::name(sig)
+}
+
+#[cfg(not(unix))]
+fn signals_name(_sig: i32) -> &'static str {
+    "a signal"
+}
+
+/// Starts the signal supervisor of a run: on the first SIGINT or SIGTERM it cancels
+/// the run and closes its input; the run then ends as usual (outputs flushed, every
+/// node cleaned up) with exit code 128 + the signal. A run still going after
+/// [`STOP_GRACE`] has its worker processes killed, and after [`KILL_GRACE`] more (or
+/// at once, at a second signal) the process exits without it. Returns the handle that
+/// tells the supervisor the run has ended.
+#[cfg(unix)]
+fn supervise(stop: &Arc<Stop>) -> Option<signals::Waker> {
+    let installed = signals::Signals::install().and_then(|s| {
+        let waker = s.waker()?;
+        Ok((s, waker))
+    });
+    let (mut signals, waker) = match installed {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot handle signals, Ctrl-C will not stop cleanly: {e}");
+            return None;
+        }
+    };
+    let stop = Arc::clone(stop);
+    let started = thread::Builder::new()
+        .name("rm-signals".into())
+        .spawn(move || {
+            use signals::Next;
+            let sig = loop {
+                match signals.next(None) {
+                    Next::Signal(sig) => break sig,
+                    // The run is over: a signal now ends the process at once.
+                    Next::Woken => {
+                        if let Next::Signal(sig) = signals.next(None) {
+                            stop.signal.store(sig, Ordering::SeqCst);
+                            stop.exit_now("the run had ended");
+                        }
+                    }
+                    Next::Timeout => {}
+                }
+            };
+            stop.interrupt(sig);
+            let mut deadline = Instant::now() + STOP_GRACE;
+            let mut killed = false;
+            loop {
+                match signals.next(Some(deadline)) {
+                    Next::Woken => return,
+                    Next::Signal(_) => stop.exit_now("a second signal"),
+                    Next::Timeout if !killed => {
+                        killed = true;
+                        if remotemedia_python::process::shutdown() == 0 {
+                            stop.exit_now("a node call did not return");
+                        }
+                        deadline = Instant::now() + KILL_GRACE;
+                    }
+                    Next::Timeout => stop.exit_now("a node call did not return"),
+                }
+            }
+        });
+    match started {
+        Ok(_) => Some(waker),
+        Err(e) => {
+            tracing::warn!("cannot handle signals, Ctrl-C will not stop cleanly: {e}");
+            None
+        }
+    }
+}
+
+/// Without Unix signals the default handling stays.
+#[cfg(not(unix))]
+fn supervise(_stop: &Arc<Stop>) -> Option<NoWaker> {
+    None
+}
+
+#[cfg(not(unix))]
+struct NoWaker;
+
+#[cfg(not(unix))]
+impl NoWaker {
+    fn wake(&self) {}
 }
 
 fn progress_bar(disabled: bool) -> Option<ProgressBar> {
