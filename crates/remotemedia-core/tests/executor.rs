@@ -427,3 +427,29 @@ nodes:
     assert_eq!(e.message, "the run was cancelled");
     assert_eq!(failure.partial.metrics.nodes[0].retries, 0);
 }
+
+/// A run cancelled before its end flushes nothing: no node is finished, every one is
+/// cleaned up.
+#[test]
+fn a_cancelled_run_finishes_no_node_but_cleans_up_every_one() {
+    use remotemedia_core::executor::CancelToken;
+    let (reg, log) = registry();
+    let p = load(
+        "version: v1\nmetadata: { name: c }\nnodes:\n  - { id: p1, node_type: Probe }\n  - { id: p2, node_type: Probe }\nconnections:\n  - { from: p1, to: p2 }\n",
+        &reg,
+    );
+    for options in both_modes() {
+        log.lock().unwrap().clear();
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let failure =
+            run_pipeline(&p, &reg, vec![], &RunOptions { cancel, ..options }).unwrap_err();
+        let e = failure.error.node_error().expect("a node error");
+        assert_eq!((e.kind, e.phase), (ErrorKind::Cancelled, Phase::Finish));
+        let events = log.lock().unwrap().clone();
+        assert!(!events.iter().any(|e| e.ends_with(":finish")), "{events:?}");
+        for id in ["p1", "p2"] {
+            assert!(events.contains(&format!("{id}:cleanup")), "{events:?}");
+        }
+    }
+}

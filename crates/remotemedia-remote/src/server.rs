@@ -1566,9 +1566,11 @@ mod tests {
         };
         assert_eq!(python_workers(&p(r#"{"workers": 64}"#)), 64);
         assert_eq!(python_workers(&p(r#"{"workers": "auto"}"#)), cpu_count());
+        // Without `workers`, one: the executor's host may be the process host whatever
+        // the client named.
         assert_eq!(python_workers(&p(r#"{"runtime": "process"}"#)), 1);
-        assert_eq!(python_workers(&p(r#"{"runtime": "cpython"}"#)), 0);
-        assert_eq!(python_workers(&p("{}")), 0);
+        assert_eq!(python_workers(&p(r#"{"runtime": "cpython"}"#)), 1);
+        assert_eq!(python_workers(&p("{}")), 1);
     }
 
     #[test]

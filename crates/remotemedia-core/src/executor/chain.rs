@@ -232,6 +232,11 @@ impl PlannedNode {
 
     /// Calls the node's `finish`; `clock` as in [`NodeRunner::process`].
     pub(crate) fn finish(&mut self, out: &mut Vec<Data>, clock: &mut Instant) -> Result<(), Fatal> {
+        // A cancelled run flushes nothing more.
+        if self.state.cancel.is_cancelled() {
+            let e = NodeError::new(ErrorKind::Cancelled, "the run was cancelled");
+            return Err(self.error(Phase::Finish, e, None, 1));
+        }
         let before = out.len();
         let node = &mut self.node;
         let r = catch_unwind(AssertUnwindSafe(|| node.finish(out)));
