@@ -8,8 +8,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A shared flag that stops the runs holding it. Clones share the flag.
-#[derive(Clone, Default)]
-pub struct CancelToken(Arc<Inner>);
+///
+/// [`CancelToken::never`] (what [`super::RunOptions`] holds by default) allocates
+/// nothing and costs a run nothing: most runs are never cancelled.
+#[derive(Clone)]
+pub struct CancelToken(Option<Arc<Inner>>);
 
 #[derive(Default)]
 struct Inner {
@@ -26,28 +29,54 @@ impl std::fmt::Debug for CancelToken {
     }
 }
 
+impl Default for CancelToken {
+    /// A token that can be cancelled (as [`CancelToken::new`]).
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl CancelToken {
     /// A token not cancelled yet.
     pub fn new() -> Self {
-        Self::default()
+        Self(Some(Arc::default()))
+    }
+
+    /// A token that is never cancelled ([`CancelToken::cancel`] does nothing).
+    pub fn never() -> Self {
+        Self(None)
+    }
+
+    /// Whether [`CancelToken::cancel`] can ever stop a run holding this token.
+    pub fn can_cancel(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Cancels every run holding this token (idempotent) and wakes their back-offs.
     pub fn cancel(&self) {
-        self.0.cancelled.store(true, Ordering::SeqCst);
-        let _guard = self.0.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.0.wake.notify_all();
+        let Some(inner) = &self.0 else {
+            return;
+        };
+        inner.cancelled.store(true, Ordering::SeqCst);
+        let _guard = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        inner.wake.notify_all();
     }
 
     /// Whether [`CancelToken::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.cancelled.load(Ordering::Relaxed)
+        self.0
+            .as_ref()
+            .is_some_and(|i| i.cancelled.load(Ordering::Relaxed))
     }
 
     /// Sleeps for `duration` unless cancelled first; returns `false` when cancelled.
     pub fn sleep(&self, duration: Duration) -> bool {
+        let Some(inner) = &self.0 else {
+            std::thread::sleep(duration);
+            return true;
+        };
         let deadline = Instant::now().checked_add(duration);
-        let mut guard = self.0.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.is_cancelled() {
                 return false;
@@ -59,8 +88,7 @@ impl CancelToken {
             if left.is_zero() {
                 return true;
             }
-            guard = self
-                .0
+            guard = inner
                 .wake
                 .wait_timeout(guard, left)
                 .unwrap_or_else(|e| e.into_inner())
@@ -95,6 +123,15 @@ mod tests {
         assert!(!t.join().unwrap(), "the sleeper saw the cancellation");
         assert!(token.is_cancelled());
         assert!(!token.sleep(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn a_never_token_costs_nothing_and_never_stops() {
+        let never = CancelToken::never();
+        never.cancel();
+        assert!(!never.is_cancelled() && !never.can_cancel());
+        assert!(never.sleep(Duration::from_millis(1)));
+        assert!(CancelToken::default().can_cancel());
     }
 
     #[test]

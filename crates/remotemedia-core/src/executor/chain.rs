@@ -26,8 +26,9 @@ pub(crate) struct NodeState {
     /// Members of the node group starting at this node (see `Node::group_key`); 0 or
     /// 1 when it heads none.
     group_len: usize,
-    /// The run's cancellation, checked before each call and during back-offs.
-    cancel: CancelToken,
+    /// The run's cancellation, checked before each call and during back-offs (none
+    /// when the run cannot be cancelled: no clone, no check).
+    cancel: Option<CancelToken>,
 }
 
 /// A planned node with its run state: the unit a chain drives.
@@ -65,6 +66,13 @@ impl PlannedNode {
             traceback: e.traceback,
             attempts,
         })
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.state
+            .cancel
+            .as_ref()
+            .is_some_and(CancelToken::is_cancelled)
     }
 
     /// The error of a call not made because the run was cancelled.
@@ -145,7 +153,7 @@ impl PlannedNode {
             if input.is_empty() {
                 break Ok(());
             }
-            if self.state.cancel.is_cancelled() {
+            if self.is_cancelled() {
                 break Err(self.cancelled(input.first()));
             }
             let node = &mut self.node;
@@ -202,7 +210,14 @@ impl PlannedNode {
                 && error.kind != ErrorKind::Panic
                 && error.kind != ErrorKind::Cancelled
             {
-                if !self.state.cancel.sleep(policy.backoff(attempts)) {
+                let slept = match &self.state.cancel {
+                    Some(c) => c.sleep(policy.backoff(attempts)),
+                    None => {
+                        std::thread::sleep(policy.backoff(attempts));
+                        true
+                    }
+                };
+                if !slept {
                     return Err(self.cancelled(Some(&item)));
                 }
                 attempts += 1;
@@ -233,7 +248,7 @@ impl PlannedNode {
     /// Calls the node's `finish`; `clock` as in [`NodeRunner::process`].
     pub(crate) fn finish(&mut self, out: &mut Vec<Data>, clock: &mut Instant) -> Result<(), Fatal> {
         // A cancelled run flushes nothing more.
-        if self.state.cancel.is_cancelled() {
+        if self.is_cancelled() {
             let e = NodeError::new(ErrorKind::Cancelled, "the run was cancelled");
             return Err(self.error(Phase::Finish, e, None, 1));
         }
@@ -298,8 +313,11 @@ impl Chain {
 
     /// Makes every node of the chain watch `cancel`.
     pub(crate) fn set_cancel(&mut self, cancel: &CancelToken) {
+        if !cancel.can_cancel() {
+            return;
+        }
         for r in &mut self.runners {
-            r.state.cancel = cancel.clone();
+            r.state.cancel = Some(cancel.clone());
         }
     }
 

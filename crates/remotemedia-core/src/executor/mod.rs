@@ -38,6 +38,7 @@ pub struct RunOptions {
     pub force_threads: bool,
     /// Cancels the run: every later node call fails with kind `cancelled` (never
     /// retried or skipped), back-offs end at once, and every node is cleaned up.
+    /// Default: [`CancelToken::never`].
     pub cancel: CancelToken,
 }
 
@@ -49,7 +50,7 @@ impl Default for RunOptions {
             batch_size: 1024,
             channel_capacity: 2,
             force_threads: false,
-            cancel: CancelToken::new(),
+            cancel: CancelToken::never(),
         }
     }
 }
