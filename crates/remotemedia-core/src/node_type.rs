@@ -138,7 +138,7 @@ fn unwrap_descriptions(v: &mut Value) {
 }
 
 /// The documentation of a node type `T`, from its constants and params struct.
-pub fn doc_of<T: NodeType>() -> NodeDoc {
+pub fn doc_of<T: NodeType>() -> Arc<NodeDoc> {
     NodeDoc::with_params::<T::Params>(T::NAME, T::ALIASES, T::DESCRIPTION, T::INPUT, T::OUTPUT)
 }
 
@@ -165,7 +165,7 @@ pub fn parse<P: DeserializeOwned>(params: &Params) -> Result<P, serde_json::Erro
 
 /// The [`NodeFactory`] of a [`NodeType`].
 pub struct TypedFactory<T: NodeType> {
-    doc: NodeDoc,
+    doc: std::sync::Arc<NodeDoc>,
     _type: PhantomData<fn() -> T>,
 }
 

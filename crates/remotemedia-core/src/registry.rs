@@ -93,16 +93,25 @@ pub struct NodeDoc {
 impl NodeDoc {
     /// The documentation of a node type whose params are the struct `P` (its schema,
     /// descriptions and checks come from `P`). [`crate::NodeType`] does this for you;
-    /// a factory that carries state calls it itself.
-    pub fn with_params<P: schemars::JsonSchema>(
+    /// a factory that carries state calls it itself. Built once per process for each
+    /// params type and node type name: deriving a schema takes microseconds, and some
+    /// callers (the Python SDK) build a registry for every run.
+    pub fn with_params<P: schemars::JsonSchema + 'static>(
         node_type: &'static str,
         aliases: &'static [&'static str],
         description: &'static str,
         input: &'static str,
         output: &'static str,
-    ) -> NodeDoc {
+    ) -> Arc<NodeDoc> {
+        type Docs = std::sync::Mutex<HashMap<(std::any::TypeId, &'static str), Arc<NodeDoc>>>;
+        static DOCS: std::sync::OnceLock<Docs> = std::sync::OnceLock::new();
+        let key = (std::any::TypeId::of::<P>(), node_type);
+        let docs = DOCS.get_or_init(Docs::default);
+        if let Some(doc) = docs.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Arc::clone(doc);
+        }
         let schema = crate::node_type::params_schema::<P>();
-        NodeDoc {
+        let doc = Arc::new(NodeDoc {
             node_type,
             aliases,
             description,
@@ -110,7 +119,11 @@ impl NodeDoc {
             output,
             params: crate::params::docs(&schema),
             params_schema: schema,
-        }
+        });
+        docs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::clone(&doc));
+        doc
     }
 
     /// Every problem with `params` against this type's params schema (unknown keys

@@ -126,7 +126,7 @@ impl GroupMember for Adder {
 }
 
 struct AdderFactory {
-    doc: NodeDoc,
+    doc: std::sync::Arc<NodeDoc>,
     log: Log,
 }
 

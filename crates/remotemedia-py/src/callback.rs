@@ -73,7 +73,7 @@ struct CallbackParams {
 
 /// Factory of [`PyCallbackNode`]s for one run: host objects by handle.
 pub struct PyCallbackFactory {
-    doc: NodeDoc,
+    doc: std::sync::Arc<NodeDoc>,
     hosts: HashMap<String, Arc<Py<PyAny>>>,
     errors: ErrorStash,
 }

@@ -284,7 +284,7 @@ fn group_spec(
 
 /// Builds [`RemoteStage`]s for the groups of one distributed pipeline.
 struct RemoteStageFactory {
-    doc: NodeDoc,
+    doc: std::sync::Arc<NodeDoc>,
     groups: Vec<Arc<GroupSpec>>,
     options: Arc<StageOptions>,
     report: RunReport,

@@ -342,7 +342,7 @@ fn oversized_messages_are_refused_and_the_connection_lives_on() {
 }
 
 /// A node type whose params choose code to run (like an unrestricted `PythonNode`).
-struct RunsClientCode(remotemedia_core::NodeDoc);
+struct RunsClientCode(std::sync::Arc<remotemedia_core::NodeDoc>);
 
 impl remotemedia_core::NodeFactory for RunsClientCode {
     fn doc(&self) -> &remotemedia_core::NodeDoc {
@@ -571,7 +571,7 @@ fn shutdown_gives_up_on_streams_open_past_the_deadline() {
 /// `Scarce`: multiplies by 10 — but only where `available`; elsewhere it cannot start
 /// (a resource error at initialize, like a model that does not fit in memory).
 struct ScarceFactory {
-    doc: NodeDoc,
+    doc: std::sync::Arc<NodeDoc>,
     available: bool,
 }
 

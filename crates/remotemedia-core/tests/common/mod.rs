@@ -105,7 +105,7 @@ impl Node for Probe {
 }
 
 struct ProbeFactory {
-    doc: NodeDoc,
+    doc: std::sync::Arc<NodeDoc>,
     log: Log,
 }
 
