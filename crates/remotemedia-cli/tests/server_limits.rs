@@ -25,7 +25,9 @@ use remotemedia_remote::tonic::transport::{Channel, Endpoint};
 use remotemedia_remote::tonic::{self, Code, Status};
 use tokio::runtime::Runtime;
 
-const BIN: &str = env!("CARGO_BIN_EXE_remotemedia");
+mod support;
+
+use support::{spawn_serve, BIN};
 
 fn caps() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/remote/cpu-capabilities.json")
@@ -58,35 +60,13 @@ impl Server {
         Self::spawn(sh, "127.0.0.1:0", extra)
     }
 
-    fn spawn(mut command: Command, listen: &str, extra: &[&str]) -> Server {
+    fn spawn(command: Command, listen: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let stderr = dir.path().join("serve.stderr");
-        let mut child = command
-            .current_dir(dir.path())
-            .args(["serve", "--listen", listen, "--capabilities"])
-            .arg(caps())
-            .args(extra)
-            .env_remove("REMOTEMEDIA_CAPABILITIES")
-            .env_remove("REMOTEMEDIA_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "serve did not start: {line:?}; stderr: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                )
-            })
-            .parse()
-            .unwrap();
+        let mut args = vec!["--listen", listen];
+        args.extend_from_slice(extra);
+        let (child, addr, stdout) = spawn_serve(command, dir.path(), &caps(), &args, &stderr);
+        let addr = addr.parse().unwrap();
         Server {
             addr,
             child,

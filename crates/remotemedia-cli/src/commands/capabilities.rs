@@ -12,10 +12,9 @@ use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
 /// Prints what an executor offers and serves: capabilities, node types, the Python
 /// node classes it runs for clients.
 fn executor(address: &str, args: &CapabilitiesArgs) -> anyhow::Result<u8> {
-    let token = match args.token_file.as_deref().map(read_token) {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(e)) => {
+    let token = match args.token_file.as_deref().map(read_token).transpose() {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("error: {e}");
             return Ok(EXIT_INVALID);
         }

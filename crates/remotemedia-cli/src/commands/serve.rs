@@ -124,10 +124,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    let token = match args.token_file.as_deref().map(read_token) {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(e)) => {
+    let token = match args.token_file.as_deref().map(read_token).transpose() {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("error: {e}");
             return Ok(EXIT_INVALID);
         }

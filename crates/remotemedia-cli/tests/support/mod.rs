@@ -23,6 +23,44 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Starts `command` (the binary, or a wrapper that execs it) as `serve --capabilities
+/// CAPS ARGS…` in `dir`, stderr to `stderr`, and waits for its `listening on ADDR`
+/// line: the child, that address and the rest of its stdout.
+pub fn spawn_serve(
+    mut command: Command,
+    dir: &Path,
+    caps: &Path,
+    args: &[&str],
+    stderr: &Path,
+) -> (Child, String, BufReader<ChildStdout>) {
+    let mut child = command
+        .current_dir(dir)
+        .args(["serve", "--capabilities"])
+        .arg(caps)
+        .args(args)
+        .env_remove("REMOTEMEDIA_CAPABILITIES")
+        .env_remove("REMOTEMEDIA_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "serve did not start: {line:?}; stderr: {}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            )
+        })
+        .to_string();
+    (child, addr, stdout)
+}
+
 /// A `remotemedia serve` process on a free loopback port; killed when dropped.
 pub struct Executor {
     pub name: String,
@@ -35,31 +73,9 @@ pub struct Executor {
 impl Executor {
     pub fn start(dir: &Path, name: &str, caps: &Path, extra: &[&str]) -> Executor {
         let stderr = dir.join(format!("{name}.stderr"));
-        let mut child = Command::new(BIN)
-            .current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--capabilities"])
-            .arg(caps)
-            .args(extra)
-            .env_remove("REMOTEMEDIA_CAPABILITIES")
-            .env_remove("REMOTEMEDIA_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} did not start: {line:?}; stderr: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                )
-            })
-            .to_string();
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (child, addr, stdout) = spawn_serve(Command::new(BIN), dir, caps, &args, &stderr);
         Executor {
             name: name.to_string(),
             addr,
