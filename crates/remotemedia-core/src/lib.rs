@@ -20,10 +20,11 @@ pub mod placement;
 pub mod plan;
 pub mod registry;
 
-pub use data::{AudioBuffer, DType, Data, DataMap, Tensor, MAX_DEPTH};
+pub use data::{frames_to_us, AudioBuffer, DType, Data, DataMap, Tensor, MAX_DEPTH};
 pub use error::{ErrorKind, NodeError, Phase, PipelineNodeError, RunError};
 pub use node::{
     Execution, GroupFailure, GroupMember, GroupOutcome, ItemError, MemberRun, Node, NodeContext,
+    Pull,
 };
 pub use node_type::{NoParams, NodeType};
 pub use registry::{NodeDoc, NodeFactory, ParamDoc, ParamIssue, ParamType, Params, Registry};

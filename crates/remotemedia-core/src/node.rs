@@ -87,6 +87,15 @@ pub struct GroupOutcome {
     pub failure: Option<GroupFailure>,
 }
 
+/// What a source's [`Node::pull`] says about its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pull {
+    /// More items may follow: the executor calls `pull` again.
+    More,
+    /// The stream has ended (the items pushed by this call are its last).
+    Done,
+}
+
 /// A processing step: what a node author writes. Only [`Node::process`] is required;
 /// every other method has a default that fits most nodes. Implementations must be
 /// `Send`; the executor never calls one node from two threads at once.
@@ -134,6 +143,21 @@ pub trait Node: Send {
             }
         }
         Ok(())
+    }
+
+    /// For a source (a node type with [`crate::NodeType::SOURCE`]): pushes the next items
+    /// of its stream onto `out` — at most `max`, usually a chunk or a few — and says
+    /// whether more follow. The executor calls it in a loop on the source's own thread,
+    /// sending each batch downstream before the next call, so a source is paced by its
+    /// consumers (backpressure): it never needs to hold its whole stream. After
+    /// [`Pull::Done`], [`Node::finish`] is called as for any node. An error ends the run;
+    /// the items pulled before it still go downstream. Non-sources are never pulled.
+    fn pull(&mut self, max: usize, out: &mut Vec<Data>) -> Result<Pull, NodeError> {
+        let _ = (max, out);
+        Err(NodeError::new(
+            crate::error::ErrorKind::Other,
+            "this node type is not a source",
+        ))
     }
 
     /// Called once at end of stream; may emit buffered outputs.

@@ -75,6 +75,11 @@ pub trait NodeType: Node + Sized + 'static {
     /// (see [`NodeFactory::executes_client_code`]). Default: no.
     const EXECUTES_CLIENT_CODE: bool = false;
 
+    /// Whether this is a source: it takes no input and makes its own items through
+    /// [`Node::pull`], which the executor calls until it says [`crate::node::Pull::Done`]
+    /// (see [`NodeFactory::is_source`]). Default: no.
+    const SOURCE: bool = false;
+
     /// Its params: a struct deriving `Deserialize` and `JsonSchema` (use
     /// `#[serde(deny_unknown_fields)]`; [`NoParams`] when there are none). Doc comments
     /// become the parameter descriptions; types, `Option`s, serde defaults, enums and
@@ -226,5 +231,9 @@ impl<T: NodeType> NodeFactory for TypedFactory<T> {
 
     fn executes_client_code(&self) -> bool {
         T::EXECUTES_CLIENT_CODE
+    }
+
+    fn is_source(&self) -> bool {
+        T::SOURCE
     }
 }

@@ -27,6 +27,9 @@ pub struct PlannedNode {
     pub retry: Option<RetryPolicy>,
     /// Failure policy.
     pub on_error: OnError,
+    /// Whether the node is a source (see [`crate::NodeFactory::is_source`]): it heads
+    /// its stage, which pulls from it instead of receiving the run's inputs.
+    pub source: bool,
     /// Counters and lifecycle flags while the plan runs.
     pub(crate) state: NodeState,
 }
@@ -70,6 +73,11 @@ impl Stage {
     pub fn head(&self) -> usize {
         self.nodes[0].index
     }
+
+    /// True when the head is a source: the stage pulls its items from it.
+    pub fn is_source(&self) -> bool {
+        self.nodes[0].source
+    }
 }
 
 /// An executable plan.
@@ -77,7 +85,8 @@ impl Stage {
 pub struct Plan {
     /// Stages in topological order of their heads.
     pub stages: Vec<Stage>,
-    /// Stage indices that receive the run's inputs.
+    /// Stage indices that receive the run's inputs (stages without inputs, but for
+    /// those headed by a source).
     pub roots: Vec<usize>,
     /// Node ids of the sinks, in manifest order (sink `i` of [`Target::Sink`]).
     pub sinks: Vec<String>,
@@ -135,7 +144,8 @@ impl Plan {
                 }
                 None => {
                     stage_of[v] = stages.len();
-                    if g.preds[v].is_empty() {
+                    // Sources make their own input; the run's inputs go elsewhere.
+                    if g.preds[v].is_empty() && !planned.source {
                         roots.push(stages.len());
                     }
                     let mut nodes = Vec::with_capacity(chain_len(v));
@@ -181,6 +191,11 @@ impl Plan {
             .iter()
             .map(|s| s.nodes.iter().map(|n| &*n.ctx.node_id).collect())
             .collect()
+    }
+
+    /// True when some stage is headed by a source.
+    pub fn has_sources(&self) -> bool {
+        self.stages.iter().any(Stage::is_source)
     }
 
     /// Number of nodes in the plan.
@@ -276,6 +291,7 @@ fn plan_node(
         node,
         retry: spec.retry.clone(),
         on_error: spec.on_error,
+        source: factory.is_source(),
         state: NodeState::default(),
     })
 }

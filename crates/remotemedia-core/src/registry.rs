@@ -199,6 +199,13 @@ pub trait NodeFactory: Send + Sync {
     fn executes_client_code(&self) -> bool {
         false
     }
+
+    /// True for a source: a node that takes no input and makes its own stream of
+    /// items through [`Node::pull`] (a file reader, a generator). Manifests may not
+    /// connect anything to it.
+    fn is_source(&self) -> bool {
+        false
+    }
 }
 
 /// `` `a`, `b`, `c` `` for messages.

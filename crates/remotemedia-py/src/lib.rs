@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_core::executor::RunOptions;
-use remotemedia_core::Registry;
 
 /// Runs a manifest (JSON or YAML text) over `inputs` in the Rust core.
 ///
@@ -58,7 +57,10 @@ fn py_validate_manifest<'py>(py: Python<'py>, manifest: &str) -> PyResult<Bound<
 /// Canonical names of the built-in node types, sorted.
 #[pyfunction]
 fn node_types() -> Vec<String> {
-    Registry::builtin().types().map(str::to_string).collect()
+    remotemedia_audio::registry()
+        .types()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Converts a value into pipeline data and back (what crossing into the core does).

@@ -9,9 +9,10 @@ pub mod validate;
 
 use remotemedia_core::Registry;
 
-/// The node types this binary knows: the built-ins and `PythonNode`.
+/// The node types this binary knows: the built-ins, the audio nodes and `PythonNode`.
 pub fn registry() -> Registry {
     let mut registry = Registry::builtin();
+    remotemedia_audio::register(&mut registry);
     remotemedia_python::register(&mut registry);
     registry
 }

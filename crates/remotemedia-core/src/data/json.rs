@@ -6,7 +6,7 @@
 //! | value | JSON form |
 //! |---|---|
 //! | bytes | `{"$bytes": "<base64>"}` |
-//! | audio | `{"$audio": {"sample_rate": 16000, "channels": 1, "samples": "<base64 of f32 little-endian>"}}` |
+//! | audio | `{"$audio": {"sample_rate": 16000, "channels": 1, "pts_us": 0, "samples": "<base64 of f32 little-endian>"}}` (`pts_us` optional, default 0) |
 //! | tensor | `{"$tensor": {"shape": [2, 3], "dtype": "float32", "data": "<base64 little-endian, C order>"}}` |
 //! | NaN / ±infinity | `{"$float": "nan"}`, `{"$float": "inf"}`, `{"$float": "-inf"}` |
 //! | a map whose only key is one of the tags above | `{"$map": {…the map…}}` |
@@ -173,11 +173,18 @@ fn tagged(tag: &str, inner: &Value, path: &str, depth: usize) -> Result<Data, Js
                     ),
                 ));
             }
-            Ok(Data::Audio(Arc::new(AudioBuffer::new(
-                samples,
-                sample_rate,
-                channels,
-            ))))
+            let pts_us = match obj.get("pts_us") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v.as_i64().ok_or_else(|| {
+                    err(
+                        &format!("{path}.pts_us"),
+                        "must be an integer (microseconds from stream start)",
+                    )
+                })?,
+            };
+            Ok(Data::Audio(Arc::new(
+                AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
+            )))
         }
         "$tensor" => {
             let obj = inner
@@ -298,6 +305,7 @@ impl Serialize for Data {
                     &serde_json::json!({
                         "sample_rate": a.sample_rate,
                         "channels": a.channels,
+                        "pts_us": a.pts_us,
                         "samples": B64.encode(raw),
                     }),
                 )?;

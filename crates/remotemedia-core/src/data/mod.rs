@@ -51,16 +51,32 @@ pub struct AudioBuffer {
     pub sample_rate: u32,
     /// Number of interleaved channels (at least 1).
     pub channels: u16,
+    /// Presentation time of the first frame: microseconds from the start of the stream.
+    /// Sources set it; nodes keep it continuous (a chunk of a buffer starts at the
+    /// buffer's time plus the frames before it). 0 when the producer did not say.
+    pub pts_us: i64,
 }
 
 impl AudioBuffer {
-    /// Creates a buffer; `samples.len()` must be a multiple of `channels`.
+    /// Creates a buffer at time 0; `samples.len()` must be a multiple of `channels`.
     pub fn new(samples: impl Into<Arc<[f32]>>, sample_rate: u32, channels: u16) -> Self {
         Self {
             samples: samples.into(),
             sample_rate,
             channels,
+            pts_us: 0,
         }
+    }
+
+    /// The same buffer at presentation time `pts_us`.
+    pub fn with_pts(mut self, pts_us: i64) -> Self {
+        self.pts_us = pts_us;
+        self
+    }
+
+    /// Presentation time just after the last frame (`pts_us` + duration).
+    pub fn end_pts_us(&self) -> i64 {
+        self.pts_us + frames_to_us(self.frames() as u64, self.sample_rate)
     }
 
     /// Number of frames (samples per channel).
@@ -80,6 +96,19 @@ impl AudioBuffer {
             self.frames() as f64 / self.sample_rate as f64
         }
     }
+}
+
+/// Microseconds that `frames` frames last at `sample_rate` (rounded down; 0 at rate 0).
+///
+/// Stream positions are computed from frame counts, never by adding per-chunk
+/// durations, so rounding never accumulates: chunk `k` of a stream starts at
+/// `frames_to_us(frames before it, rate)`.
+pub fn frames_to_us(frames: u64, sample_rate: u32) -> i64 {
+    if sample_rate == 0 {
+        return 0;
+    }
+    let us = u128::from(frames) * 1_000_000 / u128::from(sample_rate);
+    i64::try_from(us).unwrap_or(i64::MAX)
 }
 
 /// Element type of a [`Tensor`].

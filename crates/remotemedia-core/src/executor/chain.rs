@@ -8,7 +8,7 @@ use crate::data::Data;
 use crate::error::{ErrorKind, NodeError, Phase, PipelineNodeError};
 use crate::manifest::OnError;
 use crate::metrics::{NodeCounters, NodeMetrics};
-use crate::node::{GroupOutcome, ItemError, Node};
+use crate::node::{GroupOutcome, ItemError, Node, Pull};
 use crate::plan::PlannedNode;
 
 use super::CancelToken;
@@ -245,6 +245,41 @@ impl PlannedNode {
         }
     }
 
+    /// Pulls the next items of a source into `out` (see `Node::pull`); `clock` as in
+    /// [`NodeRunner::process`]. A failed pull is fatal: a source's stream cannot be
+    /// retried item by item.
+    pub(crate) fn pull(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Data>,
+        clock: &mut Instant,
+    ) -> Result<Pull, Fatal> {
+        if self.is_cancelled() {
+            return Err(self.cancelled(None));
+        }
+        let before = out.len();
+        let node = &mut self.node;
+        let r = catch_unwind(AssertUnwindSafe(|| node.pull(max, out)));
+        let now = Instant::now();
+        let n_out = (out.len() - before) as u64;
+        self.state
+            .counters
+            .record_call(n_out, now.saturating_duration_since(*clock));
+        *clock = now;
+        self.state.counters.items_out += n_out;
+        match r {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => {
+                self.state.counters.errors += 1;
+                Err(self.error(Phase::Process, e, None, 1))
+            }
+            Err(p) => {
+                self.state.counters.errors += 1;
+                Err(self.error(Phase::Process, panic_error(&*p), None, 1))
+            }
+        }
+    }
+
     /// Calls the node's `finish`; `clock` as in [`NodeRunner::process`].
     pub(crate) fn finish(&mut self, out: &mut Vec<Data>, clock: &mut Instant) -> Result<(), Fatal> {
         // A cancelled run flushes nothing more.
@@ -441,6 +476,25 @@ impl Chain {
         clock: &mut Instant,
     ) -> Result<(), Fatal> {
         self.push_from(0, port, batch, skipped, clock)
+    }
+
+    /// Pulls the next items from the chain's head, a source, and pushes them through
+    /// the rest of the chain; the chain's output replaces the contents of `batch`.
+    /// When the pull or a node fails, what was pulled before still goes through (see
+    /// [`Chain::push`]) and the first failure is returned.
+    pub(crate) fn pull(
+        &mut self,
+        max: usize,
+        batch: &mut Vec<Data>,
+        skipped: &mut Vec<PipelineNodeError>,
+        clock: &mut Instant,
+    ) -> Result<Pull, Fatal> {
+        batch.clear();
+        let pulled = self.runners[0].pull(max, batch, clock);
+        let pushed = self.push_from(1, 0, batch, skipped, clock);
+        let state = pulled?;
+        pushed?;
+        Ok(state)
     }
 
     /// End of stream: finishes each node in order, pushing what it flushes through the

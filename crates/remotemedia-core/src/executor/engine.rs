@@ -195,13 +195,21 @@ impl Engine {
             let stat = Arc::clone(&queues[si].1);
             let shared = Arc::clone(&shared);
             let max = opts.batch_size.max(1);
+            let source = stage.is_source();
             let mut chain = Chain::new(stage.nodes);
             chain.set_cancel(&opts.cancel);
             let name = format!("rm-stage-{}", queues[si].0);
             let root = stage.input_ports == 0;
             let handle = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || stage_main(chain, rx, stat, outs, shared, max, root))
+                .spawn(move || {
+                    if source {
+                        drop(rx);
+                        source_main(chain, outs, shared, max)
+                    } else {
+                        stage_main(chain, rx, stat, outs, shared, max, root)
+                    }
+                })
                 .map_err(|e| {
                     shared_abort_on_spawn_error();
                     RunError::Spawn(e.to_string())
@@ -300,6 +308,54 @@ fn stage_main(
         }
     }
     drop(rx);
+    drop(outs);
+    let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
+    StageReport {
+        nodes: chain.runners.iter().map(NodeRunner::metrics).collect(),
+        skipped,
+        cleanup_errors,
+    }
+}
+
+/// A stage headed by a source: pulls batches from it and sends them downstream until
+/// the source ends (then the chain is finished), the run fails or a target is gone.
+/// Sending blocks while the next queue is full, so the source runs only as fast as its
+/// consumers.
+fn source_main(mut chain: Chain, outs: Vec<Out>, shared: Arc<Shared>, max: usize) -> StageReport {
+    let mut skipped = Vec::new();
+    if let Err(f) = chain.initialize() {
+        shared.fail(*f);
+    } else {
+        loop {
+            // A failed run takes no new input, also from sources.
+            if shared.failed() {
+                break;
+            }
+            let mut batch = Vec::new();
+            let pulled = chain.pull(max, &mut batch, &mut skipped, &mut Instant::now());
+            let sent = emit(&outs, batch, max);
+            match pulled {
+                Ok(crate::node::Pull::More) if sent => {}
+                Ok(crate::node::Pull::More) => break,
+                Ok(crate::node::Pull::Done) => {
+                    if sent && !shared.failed() {
+                        let mut rest = Vec::new();
+                        match chain.finish(&mut rest, &mut skipped, &mut Instant::now()) {
+                            Ok(()) => {
+                                emit(&outs, rest, max);
+                            }
+                            Err(f) => shared.fail(*f),
+                        }
+                    }
+                    break;
+                }
+                Err(f) => {
+                    shared.fail(*f);
+                    break;
+                }
+            }
+        }
+    }
     drop(outs);
     let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
     StageReport {

@@ -134,7 +134,11 @@ pub fn run_pipeline(
 /// stage in topological order (see [`RunOptions::force_threads`]); anything else runs
 /// one thread per stage.
 pub fn run(plan: Plan, inputs: Vec<Data>, options: &RunOptions) -> Result<RunResult, RunFailure> {
-    if !options.force_threads && (plan.stages.len() == 1 || plan.is_all_inline()) {
+    // Sources are pulled on threads of their own, paced by their consumers.
+    if !options.force_threads
+        && !plan.has_sources()
+        && (plan.stages.len() == 1 || plan.is_all_inline())
+    {
         run_inline(plan, inputs, options)
     } else {
         run_threaded(plan, inputs, options)

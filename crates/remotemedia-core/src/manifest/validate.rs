@@ -495,6 +495,8 @@ struct NodeIds<'v> {
     has_duplicates: bool,
     /// Whether `nodes` is a non-empty array, i.e. connection ends can be checked.
     usable: bool,
+    /// Node type of each node as written (`None` when missing or not a string).
+    types: Vec<Option<&'v str>>,
 }
 
 impl<'v> NodeIds<'v> {
@@ -505,6 +507,14 @@ impl<'v> NodeIds<'v> {
                 nodes
                     .iter()
                     .map(|n| n.get("id").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let types: Vec<Option<&str>> = nodes
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .map(|n| n.get("node_type").and_then(Value::as_str))
                     .collect()
             })
             .unwrap_or_default();
@@ -524,6 +534,7 @@ impl<'v> NodeIds<'v> {
             ids,
             first,
             has_duplicates,
+            types,
         }
     }
 
@@ -1054,6 +1065,22 @@ impl Walker<'_> {
                             .unwrap_or_default();
                         self.error(p, format!("{ctx}{role} node `{id}` does not exist{hint}"));
                     }
+                }
+            }
+            if let Some(t) = ends[1] {
+                let source = ids.types.get(t).copied().flatten().and_then(|ty| {
+                    let factory = self.registry.get(ty)?;
+                    factory.is_source().then(|| factory.doc().node_type)
+                });
+                if let Some(ty) = source {
+                    let id = ids.ids[t].unwrap_or("?");
+                    self.error(
+                        &path,
+                        format!(
+                            "{ctx}`{id}` is a source ({ty}): it makes its own items and takes no input"
+                        ),
+                    );
+                    tolerated += 1;
                 }
             }
             if let [Some(f), Some(t)] = ends {
