@@ -125,6 +125,22 @@ def test_audio_tuples():
     assert isinstance(roundtrip((planar, True)), list)
 
 
+def test_audio_keeps_its_time():
+    planar = np.zeros((1, 4), dtype=np.float32)
+    # A pair comes back as a pair (code that unpacks two values keeps working) that
+    # also knows the stream time of its first frame.
+    out = roundtrip((planar, 16000))
+    samples, rate = out
+    assert rate == 16000 and out.pts_us == 0
+    timed = roundtrip((planar, 16000, 40000))
+    assert len(timed) == 2 and timed.pts_us == 40000
+    # Handing the pair back keeps its time.
+    assert roundtrip(timed).pts_us == 40000
+    assert roundtrip((planar, 16000, -5)).pts_us == -5
+    # A third element that is not an int time is not audio.
+    assert isinstance(roundtrip((planar, 16000, 1.5)), list)
+
+
 def test_arrays_through_a_pipeline(use_rust):
     class Gain(Node):
         def process(self, data):
@@ -143,8 +159,10 @@ def test_without_numpy_tensors_use_dict_forms():
         from remotemedia._remotemedia import roundtrip
         t = {"$tensor": {"shape": [2, 2], "dtype": "int16", "data": struct.pack("<4h", 1, 2, 3, 4)}}
         assert roundtrip(t) == t, roundtrip(t)
-        a = {"$audio": {"sample_rate": 8000, "channels": 2, "samples": struct.pack("<4f", 0, 0.5, 1, -1)}}
+        a = {"$audio": {"sample_rate": 8000, "channels": 2, "pts_us": 20000, "samples": struct.pack("<4f", 0, 0.5, 1, -1)}}
         assert roundtrip(a) == a, roundtrip(a)
+        old = {"$audio": {"sample_rate": 8000, "channels": 1, "samples": struct.pack("<f", 0.5)}}
+        assert roundtrip(old)["$audio"]["pts_us"] == 0, roundtrip(old)
         assert roundtrip([1, {"x": b"y"}]) == [1, {"x": b"y"}]
         for bad in ({"$tensor": {"shape": [3], "dtype": "int16", "data": b"12"}},
                     {"$tensor": {"shape": [1], "dtype": "complex", "data": b"12"}},

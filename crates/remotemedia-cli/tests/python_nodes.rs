@@ -241,3 +241,39 @@ fn print_in_a_chain_of_python_nodes_names_each_node() {
         }
     }
 }
+
+#[test]
+fn audio_keeps_its_time_through_every_host() {
+    // The node reads the time (attribute of the pair with numpy, `pts_us` of the dict
+    // form without) and hands the audio back unchanged.
+    let source = r#"
+class Node:
+    def process(self, data):
+        t = getattr(data, "pts_us", None)
+        if t is None:
+            t = data["$audio"]["pts_us"]
+        return [t, data]
+"#;
+    let input = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "pts_us": 40000, "samples": "AAAAPw=="}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    for rt in runtimes() {
+        let m = single(&dir, rt, source);
+        let out = rm()
+            .arg("run")
+            .arg(&m)
+            .arg("--input")
+            .arg("-")
+            .write_stdin(format!("{input}\n"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{rt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(line[0], 40000, "{rt}: {line}");
+        assert_eq!(line[1]["$audio"]["pts_us"], 40000, "{rt}: {line}");
+        assert_eq!(line[1]["$audio"]["samples"], "AAAAPw==", "{rt}: {line}");
+    }
+}

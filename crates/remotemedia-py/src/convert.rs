@@ -10,13 +10,14 @@
 //! | `list`, `tuple` | `List` (a tuple comes back as a list) |
 //! | `dict` with `str` keys | `Map`, in insertion order |
 //! | `numpy.ndarray` of a supported dtype | `Tensor`, shape and dtype kept, **no copy** for C-contiguous little-endian arrays |
-//! | `(ndarray float32 of shape (channels, frames) or (frames,), int sample_rate)` | `Audio` (one copy: interleaving) |
+//! | `(ndarray float32 of shape (channels, frames) or (frames,), int sample_rate[, int pts_us])` | `Audio` (one copy: interleaving); a pair's time is its `.pts_us` attribute if any, else 0 |
 //! | numpy scalars (`numpy.float32(1.5)`, …) | their Python value (`.item()`) |
-//! | `{"$tensor": {"shape", "dtype", "data": bytes}}`, `{"$audio": {"sample_rate", "channels", "samples": bytes}}` | `Tensor`, `Audio` (the forms used when numpy is missing) |
+//! | `{"$tensor": {"shape", "dtype", "data": bytes}}`, `{"$audio": {"sample_rate", "channels", "samples": bytes, "pts_us"?}}` | `Tensor`, `Audio` (the forms used when numpy is missing) |
 //!
 //! In the other direction `Tensor` becomes a read-only numpy array that shares the
-//! pipeline's memory, and `Audio` becomes `(array of shape (channels, frames), sample_rate)`
-//! (also read-only and shared). Without numpy both come back in the `$tensor` / `$audio`
+//! pipeline's memory, and `Audio` becomes an [`audio_class`] instance: the pair
+//! `(array of shape (channels, frames), sample_rate)` with the time of its first frame in
+//! `.pts_us` (the array also read-only and shared). Without numpy both come back in the `$tensor` / `$audio`
 //! dict forms above, which convert back losslessly.
 //!
 //! A numpy array handed to the pipeline without a copy must not be modified while the
@@ -338,7 +339,7 @@ fn to_data(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Data, ConvertError> {
         return list_to_data(l.iter(), l.len(), depth);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return list_to_data(t.iter(), t.len(), depth);
+        return tuple_to_data(t, depth);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         return dict_to_data(d, depth);
@@ -352,15 +353,18 @@ fn to_data(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Data, ConvertError> {
 }
 
 fn tuple_to_data(t: &Bound<'_, PyTuple>, depth: usize) -> Result<Data, ConvertError> {
-    if t.len() == 2 {
+    let len = t.len();
+    if len == 2 || len == 3 {
         if let Some(audio) = audio_tuple(t)? {
             return Ok(audio);
         }
     }
-    list_to_data(t.iter(), t.len(), depth)
+    list_to_data(t.iter(), len, depth)
 }
 
-/// `(float32 array of shape (channels, frames) or (frames,), int sample_rate)` → audio.
+/// `(float32 array of shape (channels, frames) or (frames,), int sample_rate[, int
+/// pts_us])` → audio. A pair's time is its `pts_us` attribute when it has one (the
+/// [`audio_class`] instances audio comes to Python as), else 0.
 fn audio_tuple(t: &Bound<'_, PyTuple>) -> Result<Option<Data>, ConvertError> {
     let py = t.py();
     let Some(np) = numpy_if_loaded(py) else {
@@ -369,6 +373,25 @@ fn audio_tuple(t: &Bound<'_, PyTuple>) -> Result<Option<Data>, ConvertError> {
     let (arr, rate) = match (t.get_item(0), t.get_item(1)) {
         (Ok(a), Ok(r)) => (a, r),
         _ => return Ok(None),
+    };
+    let pts_us = if t.len() == 3 {
+        let Ok(pts) = t.get_item(2) else {
+            return Ok(None);
+        };
+        if !pts.is_exact_instance_of::<PyInt>() {
+            return Ok(None);
+        }
+        let Ok(pts) = pts.extract::<i64>() else {
+            return Ok(None);
+        };
+        pts
+    } else if t.is_exact_instance_of::<PyTuple>() {
+        0
+    } else {
+        t.getattr(intern!(py, "pts_us"))
+            .ok()
+            .and_then(|v| v.extract::<i64>().ok())
+            .unwrap_or(0)
     };
     if !rate.is_exact_instance_of::<PyInt>() || !is_ndarray(&np, &arr) {
         return Ok(None);
@@ -422,11 +445,9 @@ fn audio_tuple(t: &Bound<'_, PyTuple>) -> Result<Option<Data>, ConvertError> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    Ok(Some(Data::from(AudioBuffer::new(
-        samples,
-        sample_rate,
-        channels,
-    ))))
+    Ok(Some(Data::from(
+        AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
+    )))
 }
 
 /// The bytes of a C-contiguous buffer.
@@ -581,6 +602,12 @@ fn tagged_dict(d: &Bound<'_, PyDict>) -> Result<Option<Data>, ConvertError> {
         if channels == 0 {
             return Err(bad("`channels` must be between 1 and 65535".into()));
         }
+        let pts_us: i64 = match inner.get_item("pts_us").map_err(ConvertError::from_pyerr)? {
+            Some(v) if !v.is_none() => v
+                .extract()
+                .map_err(|_| bad("`pts_us` must be an int (microseconds)".into()))?,
+            _ => 0,
+        };
         let raw =
             bytes_like(&field(inner, "samples", tag).map_err(wrap)?, "`samples`").map_err(wrap)?;
         if !raw.len().is_multiple_of(4) {
@@ -598,11 +625,9 @@ fn tagged_dict(d: &Bound<'_, PyDict>) -> Result<Option<Data>, ConvertError> {
                 samples.len()
             )));
         }
-        Ok(Some(Data::from(AudioBuffer::new(
-            samples,
-            sample_rate,
-            channels,
-        ))))
+        Ok(Some(Data::from(
+            AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
+        )))
     }
 }
 
@@ -676,6 +701,30 @@ fn tensor_to_py<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>>
     }
 }
 
+/// The class audio comes to Python as: a `(samples, sample_rate)` tuple (so code that
+/// unpacks a pair keeps working) with the stream time of its first frame in `.pts_us`.
+/// Created once per interpreter.
+pub fn audio_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CLASS
+        .get_or_try_init(py, || {
+            let builtins = py.import("builtins")?;
+            let doc = "Audio from a pipeline: unpacks as (samples, sample_rate), samples of \
+                       shape (channels, frames); .pts_us is the time of its first frame in \
+                       microseconds from the start of the stream.";
+            let attrs = PyDict::new(py);
+            attrs.set_item("__doc__", doc)?;
+            attrs.set_item("__module__", "remotemedia")?;
+            attrs.set_item("pts_us", 0)?;
+            let class =
+                builtins
+                    .getattr("type")?
+                    .call1(("Audio", (builtins.getattr("tuple")?,), attrs))?;
+            Ok(class.unbind())
+        })
+        .map(|c| c.bind(py))
+}
+
 fn audio_to_py<'py>(py: Python<'py>, a: &Arc<AudioBuffer>) -> PyResult<Bound<'py, PyAny>> {
     match numpy(py) {
         Some(np) => {
@@ -684,12 +733,16 @@ fn audio_to_py<'py>(py: Python<'py>, a: &Arc<AudioBuffer>) -> PyResult<Bound<'py
             let frames =
                 flat.call_method1(intern!(py, "reshape"), ((a.frames(), a.channels as usize),))?;
             let planar = frames.getattr(intern!(py, "T"))?;
-            Ok(PyTuple::new(py, [planar, a.sample_rate.into_pyobject(py)?.into_any()])?.into_any())
+            let pair = (planar, a.sample_rate);
+            let audio = audio_class(py)?.call1((pair,))?;
+            audio.setattr(intern!(py, "pts_us"), a.pts_us)?;
+            Ok(audio)
         }
         None => {
             let inner = PyDict::new(py);
             inner.set_item("sample_rate", a.sample_rate)?;
             inner.set_item("channels", a.channels)?;
+            inner.set_item("pts_us", a.pts_us)?;
             inner.set_item(
                 "samples",
                 PyBytes::new(py, DataBuffer::samples_bytes(&a.samples)),

@@ -224,6 +224,7 @@ pub fn data_to_object(vm: &VirtualMachine, d: &Data) -> PyObjectRef {
                 [
                     ("sample_rate", vm.ctx.new_int(a.sample_rate).into()),
                     ("channels", vm.ctx.new_int(a.channels).into()),
+                    ("pts_us", vm.ctx.new_int(a.pts_us).into()),
                     ("samples", vm.ctx.new_bytes(samples).into()),
                 ],
             )
@@ -464,11 +465,14 @@ fn from_tagged(tag: &str, inner: &Data) -> Result<Data, ConvertError> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        return Ok(Data::Audio(Arc::new(AudioBuffer::new(
-            samples,
-            sample_rate,
-            channels,
-        ))));
+        let pts_us = match m.get("pts_us") {
+            None | Some(Data::Null) => 0,
+            Some(Data::Int(p)) => *p,
+            Some(_) => return Err(ConvertError::new("$audio.pts_us must be an int")),
+        };
+        return Ok(Data::Audio(Arc::new(
+            AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
+        )));
     }
     let shape = match field("shape")? {
         Data::List(dims) => dims

@@ -13,7 +13,7 @@
 //! | 6 | bytes | u32 length, bytes |
 //! | 7 | list | u32 count, values |
 //! | 8 | map | u32 count, then per entry u32 key length, UTF-8 key, value |
-//! | 9 | audio | u32 sample rate, u16 channels, u32 byte length, f32 samples (interleaved) |
+//! | 9 | audio | u32 sample rate, u16 channels, i64 `pts_us`, u32 byte length, f32 samples (interleaved) |
 //! | 10 | tensor | u8 dtype name length, dtype name, u8 rank, u64 per dimension, u32 byte length, data |
 //!
 //! The worker side of this format is in `worker.py`.
@@ -110,6 +110,7 @@ pub fn encode(d: &Data, out: &mut Vec<u8>) -> Result<(), WireError> {
             out.push(9);
             out.extend_from_slice(&a.sample_rate.to_le_bytes());
             out.extend_from_slice(&a.channels.to_le_bytes());
+            out.extend_from_slice(&a.pts_us.to_le_bytes());
             out.extend_from_slice(&len32(a.samples.len() * 4)?);
             out.reserve(a.samples.len() * 4);
             for s in a.samples.iter() {
@@ -233,6 +234,8 @@ impl<'a> Reader<'a> {
             9 => {
                 let sample_rate = self.u32()?;
                 let channels = self.u16()?;
+                let pts_us =
+                    i64::from_le_bytes(self.take(8)?.try_into().expect("take returns 8 bytes"));
                 let n = self.u32()? as usize;
                 let raw = self.take(n)?;
                 let media = |message: &str| WireError::Media {
@@ -249,7 +252,9 @@ impl<'a> Reader<'a> {
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
-                Data::Audio(Arc::new(AudioBuffer::new(samples, sample_rate, channels)))
+                Data::Audio(Arc::new(
+                    AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
+                ))
             }
             10 => {
                 let name_len = self.u8()? as usize;
@@ -323,7 +328,7 @@ mod tests {
             Data::text("é"),
             Data::Bytes(Bytes::from_static(b"\x00\x01")),
             Data::map_from([("k", Data::Int(1))]),
-            Data::from(AudioBuffer::new(vec![0.5f32, -0.5], 16_000, 2)),
+            Data::from(AudioBuffer::new(vec![0.5f32, -0.5], 16_000, 2).with_pts(-40)),
             Data::from(tensor),
         ]);
         let mut buf = Vec::new();

@@ -108,7 +108,7 @@ def enc(v, out, depth=0):
         out.append(2 if v else 1)
         return
     if t is list or t is tuple:
-        if t is tuple and len(v) == 2 and _enc_audio_tuple(v, out):
+        if t is tuple and len(v) in (2, 3) and _enc_audio_tuple(v, out):
             return
         _check_depth(depth)
         out += _TAG_U32.pack(7, len(v))
@@ -148,6 +148,8 @@ def enc(v, out, depth=0):
         b = bytes(v)
         out += _TAG_U32.pack(6, len(b))
         out += b
+    elif isinstance(v, tuple) and len(v) == 2 and _enc_audio_tuple(v, out):
+        return
     elif isinstance(v, (list, tuple)):
         enc(list(v), out, depth)
     elif isinstance(v, dict):
@@ -156,6 +158,14 @@ def enc(v, out, depth=0):
         raise ConvertError(
             "cannot convert %s of type %s to pipeline data; %s" % (_preview(v), _tname(v), _SUPPORTED)
         )
+
+
+class Audio(tuple):
+    """Audio from a pipeline: unpacks as (samples, sample_rate), samples of shape
+    (channels, frames); .pts_us is the time of its first frame in microseconds from the
+    start of the stream."""
+
+    pts_us = 0
 
 
 def _check_depth(depth):
@@ -208,7 +218,15 @@ def _enc_tensor(np, arr, out):
 
 def _enc_audio_tuple(v, out):
     np = _loaded_numpy()
-    arr, rate = v
+    if len(v) == 3:
+        arr, rate, pts = v
+        if type(pts) is not int or not -(2**63) <= pts < 2**63:
+            return False
+    else:
+        arr, rate = v
+        pts = getattr(v, "pts_us", 0) if type(v) is not tuple else 0
+        if type(pts) is not int or not -(2**63) <= pts < 2**63:
+            pts = 0
     if not np or not isinstance(arr, np.ndarray) or type(rate) is not int:
         return False
     if arr.dtype.name != "float32" or arr.ndim not in (1, 2) or not 0 < rate < 2**32:
@@ -218,7 +236,7 @@ def _enc_audio_tuple(v, out):
         return False
     inter = arr if arr.ndim == 1 else arr.T
     data = np.ascontiguousarray(inter, dtype="<f4").tobytes()
-    out += struct.pack("<BIHI", 9, rate, channels, len(data))
+    out += struct.pack("<BIHqI", 9, rate, channels, pts, len(data))
     out += data
     return True
 
@@ -246,7 +264,11 @@ def _enc_tagged(tag, inner, out):
             out += data
         else:
             data = bytes(inner["samples"])
-            out += struct.pack("<BIHI", 9, int(inner["sample_rate"]), int(inner["channels"]), len(data))
+            pts = inner.get("pts_us")
+            pts = 0 if pts is None else int(pts)
+            out += struct.pack(
+                "<BIHqI", 9, int(inner["sample_rate"]), int(inner["channels"]), pts, len(data)
+            )
             out += data
     except KeyError as e:
         raise ConvertError("%s needs a field `%s`" % (tag, e.args[0]))
@@ -297,15 +319,17 @@ def dec(b, p):
             d[k], p = dec(b, p)
         return d, p
     if t == 9:
-        rate, channels, n = struct.unpack_from("<IHI", b, p)
-        p += 10
+        rate, channels, pts, n = struct.unpack_from("<IHqI", b, p)
+        p += 18
         raw = b[p : p + n]
         p += n
         np = _numpy()
         if np:
             flat = np.frombuffer(raw, dtype="<f4")
-            return (flat.reshape(len(flat) // channels, channels).T, rate), p
-        return {"$audio": {"sample_rate": rate, "channels": channels, "samples": raw}}, p
+            audio = Audio((flat.reshape(len(flat) // channels, channels).T, rate))
+            audio.pts_us = pts
+            return audio, p
+        return {"$audio": {"sample_rate": rate, "channels": channels, "pts_us": pts, "samples": raw}}, p
     if t == 10:
         nl = b[p]
         name = b[p + 1 : p + 1 + nl].decode()

@@ -45,6 +45,7 @@ pub fn data_to_pb(d: &Data) -> pb::Value {
             sample_rate: a.sample_rate,
             channels: u32::from(a.channels),
             samples: samples_as_le_bytes(&a.samples),
+            pts_us: a.pts_us,
         }),
         Data::Tensor(t) => Kind::TensorValue(pb::Tensor {
             shape: t.shape.iter().map(|&s| s as u64).collect(),
@@ -110,7 +111,7 @@ fn data_from_pb_at(v: pb::Value, depth: usize) -> Result<Data, ConvertError> {
                     samples.len()
                 )));
             }
-            Data::from(AudioBuffer::new(samples, a.sample_rate, channels))
+            Data::from(AudioBuffer::new(samples, a.sample_rate, channels).with_pts(a.pts_us))
         }
         Some(Kind::TensorValue(t)) => {
             let dtype = DType::from_name(&t.dtype)
@@ -347,7 +348,9 @@ mod tests {
             Data::Bytes(Bytes::from_static(b"\x00\x01")),
             Data::list(vec![Data::Int(1), Data::text("x")]),
             Data::map_from([("b", Data::Int(2)), ("a", Data::Int(1))]),
-            Data::from(AudioBuffer::new(vec![0.5f32, -0.25, 1.0, 0.0], 16_000, 2)),
+            Data::from(
+                AudioBuffer::new(vec![0.5f32, -0.25, 1.0, 0.0], 16_000, 2).with_pts(-20_000),
+            ),
             Data::from(tensor),
         ];
         let back = items_from_pb(items_to_pb(&items)).unwrap();
@@ -368,6 +371,7 @@ mod tests {
                 sample_rate: 1,
                 channels: 1,
                 samples: Bytes::from_static(b"abc"),
+                pts_us: 0,
             })),
         };
         assert!(data_from_pb(audio).is_err());

@@ -293,6 +293,7 @@ fn garbage_on_the_port_never_takes_the_server_down() {
                         sample_rate: 16_000,
                         channels: 1,
                         samples: vec![1u8, 2, 3].into(),
+                        pts_us: 0,
                     })),
                 }],
             })

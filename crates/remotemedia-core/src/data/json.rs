@@ -416,7 +416,9 @@ mod tests {
             Data::map_from([("b", Data::Int(1)), ("a", Data::Int(2))]),
             Data::map_from([("$bytes", Data::text("not bytes"))]),
             Data::map_from([("$map", Data::Int(3))]),
-            Data::from(AudioBuffer::new(vec![0.25f32, -1.0, 0.5, 1e-7], 48_000, 2)),
+            Data::from(
+                AudioBuffer::new(vec![0.25f32, -1.0, 0.5, 1e-7], 48_000, 2).with_pts(1_234_567),
+            ),
             Data::from(
                 Tensor::new(
                     vec![2, 2],
@@ -430,6 +432,26 @@ mod tests {
             let back = round_trip(v);
             assert!(same(v, &back), "{v:?} came back as {back:?}");
         }
+    }
+
+    #[test]
+    fn audio_time_is_optional_on_input() {
+        let old = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "samples": "AAAAAA=="}}"#;
+        let Data::Audio(a) = Data::from_json_str(old).unwrap() else {
+            panic!("not audio")
+        };
+        assert_eq!((a.pts_us, a.frames()), (0, 1));
+        let timed = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "pts_us": 20000, "samples": "AAAAAA=="}}"#;
+        let Data::Audio(a) = Data::from_json_str(timed).unwrap() else {
+            panic!("not audio")
+        };
+        assert_eq!((a.pts_us, a.end_pts_us()), (20_000, 20_125));
+        let bad =
+            r#"{"$audio": {"sample_rate": 8000, "channels": 1, "pts_us": 1.5, "samples": ""}}"#;
+        assert_eq!(
+            Data::from_json_str(bad).unwrap_err().to_string(),
+            "$.$audio.pts_us: must be an integer (microseconds from stream start)"
+        );
     }
 
     #[test]
