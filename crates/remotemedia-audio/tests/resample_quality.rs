@@ -199,3 +199,34 @@ fn stereo_channels_stay_independent() {
     assert!(amplitude(&yl, to, 3000.0) < 1e-5);
     assert!(amplitude(&yr, to, 1000.0) < 1e-5);
 }
+
+#[test]
+fn the_node_in_a_pipeline_keeps_time_and_quality() {
+    use remotemedia_core::executor::{run_pipeline, RunOptions};
+    use remotemedia_core::manifest::{load_str, Format};
+    use remotemedia_core::Data;
+
+    let registry = remotemedia_audio::registry();
+    let yaml = "version: v1\nmetadata: { name: t }\nnodes:\n  \
+        - { id: tone, node_type: ToneGenerator, params: { sample_rate: 44100, frequency_hz: 1000, amplitude: 0.5, duration_ms: 2000, chunk_ms: 20 } }\n  \
+        - { id: rs, node_type: AudioResample, params: { target_rate: 16000 } }\n\
+        connections:\n  - { from: tone, to: rs }\n";
+    let p = load_str(yaml, Format::Yaml, &registry).unwrap_or_else(|e| panic!("{e}"));
+    let res = run_pipeline(&p, &registry, Vec::new(), &RunOptions::default()).unwrap();
+    let items = res.sink("rs").unwrap();
+    let (mut next, mut all) = (0i64, Vec::new());
+    for item in items {
+        let Data::Audio(a) = item else {
+            panic!("not audio")
+        };
+        assert_eq!(a.sample_rate, 16_000);
+        // Each chunk starts where the one before it ended (times from frame counts).
+        assert_eq!(a.pts_us, next);
+        next = a.end_pts_us();
+        all.extend_from_slice(&a.samples);
+    }
+    assert_eq!(all.len(), 32_000);
+    assert_eq!(next, 2_000_000);
+    let snr = snr_db(&all, 16_000, 1000.0, 0.5);
+    assert!(snr >= 90.0, "SNR {snr:.1} dB");
+}
