@@ -9,6 +9,7 @@
 
 pub mod input;
 pub mod nodes;
+pub mod resample;
 pub mod stream;
 
 use remotemedia_core::Registry;
