@@ -60,9 +60,9 @@ fn rule_matrix(m: u16, n: u16) -> Vec<Vec<f32>> {
 impl Node for AudioChannels {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
         let (_, ch) = self.format.check(buf)?;
-        if first {
+        // Set up at the first item (again after a failed set-up: the matrix stays empty).
+        if self.matrix.is_empty() {
             self.matrix = match &self.given {
                 Some(given) => {
                     if given[0].len() != usize::from(ch) {
@@ -222,6 +222,17 @@ mod tests {
         assert_eq!(
             e.message,
             "`matrix` has 3 columns but the audio has 2 channels: give one column per input channel"
+        );
+        let e = n
+            .process(
+                chunks(&[0.0, 0.0], 1000, 2, &[1], 0).remove(0),
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("`matrix` has 3 columns"),
+            "{}",
+            e.message
         );
     }
 

@@ -109,9 +109,9 @@ impl AudioChunker {
 impl Node for AudioChunker {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
         let (rate, channels) = self.format.check(buf)?;
-        if first {
+        // Set up at the first item (again after a failed set-up: the size stays 0).
+        if self.size == 0 {
             self.clock.start_at(buf);
             self.size = match self.length {
                 Length::Frames(n) => n as usize,
@@ -122,12 +122,12 @@ impl Node for AudioChunker {
                     "`chunk_ms` ({ms}) is shorter than one frame at {rate} Hz"
                 )));
             }
-            if self.overlap as usize >= self.size {
-                return Err(NodeError::invalid_input(format!(
-                    "`overlap` ({}) must be less than the chunk length ({} frames at {rate} Hz)",
-                    self.overlap, self.size
-                )));
-            }
+        }
+        if self.overlap as usize >= self.size {
+            return Err(NodeError::invalid_input(format!(
+                "`overlap` ({}) must be less than the chunk length ({} frames at {rate} Hz)",
+                self.overlap, self.size
+            )));
         }
         let ch = usize::from(channels);
         self.held.extend_from_slice(&buf.samples);
@@ -378,6 +378,14 @@ mod tests {
             e.message,
             "`overlap` (100) must be less than the chunk length (80 frames at 8000 Hz)"
         );
+        // And again for the next item, rather than a chunking with a broken overlap.
+        let e = c
+            .process(
+                chunks(&[0.0; 4], 8000, 1, &[4], 0).remove(0),
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(e.message.starts_with("`overlap` (100)"), "{}", e.message);
         let e = c.process(Data::Float(1.0), &mut Vec::new()).unwrap_err();
         assert_eq!(e.message, "expected audio, got a float");
         let mut c = node::<AudioChunker>(json!({"chunk_ms": 0.05}));
