@@ -7,9 +7,12 @@
 //!
 //! [`AudioBuffer`]: remotemedia_core::AudioBuffer
 
+pub mod decode;
 pub mod input;
 pub mod nodes;
+pub mod pcm;
 pub mod stream;
+pub mod wav;
 
 use remotemedia_core::Registry;
 
