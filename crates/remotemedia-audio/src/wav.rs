@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use remotemedia_core::{frames_to_us, AudioBuffer};
+use remotemedia_core::AudioBuffer;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -73,7 +73,10 @@ pub struct WavSummary {
 impl WavSummary {
     /// Length of the written audio, in milliseconds.
     pub fn duration_ms(&self) -> f64 {
-        frames_to_us(self.frames, self.sample_rate) as f64 / 1000.0
+        if self.sample_rate == 0 {
+            return 0.0;
+        }
+        self.frames as f64 * 1000.0 / f64::from(self.sample_rate)
     }
 }
 
