@@ -283,7 +283,7 @@ impl Decoder {
 
     /// The next chunk, `None` at the end of the stream, or the error that ended it (after
     /// the samples decoded before it were handed out; then `None`).
-    pub fn next_chunk(&mut self) -> Result<Option<AudioBuffer>, DecodeError> {
+    pub fn read_chunk(&mut self) -> Result<Option<AudioBuffer>, DecodeError> {
         let ch = usize::from(self.channels);
         let want = self.chunk_frames * ch;
         loop {
@@ -378,7 +378,7 @@ impl Iterator for Decoder {
     type Item = Result<AudioBuffer, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_chunk().transpose()
+        self.read_chunk().transpose()
     }
 }
 

@@ -189,6 +189,16 @@ impl WavWriter {
         Ok(())
     }
 
+    /// Writes out what is buffered and updates the header, so that the file is valid
+    /// as it stands (writing may go on).
+    pub fn flush(&mut self) -> Result<(), WavError> {
+        let result = match self.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        };
+        result.map_err(|e| self.io(e))
+    }
+
     /// Rewrites the header and closes the file (once; later calls return the same
     /// summary).
     pub fn finalize(&mut self) -> Result<WavSummary, WavError> {
@@ -264,6 +274,9 @@ mod tests {
             ),
             "{e}"
         );
+        // Flushed, the file is valid as it stands.
+        w.flush().unwrap();
+        assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 100);
         w.finalize().unwrap();
         let mut r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.spec().sample_format, hound::SampleFormat::Float);

@@ -148,7 +148,7 @@ fn a_truncated_wav_fails_naming_the_file_and_position_after_its_chunks() {
     let mut d = Decoder::open(&cut, 20.0).unwrap();
     let mut frames = 0u64;
     let err = loop {
-        match d.next_chunk() {
+        match d.read_chunk() {
             Ok(Some(b)) => frames += b.frames() as u64,
             Ok(None) => panic!("a truncated file decoded to its end"),
             Err(e) => break e,
@@ -162,7 +162,7 @@ fn a_truncated_wav_fails_naming_the_file_and_position_after_its_chunks() {
     assert_eq!(frames, 12_000, "{text}");
     assert!(text.contains("at 1.500 s (frame 12000)"), "{text}");
     assert_eq!(err.position_secs(), Some(1.5));
-    assert!(d.next_chunk().unwrap().is_none());
+    assert!(d.read_chunk().unwrap().is_none());
 }
 
 fn tool(name: &str) -> Command {
@@ -348,7 +348,7 @@ fn a_corrupt_flac_fails_naming_the_file_and_position() {
     let mut d = Decoder::open(&cut, 20.0).unwrap();
     let mut frames = 0u64;
     let err = loop {
-        match d.next_chunk() {
+        match d.read_chunk() {
             Ok(Some(b)) => frames += b.frames() as u64,
             Ok(None) => panic!("a truncated FLAC decoded to its end"),
             Err(e) => break e,

@@ -70,7 +70,7 @@ impl Node for MediaReader {
             ));
         };
         for _ in 0..max.clamp(1, CHUNKS_PER_PULL) {
-            match d.next_chunk().map_err(decode_error)? {
+            match d.read_chunk().map_err(decode_error)? {
                 Some(buf) => out.push(Data::from(buf)),
                 None => return Ok(Pull::Done),
             }
