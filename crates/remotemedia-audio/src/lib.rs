@@ -7,10 +7,13 @@
 //!
 //! [`AudioBuffer`]: remotemedia_core::AudioBuffer
 
+pub mod decode;
 pub mod input;
 pub mod nodes;
+pub mod pcm;
 pub mod resample;
 pub mod stream;
+pub mod wav;
 
 use remotemedia_core::Registry;
 

@@ -22,7 +22,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a pipeline over JSON Lines input, printing one JSON value per output item.
+    /// Run a pipeline over JSON Lines or audio input, printing one JSON value per output
+    /// item (or writing audio: `--output out.wav`).
     Run(RunArgs),
     /// Check a manifest and list every problem in it.
     Validate(ValidateArgs),
@@ -170,12 +171,31 @@ pub struct CapabilitiesArgs {
 pub struct RunArgs {
     /// Pipeline manifest (JSON or YAML).
     pub manifest: PathBuf,
-    /// JSON Lines input, one item per line; `-` reads stdin. Without it the pipeline gets no items.
+    /// Input: JSON Lines (one item per line) or an audio file (WAV, FLAC, MP3, Ogg
+    /// Vorbis, recognised by its content) decoded into audio chunks; `-` reads stdin.
+    /// Without it the pipeline gets no items.
     #[arg(short, long, value_name = "FILE|-")]
     pub input: Option<String>,
-    /// Where to write JSON Lines output; `-` (default) is stdout.
+    /// Read the input as headerless PCM, `FORMAT:RATE:CHANNELS` (FORMAT: s16le, f32le,
+    /// u8, mulaw or alaw), e.g. `s16le:16000:1`.
+    #[arg(long, value_name = "FORMAT:RATE:CHANNELS", requires = "input")]
+    pub input_format: Option<String>,
+    /// Length of the audio chunks an audio or PCM input is cut into, in milliseconds.
+    #[arg(long, default_value_t = 20.0, value_name = "MS")]
+    pub chunk_ms: f64,
+    /// Where to write the outputs; `-` (default) is stdout. JSON Lines, unless the name
+    /// ends in `.wav` or `--output-format` says otherwise.
     #[arg(short, long, value_name = "FILE|-", default_value = "-")]
     pub output: String,
+    /// Write the (single) sink's audio as a WAV file (`s16`, the default for `.wav`, or
+    /// `f32`), as raw PCM (`s16le`, `f32le`, `u8`, `mulaw`, `alaw`), or as `jsonl`.
+    #[arg(long, value_name = "FORMAT")]
+    pub output_format: Option<String>,
+    /// Feed the input at the pace of its timestamps, as a live source would: an item
+    /// with `pts_us` p lasting d is sent at start + p + d. With `--metrics`, reports
+    /// the latency of each timestamped output (`realtime_latency_us`).
+    #[arg(long)]
+    pub realtime: bool,
     /// Write run metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,

@@ -29,7 +29,11 @@ fn every_tag_has_its_definition() {
     let s = schema();
     let defs = &s["$defs"];
     for tag in RESERVED_TAGS {
-        let name = if tag == "$map" { "escaped_map" } else { &tag[1..] };
+        let name = if tag == "$map" {
+            "escaped_map"
+        } else {
+            &tag[1..]
+        };
         assert_eq!(
             defs[name]["required"],
             serde_json::json!([tag]),

@@ -1,6 +1,5 @@
 //! The audio node types, one module each.
 
-mod resample;
 mod accumulator;
 mod channels;
 mod chunker;
@@ -9,13 +8,15 @@ mod gain;
 mod level;
 mod limiter;
 mod loudness;
+mod media;
+mod pcm;
+mod resample;
 mod shared;
 mod silence;
 mod tone;
 
 use remotemedia_core::Registry;
 
-pub use resample::{AudioResample, FastResampleNode, FastResampleParams, ResampleParams};
 pub use accumulator::{AccumulatorParams, AudioAccumulator};
 pub use channels::{AudioChannels, ChannelsParams};
 pub use chunker::{AudioChunker, AudioChunkerNode, ChunkerNodeParams, ChunkerParams};
@@ -24,6 +25,9 @@ pub use gain::{AudioGain, GainParams};
 pub use level::{AudioLevel, LevelParams};
 pub use limiter::{AudioLimiter, LimiterParams};
 pub use loudness::{AudioLoudness, LoudnessParams};
+pub use media::{MediaReader, MediaReaderParams, MediaWriter, MediaWriterParams};
+pub use pcm::{PcmDecode, PcmDecodeParams, PcmEncode, PcmEncodeParams};
+pub use resample::{AudioResample, FastResampleNode, FastResampleParams, ResampleParams};
 pub use silence::{SilenceDetector, SilenceParams};
 pub use tone::{ToneGenerator, ToneParams, Waveform};
 
@@ -42,4 +46,8 @@ pub fn register(registry: &mut Registry) {
     registry.add::<SilenceDetector>();
     registry.add::<ClippingDetector>();
     registry.add::<AudioLoudness>();
+    registry.add::<MediaReader>();
+    registry.add::<MediaWriter>();
+    registry.add::<PcmDecode>();
+    registry.add::<PcmEncode>();
 }

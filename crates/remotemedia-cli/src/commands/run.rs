@@ -1,5 +1,10 @@
-//! `remotemedia run MANIFEST [--input FILE|-] [--output FILE|-] [--metrics FILE]
+//! `remotemedia run MANIFEST [--input FILE|-] [--input-format F:RATE:CH] [--chunk-ms N]
+//! [--output FILE|-] [--output-format F] [--realtime] [--metrics FILE]
 //! [--executor NAME=HOST:PORT]… [--policy P]`.
+//!
+//! Input is JSON Lines, or audio (recognised by its first bytes, decoded as it is
+//! read) or raw PCM, cut into `--chunk-ms` chunks; output is JSON Lines, or the single
+//! sink's audio as WAV or raw PCM (see [`output`]).
 //!
 //! SIGINT / SIGTERM stop a run cleanly (see [`supervise`]) and make the exit code
 //! 128 + the signal.
@@ -8,7 +13,7 @@
 #![cfg_attr(not(unix), allow(dead_code))]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
@@ -28,11 +33,15 @@ use remotemedia_remote::{distribute, StageOptions};
 use serde_json::json;
 
 use crate::cli::RunArgs;
-use crate::jsonl::{read_items, write_item, BadLine};
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
 
+mod input;
+mod output;
 #[cfg(unix)]
 mod signals;
+
+use input::Pacer;
+use output::{Output, OutputError, OutputKind};
 
 /// Runs the pipeline, streaming input lines in and output lines out.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -51,6 +60,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("error: --batch-size and --queue-capacity must be at least 1");
         return Ok(EXIT_INVALID);
     }
+    if !(args.chunk_ms.is_finite() && args.chunk_ms > 0.0) {
+        eprintln!("error: --chunk-ms must be above 0, got {}", args.chunk_ms);
+        return Ok(EXIT_INVALID);
+    }
+    let pcm_spec = match args
+        .input_format
+        .as_deref()
+        .map(str::parse::<remotemedia_audio::pcm::PcmSpec>)
+    {
+        None => None,
+        Some(Ok(spec)) => Some(spec),
+        Some(Err(e)) => {
+            eprintln!("error: --input-format: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let output_kind = match output::choose(&args.output, args.output_format.as_deref()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
     // Placement: only when executors are configured or nodes ask for something.
     let (pipeline, registry, remote_report) =
         if super::plan::needs_placement(&pipeline, &args.remote) {
@@ -95,24 +127,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             (pipeline, registry, None)
         };
 
-    let input: Option<Box<dyn BufRead + Send>> = match args.input.as_deref() {
+    if output_kind != OutputKind::Jsonl {
+        let sinks = sink_ids(&pipeline);
+        if sinks.len() != 1 {
+            eprintln!(
+                "error: --output {} writes one sink's audio, but the pipeline has {} sinks: {}",
+                args.output,
+                sinks.len(),
+                sinks.join(", ")
+            );
+            return Ok(EXIT_INVALID);
+        }
+    }
+    let input = match args.input.as_deref() {
         None => None,
-        Some("-") => Some(Box::new(BufReader::new(std::io::stdin()))),
-        Some(path) => match File::open(path) {
-            Ok(f) => Some(Box::new(BufReader::with_capacity(1 << 16, f))),
+        Some(name) => match input::open(name, pcm_spec, args.chunk_ms) {
+            Ok(i) => Some(i),
             Err(e) => {
-                eprintln!("error: cannot open input {path}: {e}");
+                eprintln!("error: {e}");
                 return Ok(EXIT_INVALID);
             }
         },
     };
-    let out: Box<dyn Write + Send> = if args.output == "-" {
-        Box::new(BufWriter::new(std::io::stdout()))
-    } else {
-        let f = File::create(&args.output)
-            .with_context(|| format!("cannot create output {}", args.output))?;
-        Box::new(BufWriter::new(f))
-    };
+    let output_path = args.output.clone();
+    let out = Output::new(output_kind, &args.output, || {
+        Ok(if output_path == "-" {
+            Box::new(BufWriter::new(std::io::stdout()))
+        } else {
+            Box::new(BufWriter::new(File::create(&output_path)?))
+        })
+    })
+    .with_context(|| format!("cannot create output {}", args.output))?;
     let progress = progress_bar(args.no_progress);
     let stop = Arc::new(Stop::new(out, progress.clone()));
     // From here on a signal stops the run rather than the process.
@@ -155,33 +200,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let (input_tx, input_rx) = mpsc::channel();
     stop.set_input_done(input_tx.clone());
     let feeder = Arc::clone(&stop);
+    // Stream time 0 of a paced input, and of the latencies measured against it.
+    let start = Instant::now();
+    let realtime = args.realtime;
     thread::Builder::new()
         .name("rm-input".into())
         .spawn(move || {
+            let pacer = realtime.then(|| Pacer::new(start));
             let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match input {
                 None => Ok(0),
-                Some(r) => read_items(r, read_batch, |batch| feeder.send(batch)),
+                Some(i) => input::feed(i, read_batch, pacer.as_ref(), |batch| feeder.send(batch)),
             }));
             // Taking the sender ends the stream.
             feeder.close_input();
-            let _ = input_tx.send(Some(read.unwrap_or_else(|_| {
-                Err(BadLine {
-                    line: 0,
-                    message: "input thread panicked".into(),
-                })
-            })));
+            let _ = input_tx.send(Some(
+                read.unwrap_or_else(|_| Err("input thread panicked".into())),
+            ));
         })
         .context("cannot start input thread")?;
 
-    let mut write_error = None;
+    let mut latency = (realtime && args.metrics.is_some()).then(Latency::default);
+    let mut write_error: Option<OutputError> = None;
     while let Some((sink, batch)) = receiver.recv_batch() {
+        if let Some(l) = latency.as_mut() {
+            l.record(start, &batch);
+        }
         if write_error.is_some() {
             continue; // keep draining so the pipeline can finish
         }
         let mut out = lock(&stop.out);
         for item in &batch {
             let label = several.then(|| sinks[sink].as_str());
-            if let Err(e) = write_item(&mut *out, label, item) {
+            if let Err(e) = out.write(&sinks[sink], label, item) {
                 write_error = Some(e);
                 break;
             }
@@ -213,10 +263,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     {
         let mut out = lock(&stop.out);
         for s in &result.outputs {
+            if let Some(l) = latency.as_mut() {
+                l.record(start, &s.items);
+            }
             for item in &s.items {
                 let label = several.then_some(s.sink.as_str());
                 if write_error.is_none() {
-                    match write_item(&mut *out, label, item) {
+                    match out.write(&s.sink, label, item) {
                         Ok(()) => {
                             stop.written.fetch_add(1, Ordering::Relaxed);
                         }
@@ -225,10 +278,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        if write_error.is_none() {
-            if let Err(e) = out.flush() {
-                write_error = Some(e);
-            }
+        // A WAV file is finalized whatever happened before: it stays valid.
+        if let Err(e) = out.finish() {
+            write_error.get_or_insert(e);
         }
     }
     if let Some(w) = &waker {
@@ -240,7 +292,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
     let remote = remote_report.map(|r| r.snapshot());
     if let Some(path) = &args.metrics {
-        write_metrics(path, &result, failure.as_ref(), remote.as_ref())?;
+        write_metrics(
+            path,
+            &result,
+            failure.as_ref(),
+            remote.as_ref(),
+            latency.as_ref(),
+        )?;
     }
     if let Some(code) = stop.finish_interrupted() {
         // One line: errors and warnings after a signal are mostly its echoes
@@ -265,12 +323,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("warning: {e}");
     }
     if let Some(e) = write_error {
-        eprintln!("error: cannot write output: {e}");
+        eprintln!("error: {e}");
         return Ok(EXIT_RUN_FAILED);
     }
     let mut code = 0;
-    if let Some(Err(bad)) = input_result {
-        eprintln!("error: input line {}: {}", bad.line, bad.message);
+    if let Some(Err(message)) = input_result {
+        eprintln!("error: {message}");
         code = EXIT_INVALID;
     }
     if let Some(e) = failure {
@@ -290,7 +348,7 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 
 /// Where the reader's result goes: the number of items read or the bad line, or
 /// `None` when a signal stopped the input.
-type InputDone = mpsc::Sender<Option<Result<u64, BadLine>>>;
+type InputDone = mpsc::Sender<Option<Result<u64, String>>>;
 
 /// A run as seen by the signal supervisor: what it needs to stop it, and to exit
 /// without it when it does not stop in time.
@@ -307,7 +365,7 @@ struct Stop {
     /// Whether the summary line was printed (the main thread and the supervisor may
     /// both get there when the run ends just as the supervisor gives up on it).
     reported: AtomicBool,
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Mutex<Output>,
     progress: Option<ProgressBar>,
 }
 
@@ -316,7 +374,7 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Stop {
-    fn new(out: Box<dyn Write + Send>, progress: Option<ProgressBar>) -> Stop {
+    fn new(out: Output, progress: Option<ProgressBar>) -> Stop {
         Stop {
             cancel: CancelToken::new(),
             input: Mutex::new(None),
@@ -529,11 +587,57 @@ fn progress_bar(disabled: bool) -> Option<ProgressBar> {
     Some(p)
 }
 
+/// Nodes no edge leaves: the sinks.
+fn sink_ids(pipeline: &remotemedia_core::manifest::Pipeline) -> Vec<String> {
+    (0..pipeline.nodes.len())
+        .filter(|&i| !pipeline.edges.iter().any(|&(from, _)| from == i))
+        .map(|i| pipeline.nodes[i].id.to_string())
+        .collect()
+}
+
+/// Latency of timestamped outputs under `--realtime`: when each was received, less the
+/// wall time its stream time stands for (start + an audio output's end or an event's
+/// `pts_us`), in microseconds.
+#[derive(Debug, Default)]
+struct Latency {
+    samples_us: Vec<i64>,
+}
+
+impl Latency {
+    fn record(&mut self, start: Instant, items: &[Data]) {
+        let now = i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX);
+        for item in items {
+            if let Some(t) = input::stream_time_us(item) {
+                self.samples_us.push(now - t);
+            }
+        }
+    }
+
+    fn report(&self) -> serde_json::Value {
+        let mut v = self.samples_us.clone();
+        v.sort_unstable();
+        let pick = |q: f64| -> Option<i64> {
+            if v.is_empty() {
+                return None;
+            }
+            let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            Some(v[rank - 1])
+        };
+        json!({
+            "items": v.len(),
+            "p50": pick(0.50),
+            "p99": pick(0.99),
+            "max": v.last(),
+        })
+    }
+}
+
 fn write_metrics(
     path: &std::path::Path,
     result: &RunResult,
     failure: Option<&remotemedia_core::RunError>,
     remote: Option<&ReportData>,
+    latency: Option<&Latency>,
 ) -> anyhow::Result<()> {
     let mut metrics = result.metrics.clone();
     if metrics.peak_rss_bytes.is_none() {
@@ -549,6 +653,9 @@ fn write_metrics(
     });
     if let Some(r) = remote {
         body["remote"] = serde_json::to_value(r)?;
+    }
+    if let Some(l) = latency {
+        body["realtime_latency_us"] = l.report();
     }
     let text = serde_json::to_string_pretty(&body)?;
     std::fs::write(path, text + "\n")

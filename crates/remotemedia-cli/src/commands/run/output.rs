@@ -1,0 +1,234 @@
+//! What `--output` writes: JSON Lines (the default), a WAV file (`--output X.wav`,
+//! `--output-format s16|f32`) or raw PCM (`--output-format s16le|f32le|u8|mulaw|alaw`).
+
+use std::io::Write;
+
+use remotemedia_audio::pcm::PcmFormat;
+use remotemedia_audio::wav::{WavError, WavFormat, WavWriter};
+use remotemedia_core::Data;
+
+use crate::jsonl::write_item;
+
+/// The kind of output chosen by `--output` and `--output-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// One JSON value per line.
+    Jsonl,
+    /// A WAV file of the sink's audio.
+    Wav(WavFormat),
+    /// Headerless PCM of the sink's audio.
+    Raw(PcmFormat),
+}
+
+/// Chooses the output from `--output` and `--output-format`; the error is the message to
+/// print after `error: `.
+pub fn choose(output: &str, format: Option<&str>) -> Result<OutputKind, String> {
+    let is_wav = output.to_ascii_lowercase().ends_with(".wav");
+    let wav = |f: WavFormat| {
+        if output == "-" {
+            Err(format!(
+                "--output-format {} writes a WAV file: give --output FILE.wav",
+                format.unwrap_or("s16")
+            ))
+        } else {
+            Ok(OutputKind::Wav(f))
+        }
+    };
+    match format.map(str::to_ascii_lowercase).as_deref() {
+        None if is_wav => wav(WavFormat::S16),
+        None | Some("jsonl") => Ok(OutputKind::Jsonl),
+        Some("s16") => wav(WavFormat::S16),
+        Some("f32") => wav(WavFormat::F32),
+        Some(other) => other.parse().map(OutputKind::Raw).map_err(|_| {
+            format!(
+                "unknown --output-format `{other}`; expected s16 or f32 (a WAV file), s16le, f32le, \
+                 u8, mulaw or alaw (raw PCM), or jsonl"
+            )
+        }),
+    }
+}
+
+/// Why an output could not be written.
+#[derive(Debug)]
+pub enum OutputError {
+    /// Writing failed.
+    Io(String),
+    /// An item that this output cannot hold (the message names the sink).
+    Item(String),
+}
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputError::Io(e) => write!(f, "cannot write output: {e}"),
+            OutputError::Item(m) => f.write_str(m),
+        }
+    }
+}
+
+fn article(name: &str) -> String {
+    let vowel = name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
+/// An open output.
+pub enum Output {
+    /// JSON Lines to a writer.
+    Jsonl(Box<dyn Write + Send>),
+    /// A WAV file.
+    Wav { writer: WavWriter, name: String },
+    /// Raw PCM to a writer, of one rate and channel count.
+    Raw {
+        out: Box<dyn Write + Send>,
+        format: PcmFormat,
+        name: String,
+        stream: Option<(u32, u16)>,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Output {
+    /// An output of `kind`: `out` is where JSON Lines or raw PCM go, `name` the file's
+    /// name as given (`-` for stdout).
+    pub fn new(
+        kind: OutputKind,
+        name: &str,
+        out: impl FnOnce() -> std::io::Result<Box<dyn Write + Send>>,
+    ) -> std::io::Result<Output> {
+        Ok(match kind {
+            OutputKind::Jsonl => Output::Jsonl(out()?),
+            OutputKind::Wav(f) => Output::Wav {
+                writer: WavWriter::new(name, f),
+                name: name.to_string(),
+            },
+            OutputKind::Raw(format) => Output::Raw {
+                out: out()?,
+                format,
+                name: if name == "-" {
+                    "stdout".into()
+                } else {
+                    name.to_string()
+                },
+                stream: None,
+                bytes: Vec::new(),
+            },
+        })
+    }
+
+    /// Writes one output item of `sink`; `label` tags JSON Lines from one of several
+    /// sinks.
+    pub fn write(
+        &mut self,
+        sink: &str,
+        label: Option<&str>,
+        item: &Data,
+    ) -> Result<(), OutputError> {
+        match self {
+            Output::Jsonl(out) => {
+                write_item(out, label, item).map_err(|e| OutputError::Io(e.to_string()))
+            }
+            Output::Wav { writer, name } => {
+                let Data::Audio(a) = item else {
+                    return Err(not_audio(name, sink, item));
+                };
+                writer.write(a).map_err(|e| match e {
+                    WavError::FormatChanged {
+                        rate,
+                        channels,
+                        got_rate,
+                        got_channels,
+                        ..
+                    } => OutputError::Item(format!(
+                        "output {name}: sink `{sink}` changed format from {rate} Hz, {channels} ch \
+                         to {got_rate} Hz, {got_channels} ch; a WAV file holds one format"
+                    )),
+                    io => OutputError::Io(io.to_string()),
+                })
+            }
+            Output::Raw {
+                out,
+                format,
+                name,
+                stream,
+                bytes,
+            } => {
+                let Data::Audio(a) = item else {
+                    return Err(not_audio(name, sink, item));
+                };
+                let (rate, channels) = *stream.get_or_insert((a.sample_rate, a.channels));
+                if (a.sample_rate, a.channels) != (rate, channels) {
+                    return Err(OutputError::Item(format!(
+                        "output {name}: sink `{sink}` changed format from {rate} Hz, {channels} ch \
+                         to {} Hz, {} ch; a raw PCM stream holds one format",
+                        a.sample_rate, a.channels
+                    )));
+                }
+                bytes.clear();
+                format.encode_into(&a.samples, bytes);
+                out.write_all(bytes)
+                    .map_err(|e| OutputError::Io(e.to_string()))
+            }
+        }
+    }
+
+    /// Writes out what is buffered (a WAV file's header too, so it is valid as it stands).
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        match self {
+            Output::Jsonl(out) | Output::Raw { out, .. } => {
+                out.flush().map_err(|e| OutputError::Io(e.to_string()))
+            }
+            Output::Wav { writer, .. } => {
+                writer.flush().map_err(|e| OutputError::Io(e.to_string()))
+            }
+        }
+    }
+
+    /// Ends the output: flushes it, finalizes a WAV file.
+    pub fn finish(&mut self) -> Result<(), OutputError> {
+        match self {
+            Output::Wav { writer, .. } => writer
+                .finalize()
+                .map(|_| ())
+                .map_err(|e| OutputError::Io(e.to_string())),
+            _ => self.flush(),
+        }
+    }
+}
+
+fn not_audio(name: &str, sink: &str, item: &Data) -> OutputError {
+    OutputError::Item(format!(
+        "output {name}: sink `{sink}` emitted {}, not audio; only audio can be written there",
+        article(item.type_name())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_is_chosen_by_extension_and_format() {
+        assert_eq!(choose("-", None), Ok(OutputKind::Jsonl));
+        assert_eq!(choose("out.jsonl", None), Ok(OutputKind::Jsonl));
+        assert_eq!(choose("out.WAV", None), Ok(OutputKind::Wav(WavFormat::S16)));
+        assert_eq!(
+            choose("out.wav", Some("f32")),
+            Ok(OutputKind::Wav(WavFormat::F32))
+        );
+        assert_eq!(
+            choose("-", Some("s16le")),
+            Ok(OutputKind::Raw(PcmFormat::S16le))
+        );
+        assert_eq!(
+            choose("x.pcm", Some("mulaw")),
+            Ok(OutputKind::Raw(PcmFormat::Mulaw))
+        );
+        assert_eq!(
+            choose("-", Some("f32")).unwrap_err(),
+            "--output-format f32 writes a WAV file: give --output FILE.wav"
+        );
+        assert!(choose("-", Some("s24le"))
+            .unwrap_err()
+            .starts_with("unknown --output-format `s24le`; expected s16 or f32"));
+    }
+}
