@@ -16,11 +16,11 @@ use crate::stream::{ms_to_frames, StreamClock};
 #[serde(deny_unknown_fields)]
 pub struct AccumulatorParams {
     /// A buffer is emitted as soon as it holds at least this many milliseconds
-    /// (default 1000; at most `max_ms`).
+    /// (at most `max_ms`).
     #[serde(default = "default_min")]
     #[schemars(range(min = 0.01))]
     pub min_ms: f64,
-    /// No buffer is longer than this (default 30000): input that would make it longer
+    /// No buffer is longer than this: input that would make it longer
     /// is split.
     #[serde(default = "default_max")]
     #[schemars(range(min = 0.01))]

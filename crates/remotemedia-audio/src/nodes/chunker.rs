@@ -23,12 +23,12 @@ pub struct ChunkerParams {
     #[schemars(range(min = 1))]
     pub chunk_samples: Option<u64>,
     /// Frames (samples per channel) each chunk shares with the one before it, less
-    /// than the chunk length (default 0): chunk `k` starts at frame
+    /// than the chunk length: chunk `k` starts at frame
     /// `k * (length - overlap)`.
     #[serde(default)]
     pub overlap: u64,
-    /// Zero-pads the last, partial chunk to the full length (default false: it is
-    /// emitted shorter).
+    /// Zero-pads the last, partial chunk to the full length (else it is emitted
+    /// shorter).
     #[serde(default)]
     pub pad_last: bool,
 }
@@ -48,10 +48,10 @@ pub struct ChunkerNodeParams {
     #[schemars(range(min = 1))]
     pub chunk_samples: Option<u64>,
     /// Frames each chunk shares with the one before it, less than the chunk length
-    /// (default 0): chunk `k` starts at frame `k * (length - overlap)`.
+    ///: chunk `k` starts at frame `k * (length - overlap)`.
     #[serde(default)]
     pub overlap: u64,
-    /// Zero-pads the last, partial chunk to the full length (default false).
+    /// Zero-pads the last, partial chunk to the full length.
     #[serde(default)]
     pub pad_last: bool,
 }

@@ -12,12 +12,12 @@ use crate::input;
 #[serde(deny_unknown_fields)]
 pub struct ClippingParams {
     /// A sample clips when its magnitude is at least this, as a linear fraction of full
-    /// scale, 0.01 to 1 (default 0.999).
+    /// scale, 0.01 to 1.
     #[serde(default = "default_threshold")]
     #[schemars(range(min = 0.01, max = 1.0))]
     pub threshold: f64,
     /// Consecutive frames (in any channel) that must clip for a clipping event
-    /// (default 1). Counts include every clipped sample, also of shorter runs.
+    ///. Counts include every clipped sample, also of shorter runs.
     #[serde(default = "default_min_samples")]
     #[schemars(range(min = 1))]
     pub min_samples: u64,

@@ -14,17 +14,17 @@ use crate::stream::{ms_to_frames, StreamClock};
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimiterParams {
-    /// Highest output level in dBFS, -60 to 0 (default -1): no output sample's magnitude
+    /// Highest output level in dBFS, -60 to 0: no output sample's magnitude
     /// exceeds it.
     #[serde(default = "default_threshold")]
     #[schemars(range(min = -60.0, max = 0.0))]
     pub threshold_db: f64,
     /// Time for the gain to recover (to about 63%) after a peak, in ms, 1 to 5000
-    /// (default 50).
+    ///.
     #[serde(default = "default_release")]
     #[schemars(range(min = 1.0, max = 5000.0))]
     pub release_ms: f64,
-    /// Look-ahead in ms, 0 to 20 (default 0). With look-ahead the gain ramps down over
+    /// Look-ahead in ms, 0 to 20. With look-ahead the gain ramps down over
     /// that time before a peak instead of dropping at it; the output is delayed by as
     /// much (its `pts_us` stays that of the input frames it carries, and `finish`
     /// emits the last frames).

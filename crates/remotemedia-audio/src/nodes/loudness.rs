@@ -15,7 +15,7 @@ use crate::stream::ms_to_frames;
 #[serde(deny_unknown_fields)]
 pub struct LoudnessParams {
     /// Emit a `loudness` event every this many milliseconds of audio, 10 to 60000
-    /// (default 100, the R 128 block step).
+    /// (100 is the R 128 block step).
     #[serde(default = "default_interval")]
     #[schemars(range(min = 10.0, max = 60_000.0))]
     pub interval_ms: f64,

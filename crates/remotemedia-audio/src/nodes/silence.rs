@@ -13,11 +13,11 @@ use crate::stream::ms_to_frames;
 #[serde(deny_unknown_fields)]
 pub struct SilenceParams {
     /// A frame is silent when every channel's sample magnitude is below this level,
-    /// in dBFS, -120 to 0 (default -50).
+    /// in dBFS, -120 to 0.
     #[serde(default = "default_threshold")]
     #[schemars(range(min = -120.0, max = 0.0))]
     pub threshold_db: f64,
-    /// Shortest silence reported, in ms (default 500).
+    /// Shortest silence reported, in ms.
     #[serde(default = "default_min_duration")]
     #[schemars(range(min = 0.0))]
     pub min_duration_ms: f64,
