@@ -60,7 +60,7 @@ fn a_generated_tone_through_the_chain() {
     assert_eq!(levels.len(), 6);
     for (k, e) in levels.iter().enumerate() {
         let m = e.as_map().unwrap();
-        assert_eq!(m["pts_us"], Data::Int(500_000 * k as i64));
+        assert_eq!(m["pts_us"], Data::Int(500_000 * (k as i64 + 1)));
         let Data::Float(peak) = m["peak_dbfs"].as_list().unwrap()[0] else {
             panic!()
         };

@@ -25,14 +25,18 @@ pub struct LevelParams {
 pub struct AudioLevel {
     interval_ms: Option<f64>,
     format: Format,
-    /// Start of the span being measured.
+    /// End of the last span emitted (the start of the one being measured).
     clock: StreamClock,
     interval: usize,
     levels: Levels,
 }
 
 impl AudioLevel {
+    /// Emits the span measured so far, stamped with its end: the stream time at which
+    /// its level is known (as a meter shows it, and as `AudioLoudness` stamps its
+    /// events), so a live client's latency is measured from when it could have been.
     fn emit(&mut self, rate: u32, out: &mut Vec<Data>) {
+        self.clock.skip(self.levels.frames());
         let pts = self.clock.next_pts(rate);
         out.push(event(
             "level",
@@ -42,7 +46,6 @@ impl AudioLevel {
                 ("peak_dbfs", floats(&self.levels.peak_db())),
             ],
         ));
-        self.clock.skip(self.levels.frames());
         self.levels.reset();
     }
 }
@@ -94,7 +97,8 @@ impl NodeType for AudioLevel {
     const ALIASES: &'static [&'static str] = &["AudioLevelNode"];
     const DESCRIPTION: &'static str =
         "Measures RMS and peak level per channel, per input item or per `interval_ms`, and emits \
-         them as events (not the audio). Levels are in dBFS, -120 for silence and below.";
+         them as events (not the audio), each stamped with the end of the span it measured. \
+         Levels are in dBFS, -120 for silence and below.";
     const INPUT: &'static str = "audio of one format";
     const OUTPUT: &'static str =
         "events {\"type\": \"level\", \"pts_us\", \"rms_dbfs\": [per channel], \"peak_dbfs\": [per channel]}";
@@ -141,7 +145,7 @@ mod tests {
         assert_eq!(events(&whole), events(&parts));
         let Data::Map(m) = &whole[3] else { panic!() };
         assert_eq!(m["type"], Data::from("level"));
-        assert_eq!(m["pts_us"], Data::Int(20 + 300_000));
+        assert_eq!(m["pts_us"], Data::Int(20 + 400_000));
         let rms = m["rms_dbfs"].as_list().unwrap();
         let Data::Float(l) = rms[0] else { panic!() };
         assert!((l - -3.0103).abs() < 1e-3, "{l}");
@@ -163,13 +167,16 @@ mod tests {
             .iter()
             .map(|e| e.as_map().unwrap()["pts_us"].clone())
             .collect();
-        assert_eq!(pts, [Data::Int(0), Data::Int(100_000), Data::Int(200_000)]);
+        assert_eq!(
+            pts,
+            [Data::Int(100_000), Data::Int(200_000), Data::Int(250_000)]
+        );
         let out = run(
             &mut node::<AudioLevel>(json!({"interval_ms": 200})),
             chunks(&input, 1000, 1, &[100], 0),
         );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].as_map().unwrap()["pts_us"], Data::Int(200_000));
+        assert_eq!(out[1].as_map().unwrap()["pts_us"], Data::Int(250_000));
     }
 
     #[test]

@@ -1,0 +1,99 @@
+//! The commands of README.md's "Audio" section, run exactly as written (with the
+//! `remotemedia` of this build first on the `PATH`), in order, in one directory with
+//! the repository's `examples/`, and their results checked.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{repo, BIN};
+
+/// The command lines between the README's audio-examples markers.
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme
+        .find("<!-- audio-examples")
+        .expect("README.md has the audio examples");
+    let end = readme[start..]
+        .find("<!-- /audio-examples -->")
+        .expect("the audio examples end")
+        + start;
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("remotemedia "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn wav_spec(path: &Path) -> (u32, u16, u64) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..4], b"RIFF", "{} is a WAV file", path.display());
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+    let channels = u16::from_le_bytes(bytes[22..24].try_into().unwrap());
+    let bits = u16::from_le_bytes(bytes[34..36].try_into().unwrap());
+    let data = (bytes.len() - 44) as u64;
+    (
+        rate,
+        channels,
+        data / u64::from(bits / 8) / u64::from(channels),
+    )
+}
+
+#[test]
+fn the_readme_audio_commands_run_as_written() {
+    let commands = readme_commands();
+    assert_eq!(commands.len(), 6, "{commands:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(repo("examples"), dir.path().join("examples")).unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut stdouts = Vec::new();
+    for cmd in &commands {
+        let out = Command::new("bash")
+            .args(["-o", "pipefail", "-c", cmd])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{cmd}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdouts.push(String::from_utf8(out.stdout).unwrap());
+    }
+    // The tone: 3 s at 48 kHz stereo.
+    assert_eq!(wav_spec(&dir.path().join("tone.wav")), (48_000, 2, 144_000));
+    // Resampled: 3 s at 16 kHz, the exact ratio.
+    assert_eq!(
+        wav_spec(&dir.path().join("tone-16k.wav")),
+        (16_000, 2, 48_000)
+    );
+    // Downmixed: mono, same length.
+    assert_eq!(wav_spec(&dir.path().join("mono.wav")), (48_000, 1, 144_000));
+    // The level meter: 6 events of 500 ms, a half-scale sine is -9 dBFS RMS, -6 dBFS peak.
+    for text in [&stdouts[3], &stdouts[4], &stdouts[5]] {
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 6, "{text}");
+        for (k, e) in events.iter().enumerate() {
+            assert_eq!(e["type"], "level");
+            // Each event is stamped with the end of the 500 ms it measured.
+            assert_eq!(e["pts_us"], 500_000 * (k as i64 + 1), "{e}");
+            let rms = e["rms_dbfs"][0].as_f64().unwrap();
+            let peak = e["peak_dbfs"][0].as_f64().unwrap();
+            assert!((rms - -9.03).abs() < 0.1, "{e}");
+            assert!((peak - -6.02).abs() < 0.1, "{e}");
+        }
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics.to_string().contains("p99"), "{metrics}");
+}
