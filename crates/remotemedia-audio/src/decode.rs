@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::Path;
 
 use remotemedia_core::{frames_to_us, AudioBuffer};
-use symphonia::core::codecs::audio::well_known::CODEC_ID_FLAC;
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_FLAC, CODEC_ID_MP3};
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
@@ -46,6 +46,14 @@ pub enum DecodeError {
         name: String,
         /// What was found.
         reason: String,
+        /// Whether the content ended before it could be recognised.
+        eof: bool,
+    },
+    /// The stream ends inside its headers, before any audio.
+    #[error("{name}: the file ends early (truncated) before its first audio frame, at 0.000 s")]
+    HeaderTruncated {
+        /// The file (or `stdin`).
+        name: String,
     },
     /// Decoding stopped in the middle of the stream: the file is truncated or corrupt.
     #[error("{name}: {reason} at {:.3} s (frame {frame})", *.frame as f64 / f64::from(*.sample_rate))]
@@ -62,6 +70,16 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// An unrecognised stream that ended while being recognised: a truncated header.
+    fn into_truncated(self) -> DecodeError {
+        match self {
+            DecodeError::Unsupported {
+                name, eof: true, ..
+            } => DecodeError::HeaderTruncated { name },
+            other => other,
+        }
+    }
+
     /// The position reached, in seconds, when decoding failed mid-stream.
     pub fn position_secs(&self) -> Option<f64> {
         match self {
@@ -137,6 +155,8 @@ pub struct Decoder {
     ended: bool,
     /// A failure to report once the samples before it are handed out.
     failure: Option<DecodeError>,
+    /// The file is known to be cut short (its end could not be read when it was opened).
+    truncated: bool,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -158,11 +178,34 @@ impl Decoder {
             name: name.clone(),
             source,
         })?;
-        let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
+        let hint = || {
+            let mut hint = Hint::new();
+            if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+                hint.with_extension(ext);
+            }
+            hint
+        };
+        match Decoder::from_source(Box::new(file), hint(), name.clone(), chunk_ms) {
+            Ok(d) => Ok(d),
+            // Some readers look at the end of a seekable file first (an Ogg stream's
+            // last page, for its length) and give up when it is cut short. Read as a
+            // stream, the audio before the cut decodes, and the end is known to be
+            // missing.
+            Err(e @ DecodeError::Unsupported { eof: true, .. }) => {
+                let retry = File::open(path).ok().and_then(|f| {
+                    let source = Box::new(ReadOnlySource::new(f));
+                    Decoder::from_source(source, hint(), name.clone(), chunk_ms).ok()
+                });
+                match retry {
+                    Some(mut d) => {
+                        d.truncated = true;
+                        Ok(d)
+                    }
+                    None => Err(e.into_truncated()),
+                }
+            }
+            Err(e) => Err(e),
         }
-        Decoder::from_source(Box::new(file), hint, name, chunk_ms)
     }
 
     /// Decodes from any reader (stdin, a pipe: it need not be seekable); `name` is what
@@ -178,6 +221,7 @@ impl Decoder {
             name.into(),
             chunk_ms,
         )
+        .map_err(DecodeError::into_truncated)
     }
 
     fn from_source(
@@ -190,6 +234,7 @@ impl Decoder {
         let unsupported = |reason: String| DecodeError::Unsupported {
             name: name.clone(),
             reason,
+            eof: false,
         };
         let format = symphonia::default::get_probe()
             .probe(
@@ -205,6 +250,11 @@ impl Decoder {
                         source: io,
                     }
                 }
+                SymphoniaError::IoError(io) => DecodeError::Unsupported {
+                    name: name.clone(),
+                    reason: format!("{io}"),
+                    eof: true,
+                },
                 other => unsupported(format!("{other}")),
             })?;
         let track = format
@@ -232,10 +282,11 @@ impl Decoder {
             .ok_or_else(|| unsupported("no channel count".into()))?;
         let channels =
             u16::try_from(channels).map_err(|_| unsupported(format!("{channels} channels")))?;
-        // Lossless containers say exactly how long they are; lossy estimates are not
-        // taken as a promise.
+        // Lossless containers say exactly how long they are, and so does an MP3 with a
+        // LAME tag (its Xing frame count); other lengths are estimates, not promises.
         let lossless = params.codec == CODEC_ID_FLAC || params.bits_per_coded_sample.is_some();
-        let expected = if lossless {
+        let lame_tag = params.codec == CODEC_ID_MP3 && track.delay.is_some();
+        let expected = if lossless || lame_tag {
             track
                 .num_frames
                 .filter(|&n| n > 0 && n < u64::from(u32::MAX))
@@ -258,6 +309,7 @@ impl Decoder {
             expected,
             ended: false,
             failure: None,
+            truncated: false,
         })
     }
 
@@ -358,6 +410,7 @@ impl Decoder {
             Some(n) if self.decoded < n => Some(format!(
                 "the file ends early (truncated; its header announces {n} frames)"
             )),
+            _ if self.truncated => Some("the file ends early (truncated)".into()),
             _ => None,
         });
         self.failure = reason.map(|reason| DecodeError::Corrupt {

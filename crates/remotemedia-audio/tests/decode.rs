@@ -365,3 +365,65 @@ fn a_corrupt_flac_fails_naming_the_file_and_position() {
     assert!((at - frames as f64 / 44_100.0).abs() < 1e-9, "{text}");
     assert!(text.contains(&format!("at {at:.3} s")), "{text}");
 }
+
+#[test]
+fn cut_lossy_files_fail_naming_the_position_after_their_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = source(dir.path());
+    let ogg = dir.path().join("a.ogg");
+    let mut c = tool("oggenc");
+    c.args(["--quiet", "-o"]).arg(&ogg).arg(&wav);
+    run(c);
+    let mp3 = dir.path().join("a.mp3");
+    let mut c = tool("lame");
+    c.args(["--quiet"]).arg(&wav).arg(&mp3);
+    run(c);
+    for f in [ogg, mp3] {
+        let bytes = std::fs::read(&f).unwrap();
+        let ext = f.extension().unwrap().to_str().unwrap().to_string();
+        let cut = dir.path().join(format!("cut.{ext}"));
+        // Half the file: the Ogg reader cannot find its last page, the MP3's LAME tag
+        // announces more frames than there are.
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let mut d = Decoder::open(&cut, 20.0).unwrap_or_else(|e| panic!("{e}"));
+        let mut frames = 0u64;
+        let err = loop {
+            match d.read_chunk() {
+                Ok(Some(b)) => frames += b.frames() as u64,
+                Ok(None) => panic!("a cut {ext} decoded to its end"),
+                Err(e) => break e,
+            }
+        };
+        let text = err.to_string();
+        assert!(
+            frames > 5_000 && frames < 40_000,
+            "{ext}: {frames} frames; {text}"
+        );
+        assert!(
+            text.starts_with(&format!(
+                "{}: the file ends early (truncated",
+                cut.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!(
+                "at {:.3} s (frame {frames})",
+                frames as f64 / 44_100.0
+            )),
+            "{text}"
+        );
+        // Cut inside its headers: nothing to decode, and it says so.
+        std::fs::write(&cut, &bytes[..200]).unwrap();
+        let e = Decoder::open(&cut, 20.0).unwrap_err().to_string();
+        if ext == "ogg" {
+            assert_eq!(
+                e,
+                format!(
+                    "{}: the file ends early (truncated) before its first audio frame, at 0.000 s",
+                    cut.display()
+                )
+            );
+        }
+    }
+}

@@ -161,6 +161,32 @@ fn pcm_decode_and_encode_round_trip_across_split_frames() {
         got.extend_from_slice(b);
     }
     assert_eq!(got, bytes);
+
+    // Not bytes, or a partial frame left at the end: errors that say so.
+    let f = run_pipeline(
+        &p,
+        &remotemedia_audio::registry(),
+        vec![Data::Int(3)],
+        &RunOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        f.to_string()
+            .contains("expected bytes of raw s16le:8000:2 PCM, got an int"),
+        "{f}"
+    );
+    let f = run_pipeline(
+        &p,
+        &remotemedia_audio::registry(),
+        vec![Data::Bytes(vec![1u8; 6].into())],
+        &RunOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        f.to_string()
+            .contains("the stream ends with 2 bytes that do not make a whole frame"),
+        "{f}"
+    );
 }
 
 #[test]

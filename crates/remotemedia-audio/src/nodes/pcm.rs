@@ -36,10 +36,15 @@ pub struct PcmDecode {
 impl Node for PcmDecode {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let Data::Bytes(bytes) = &item else {
+            let name = item.type_name();
+            let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
             return Err(NodeError::invalid_input(format!(
-                "expected bytes of raw {} PCM, got {}",
+                "expected bytes of raw {} PCM, got {article} {name}",
                 self.decoder.spec(),
-                item.type_name()
             )));
         };
         if let Some(buf) = self.decoder.push(bytes) {
