@@ -178,7 +178,7 @@ def live_latency(cli: str, work: Path, seconds: float) -> Dict[str, Any]:
     run_checked([cli, "run", str(manifest), "--input", str(src), "--realtime", "--metrics", str(metrics), "--output", os.devnull, "--no-progress"])
     wall = time.perf_counter() - start
     m = json.loads(metrics.read_text())
-    return {"input_s": seconds, "wall_s": wall, "latency": m.get("metrics", {}).get("latency") or m.get("latency")}
+    return {"input_s": seconds, "wall_s": wall, "latency_us": m["realtime_latency_us"]}
 
 
 def memory(cli: str, work: Path, quick: bool) -> Dict[str, Any]:
@@ -233,11 +233,12 @@ def markdown(r: Dict[str, Any]) -> str:
     if "status" in live:
         lines += [f"Live pacing: {live['status']}", ""]
     elif live:
-        lat = live.get("latency") or {}
+        lat = live.get("latency_us") or {}
         lines += [
             f"`--realtime` over a {live['input_s']:g} s file through 4 nodes (AudioChannels → AudioResample → AudioGain → AudioLevel): "
             f"wall {live['wall_s']:.2f} s; added latency per output beyond the pacing "
-            f"p50 {lat.get('p50_us', 'n/a')} µs, p99 {lat.get('p99_us', 'n/a')} µs (target p99 ≤ 1000 µs).",
+            f"p50 {lat.get('p50', 'n/a')} µs, p99 {lat.get('p99', 'n/a')} µs, max {lat.get('max', 'n/a')} µs "
+            f"over {lat.get('items', 0)} outputs (target p99 ≤ 1000 µs).",
             "",
         ]
     mem = r.get("memory", {})
