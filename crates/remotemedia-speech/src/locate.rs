@@ -7,8 +7,9 @@
 //! 1. `REMOTEMEDIA_VAD_MODEL` (path of the `.onnx` file) and `REMOTEMEDIA_ORT_LIB`
 //!    (path of the ONNX Runtime shared library) win when set;
 //! 2. otherwise the packages are looked up, once per process, in the site-packages of
-//!    the Python interpreter named by `REMOTEMEDIA_PYTHON`, else the active virtualenv's
-//!    (`VIRTUAL_ENV`), else `python3` on `PATH`. The interpreter is only asked where the
+//!    the Python interpreter named by `REMOTEMEDIA_VAD_PYTHON`, else `REMOTEMEDIA_PYTHON`
+//!    (the interpreter of Python nodes), else the active virtualenv's (`VIRTUAL_ENV`),
+//!    else `python3` on `PATH`. The interpreter is only asked where the
 //!    packages are (`importlib.util.find_spec`): neither package is imported.
 
 use std::path::{Path, PathBuf};
@@ -64,8 +65,10 @@ print(json.dumps({"silero_vad": where("silero_vad"), "silero_vad_version": versi
 
 /// The Python interpreter the packages are looked up in.
 pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("REMOTEMEDIA_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+    for var in ["REMOTEMEDIA_VAD_PYTHON", "REMOTEMEDIA_PYTHON"] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
     }
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV").filter(|p| !p.is_empty()) {
         let p = Path::new(&venv).join("bin").join("python");

@@ -357,8 +357,8 @@ const DESCRIPTION: &str = "Voice activity detection: where someone is speaking, 
      `speech_start` / `speech_end` events, one audio item per utterance, or the audio gated \
      to speech. Engine `silero` runs the Silero VAD v5 model (MIT licence) shipped in the \
      `silero-vad` PyPI package on the ONNX Runtime library of the `onnxruntime` PyPI package, \
-     both found in the site-packages of `python3` (or `REMOTEMEDIA_PYTHON`, or the active \
-     virtualenv) or named by `REMOTEMEDIA_VAD_MODEL` / `REMOTEMEDIA_ORT_LIB`; nothing is \
+     both found in the site-packages of `python3` (or of `REMOTEMEDIA_VAD_PYTHON`, \
+     `REMOTEMEDIA_PYTHON` or the active virtualenv) or named by `REMOTEMEDIA_VAD_MODEL` / `REMOTEMEDIA_ORT_LIB`; nothing is \
      downloaded (install: `pip install onnxruntime silero-vad`). The model loads once per \
      process and is shared by every stream; each stream keeps only its recurrent state. \
      Engine `energy` needs neither.";

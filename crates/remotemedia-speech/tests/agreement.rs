@@ -1,8 +1,8 @@
 //! The port is faithful: the same model run from Python through onnxruntime
 //! (`python/benchmarks/vad_reference.py`, the calling convention of the `silero-vad`
 //! package) on the same audio agrees on speech / non-speech for at least 98% of the
-//! windows. The Python is `REMOTEMEDIA_VAD_PYTHON`, else the one the model is looked up
-//! in; it needs numpy and onnxruntime.
+//! windows. The Python is the one the model is looked up in (`REMOTEMEDIA_VAD_PYTHON`
+//! first, see `remotemedia_speech::locate`); it needs numpy and onnxruntime.
 
 mod support;
 
@@ -13,10 +13,7 @@ use remotemedia_speech::silero::{window, SileroState};
 use support::*;
 
 fn python() -> Option<PathBuf> {
-    let py = std::env::var_os("REMOTEMEDIA_VAD_PYTHON")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(remotemedia_speech::locate::python);
+    let py = remotemedia_speech::locate::python();
     let ok = Command::new(&py)
         .args(["-c", "import numpy, onnxruntime"])
         .output()
