@@ -82,7 +82,7 @@ impl SileroState {
 /// one thread: 1 intra-op and 1 inter-op thread), created when callers are waiting,
 /// whatever the number of streams.
 pub struct SileroModel {
-    env: Environment,
+    env: &'static Environment,
     model_bytes: Vec<u8>,
     model_path: PathBuf,
     origin: String,
@@ -105,6 +105,21 @@ impl std::fmt::Debug for SileroModel {
     }
 }
 
+/// The process's ONNX Runtime environment (there can be only one), loaded from
+/// `ort_lib` by the first call.
+fn environment(ort_lib: &Path) -> Result<&'static Environment, SpeechError> {
+    static ENV: OnceLock<Result<Environment, SpeechError>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        ort::init_from(ort_lib)
+            .map_err(|e| ort_err(ort_lib, "cannot load ONNX Runtime", e))?
+            .with_name("remotemedia-speech")
+            .build()
+            .map_err(|e| ort_err(ort_lib, "cannot start ONNX Runtime", e))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
 fn ort_err(path: &Path, what: &str, e: impl std::fmt::Display) -> SpeechError {
     SpeechError::Load {
         path: path.to_path_buf(),
@@ -124,9 +139,10 @@ impl SileroModel {
             .clone()
     }
 
-    /// Loads ONNX Runtime from `ort_lib` (once per process: a later call with another
-    /// library uses the first one) and the model from `model`, checking that one
-    /// session builds. `origin` says where the files came from.
+    /// Loads the model from `model` on ONNX Runtime from `ort_lib`, checking that one
+    /// session builds. `origin` says where the files came from. The runtime loads once
+    /// per process: a later call with another library uses the first one. Each call
+    /// loads the weights again: [`SileroModel::shared`] is the model to use.
     pub fn load(ort_lib: &Path, model: &Path, origin: &str) -> Result<SileroModel, SpeechError> {
         if !ort_lib.is_file() {
             return Err(SpeechError::Load {
@@ -138,11 +154,7 @@ impl SileroModel {
             path: model.to_path_buf(),
             detail: format!("cannot read the Silero VAD model ({e}); {INSTALL_HINT}"),
         })?;
-        let env = ort::init_from(ort_lib)
-            .map_err(|e| ort_err(ort_lib, "cannot load ONNX Runtime", e))?
-            .with_name("remotemedia-speech")
-            .build()
-            .map_err(|e| ort_err(ort_lib, "cannot start ONNX Runtime", e))?;
+        let env = environment(ort_lib)?;
         let this = SileroModel {
             env,
             model_bytes,
@@ -185,7 +197,7 @@ impl SileroModel {
 
     fn new_session(&self) -> Result<Session, SpeechError> {
         let path = &self.model_path;
-        let builder = Session::builder(&self.env).map_err(|e| ort_err(path, "session", e))?;
+        let builder = Session::builder(self.env).map_err(|e| ort_err(path, "session", e))?;
         builder
             .with_intra_threads(1)
             .map_err(|e| ort_err(path, "session", e))?

@@ -47,4 +47,12 @@ fn missing_and_corrupt_files_are_named() {
         )),
         "{e}"
     );
+    // The runtime loads once per process; models load as often as asked.
+    let a = SileroModel::load(&found.ort_lib, &found.model, "a").unwrap();
+    let b = SileroModel::load(&found.ort_lib, &found.model, "b").unwrap();
+    let mut sa = remotemedia_speech::silero::SileroState::new(16_000);
+    let mut sb = sa.clone();
+    let w = [0.01f32; 512];
+    assert_eq!(a.prob(&mut sa, &w).unwrap(), b.prob(&mut sb, &w).unwrap());
+    assert_eq!(sa, sb);
 }
