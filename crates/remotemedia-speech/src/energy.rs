@@ -3,8 +3,9 @@
 //!
 //! The floor follows the quietest frames: it drops at once to a quieter frame and
 //! rises by at most [`FLOOR_RISE_DB_PER_S`] while the level stays above it, so that
-//! speech does not lift it. A frame's score is `(level − floor) / 20 dB`, clamped to
-//! 0–1: the default threshold of 0.5 means 10 dB above the floor. Frames below
+//! speech does not lift it. A frame's score is `(level − floor) / 8 dB`, clamped to
+//! 0–1: the default threshold of 0.5 means 4 dB above the floor (and the default
+//! `neg_threshold`, 0.35, 2.8 dB). Frames below
 //! [`SILENCE_DBFS`] score 0 whatever the floor.
 
 /// How fast the noise floor may rise, in dB per second.
@@ -14,7 +15,7 @@ pub const FLOOR_RISE_DB_PER_S: f64 = 0.5;
 pub const SILENCE_DBFS: f64 = -60.0;
 
 /// Range in dB above the floor mapped onto scores 0–1.
-const SPAN_DB: f64 = 20.0;
+const SPAN_DB: f64 = 8.0;
 
 /// The state of one stream.
 #[derive(Clone, Debug)]
