@@ -111,13 +111,16 @@ fn check_thresholds(written: &Map<String, Value>) -> Vec<ParamIssue> {
     }
 }
 
-/// The per-stream engine.
+/// The node's engine: the shared model, or none.
 enum Detector {
-    Silero {
-        model: Arc<SileroModel>,
-        state: Option<SileroState>,
-    },
-    Energy(Option<EnergyState>),
+    Silero(Arc<SileroModel>),
+    Energy,
+}
+
+/// The engine of one stream, with what it keeps.
+enum Scorer {
+    Silero(Arc<SileroModel>, SileroState),
+    Energy(EnergyState),
 }
 
 /// Where someone is speaking: re-frames the input to the engine's frames, scores each
@@ -139,7 +142,11 @@ pub struct VoiceActivity {
 /// One stream's state, from its first audio on.
 struct Stream {
     rate: u32,
+    /// Samples per engine frame.
     frame: usize,
+    scorer: Scorer,
+    /// The last, partial frame, padded.
+    window: Vec<f32>,
     origin_us: i64,
     segmenter: Segmenter,
     /// Samples `[buf_start, buf_start + buf.len())`: those an utterance may still
@@ -162,11 +169,8 @@ impl std::fmt::Debug for VoiceActivity {
 impl VoiceActivity {
     fn new(p: &VoiceActivityParams, required_rate: Option<u32>) -> Result<Self, NodeError> {
         let detector = match p.engine {
-            Engine::Silero => Detector::Silero {
-                model: SileroModel::shared()?,
-                state: None,
-            },
-            Engine::Energy => Detector::Energy(None),
+            Engine::Silero => Detector::Silero(SileroModel::shared()?),
+            Engine::Energy => Detector::Energy,
         };
         Ok(Self {
             detector,
@@ -188,26 +192,27 @@ impl VoiceActivity {
         if let Some(want) = self.required_rate {
             input::require_rate(buf, want)?;
         }
-        let frame = match &mut self.detector {
-            Detector::Silero { state, .. } => {
+        let (frame, scorer) = match &self.detector {
+            Detector::Silero(model) => {
                 if !silero::RATES.contains(&rate) {
                     return Err(NodeError::invalid_input(format!(
                         "expected audio at 8000 or 16000 Hz (what the Silero model takes), got {rate} Hz: \
                          put AudioResample (target_rate: 16000) before this node"
                     )));
                 }
-                *state = Some(SileroState::new(rate));
-                silero::window(rate)
+                (
+                    silero::window(rate),
+                    Scorer::Silero(Arc::clone(model), SileroState::new(rate)),
+                )
             }
-            Detector::Energy(state) => {
+            Detector::Energy => {
                 if rate == 0 {
                     return Err(NodeError::invalid_input(
                         "expected audio with a sample rate, got 0 Hz",
                     ));
                 }
                 let frame = (ms_to_frames(32.0, rate) as usize).max(1);
-                *state = Some(EnergyState::new(rate, frame));
-                frame
+                (frame, Scorer::Energy(EnergyState::new(rate, frame)))
             }
         };
         let rules = Rules {
@@ -222,6 +227,8 @@ impl VoiceActivity {
         self.stream = Some(Stream {
             rate,
             frame,
+            scorer,
+            window: vec![0.0; frame],
             origin_us: buf.pts_us,
             segmenter: Segmenter::new(rules),
             buf: Vec::new(),
@@ -237,7 +244,6 @@ impl VoiceActivity {
         let Some(st) = self.stream.as_mut() else {
             return Ok(());
         };
-        let mut window = vec![0.0f32; st.frame];
         loop {
             let at = (st.segmenter.pos() - st.buf_start) as usize;
             let avail = st.buf.len() - at;
@@ -245,17 +251,17 @@ impl VoiceActivity {
                 break;
             }
             let n = avail.min(st.frame);
-            window[..n].copy_from_slice(&st.buf[at..at + n]);
-            window[n..].fill(0.0);
-            let prob = match &mut self.detector {
-                Detector::Silero { model, state } => {
-                    let state = state.as_mut().expect("set with the stream");
-                    model.prob(state, &window)?
-                }
-                Detector::Energy(state) => state
-                    .as_mut()
-                    .expect("set with the stream")
-                    .score(&window[..n]),
+            let frame: &[f32] = if n == st.frame {
+                &st.buf[at..at + n]
+            } else {
+                // The last, partial frame: zeros after it.
+                st.window[..n].copy_from_slice(&st.buf[at..at + n]);
+                st.window[n..].fill(0.0);
+                &st.window
+            };
+            let prob = match &mut st.scorer {
+                Scorer::Silero(model, state) => model.prob(state, frame)?,
+                Scorer::Energy(state) => state.score(&frame[..n]),
             };
             let event = st.segmenter.push(prob, n as u64);
             emit(st, self.output, event, out);
