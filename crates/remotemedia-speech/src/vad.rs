@@ -266,6 +266,11 @@ impl VoiceActivity {
             let event = st.segmenter.push(prob, n as u64);
             emit(st, self.output, event, out);
         }
+        if self.output == Output::Gate {
+            if let Some(until) = st.segmenter.speech_until() {
+                gate_to(st, until, out);
+            }
+        }
         Ok(())
     }
 }
@@ -294,32 +299,32 @@ fn emit(st: &mut Stream, output: Output, event: Option<Event>, out: &mut Vec<Dat
             let audio = slice(st, start, end);
             push_audio(st, start, audio, out);
         }
-        (Output::Gate, _) => {
-            let (from, to) = match event {
-                Some(Event::End { end, .. }) => (st.clock.frames(), end),
-                Some(Event::Start(at)) => (at, st.segmenter.pos()),
-                None => match st.segmenter.speech_until() {
-                    Some(until) => (st.clock.frames(), until),
-                    None => (0, 0),
-                },
-            };
-            let from = from.max(st.clock.frames());
-            if to > from {
-                let audio = slice(st, from, to);
-                push_audio(st, from, audio, out);
-            }
-        }
+        // The gate's audio goes out once per input (at the end of `run_frames`), and at each end.
+        (Output::Gate, Some(Event::Start(at))) => st.clock.skip(at - st.clock.frames()),
+        (Output::Gate, Some(Event::End { end, .. })) => gate_to(st, end, out),
         _ => {}
     }
-    // Drop what no utterance can include any more (gate: what is emitted already).
-    let mut keep = st.segmenter.keep_from();
-    if output == Output::Gate && st.segmenter.in_speech() {
-        keep = keep.max(st.clock.frames());
-    }
+    // Drop what no output needs any more: events need no audio; segments what an
+    // open or future utterance may include; the gate that, less what it emitted.
+    let keep = match output {
+        Output::Events => st.segmenter.pos(),
+        Output::Segments => st.segmenter.keep_from(),
+        Output::Gate if st.segmenter.in_speech() => st.segmenter.keep_from().max(st.clock.frames()),
+        Output::Gate => st.segmenter.keep_from(),
+    };
     let keep = keep.min(st.segmenter.pos());
     if keep > st.buf_start {
         st.buf.drain(..(keep - st.buf_start) as usize);
         st.buf_start = keep;
+    }
+}
+
+/// Gate: emits the utterance's audio not emitted yet, up to `to`.
+fn gate_to(st: &mut Stream, to: u64, out: &mut Vec<Data>) {
+    let from = st.clock.frames();
+    if to > from {
+        let audio = slice(st, from, to);
+        push_audio(st, from, audio, out);
     }
 }
 

@@ -78,7 +78,7 @@ fn segments_and_gate_carry_the_utterances_audio_at_its_times() {
         assert_eq!(&b.samples[..], &s[pos(start)..pos(end)]);
     }
 
-    // The gate: the same audio, in pieces as the input came, none outside speech.
+    // The gate: the same audio, a piece per input while speech is on, none outside it.
     for chunk in [160, 1000, 8000] {
         let gate = run_node("{ engine: energy, output: gate }", &s, chunk, origin);
         let gate = audio(&gate);
