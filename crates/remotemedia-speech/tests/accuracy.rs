@@ -101,3 +101,25 @@ fn silero_meets_its_targets_and_energy_is_reported_beside_it() {
         clean.boundary_ms
     );
 }
+
+#[test]
+fn silero_at_8khz() {
+    let (Some(clean), Some(_)) = (corpus(), model()) else {
+        return;
+    };
+    let t = truth(clean);
+    let truth_segs = segments_of_frames(&t);
+    for (name, s, target) in [
+        ("clean", clean.to_vec(), 0.95),
+        ("pink 10 db", mix(clean, &t, Noise::Pink, 10.0, 21), 0.90),
+    ] {
+        let s8 = sox_resample(&s, 8_000);
+        let segs = segments_of(&run_node_at("{}", &s8, 8_000, 160, 0));
+        let sc = score(&t, &frames_of(&segs, t.len()), &truth_segs, &segs);
+        eprintln!(
+            "8 kHz {name}: P {:.3} R {:.3} F1 {:.3}, boundaries {:.0} ms",
+            sc.precision, sc.recall, sc.f1, sc.boundary_ms
+        );
+        assert!(sc.f1 >= target, "8 kHz {name}: F1 {}", sc.f1);
+    }
+}

@@ -286,24 +286,51 @@ pub fn mix(clean: &[f32], truth: &[bool], kind: Noise, snr_db: f64, seed: u64) -
         .collect()
 }
 
-/// Runs a `VoiceActivity` built from `params` (YAML flow mapping) over `samples` in
-/// chunks of `chunk` samples and returns its outputs.
+/// Runs a `VoiceActivity` built from `params` (YAML flow mapping) over `samples` (at
+/// 16 kHz) in chunks of `chunk` samples and returns its outputs.
 pub fn run_node(params: &str, samples: &[f32], chunk: usize, pts_us: i64) -> Vec<Data> {
+    run_node_at(params, samples, RATE, chunk, pts_us)
+}
+
+/// [`run_node`] at `rate`.
+pub fn run_node_at(
+    params: &str,
+    samples: &[f32],
+    rate: u32,
+    chunk: usize,
+    pts_us: i64,
+) -> Vec<Data> {
     let p: VoiceActivityParams = serde_yaml_ng::from_str(params).unwrap();
     let mut node = VoiceActivity::from_params(&p).unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     let mut frames = 0u64;
     for c in samples.chunks(chunk) {
-        let pts = pts_us + remotemedia_core::frames_to_us(frames, RATE);
+        let pts = pts_us + remotemedia_core::frames_to_us(frames, rate);
         frames += c.len() as u64;
         node.process(
-            Data::from(AudioBuffer::new(c.to_vec(), RATE, 1).with_pts(pts)),
+            Data::from(AudioBuffer::new(c.to_vec(), rate, 1).with_pts(pts)),
             &mut out,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     }
     node.finish(&mut out).unwrap();
     out
+}
+
+/// `samples` at 16 kHz resampled to `rate` by `sox`.
+pub fn sox_resample(samples: &[f32], rate: u32) -> Vec<f32> {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    write_wav16(&a, samples, RATE);
+    let ok = Command::new("sox")
+        .arg(&a)
+        .args(["-r", &rate.to_string()])
+        .arg(&b)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "sox failed");
+    read_wav(&b).0
 }
 
 /// Utterances `(start_us, end_us)` from `events` output.
