@@ -111,7 +111,14 @@ fn environment(ort_lib: &Path) -> Result<&'static Environment, SpeechError> {
     static ENV: OnceLock<Result<Environment, SpeechError>> = OnceLock::new();
     ENV.get_or_init(|| {
         ort::init_from(ort_lib)
-            .map_err(|e| ort_err(ort_lib, "cannot load ONNX Runtime", e))?
+            .map_err(|e| {
+                ort_err(
+                    ort_lib,
+                    "cannot load ONNX Runtime (reinstall it with \
+                     `pip install --force-reinstall onnxruntime`)",
+                    e,
+                )
+            })?
             .with_name("remotemedia-speech")
             .build()
             .map_err(|e| ort_err(ort_lib, "cannot start ONNX Runtime", e))

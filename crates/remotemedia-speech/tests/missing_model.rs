@@ -1,17 +1,21 @@
-//! A pipeline whose VAD model is missing fails when it is built, naming the file (a
+//! A pipeline whose ONNX Runtime library is broken fails when it is built, naming the file (a
 //! test binary of its own: the model's lookup is kept per process).
 
 use remotemedia_core::executor::{run_pipeline, RunOptions};
 use remotemedia_core::manifest::{load_str, Format};
 
 #[test]
-fn a_pipeline_with_a_missing_model_fails_before_the_first_item() {
+fn a_pipeline_with_a_broken_runtime_fails_before_the_first_item() {
     let dir = tempfile::tempdir().unwrap();
-    let nowhere = dir.path().join("silero_vad.onnx");
+    let model = dir.path().join("silero_vad.onnx");
+    std::fs::write(&model, b"not a model").unwrap();
+    // A library file that is not one.
+    let lib = dir.path().join("libonnxruntime.so");
+    std::fs::write(&lib, b"not a shared library").unwrap();
     // SAFETY: the only test of this binary that reads the environment.
     unsafe {
-        std::env::set_var("REMOTEMEDIA_VAD_MODEL", &nowhere);
-        std::env::set_var("REMOTEMEDIA_ORT_LIB", dir.path().join("libonnxruntime.so"));
+        std::env::set_var("REMOTEMEDIA_VAD_MODEL", &model);
+        std::env::set_var("REMOTEMEDIA_ORT_LIB", &lib);
     }
     let r = remotemedia_speech::registry();
     let yaml =
@@ -22,10 +26,12 @@ fn a_pipeline_with_a_missing_model_fails_before_the_first_item() {
         .to_string();
     eprintln!("{e}");
     assert!(
-        e.contains(&dir.path().join("libonnxruntime.so").display().to_string()),
+        e.contains(&format!(
+            "cannot load {}: cannot load ONNX Runtime",
+            lib.display()
+        )),
         "{e}"
     );
-    assert!(e.contains("pip install onnxruntime silero-vad"), "{e}");
     // The energy engine needs neither file.
     let yaml = "version: v1\nmetadata: { name: t }\nnodes:\n  - { id: vad, node_type: VoiceActivity, params: { engine: energy } }\n";
     let p = load_str(yaml, Format::Yaml, &r).unwrap();
