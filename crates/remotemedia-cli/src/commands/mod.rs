@@ -13,6 +13,7 @@ use remotemedia_core::Registry;
 pub fn registry() -> Registry {
     let mut registry = Registry::builtin();
     remotemedia_audio::register(&mut registry);
+    remotemedia_speech::register(&mut registry);
     remotemedia_python::register(&mut registry);
     registry
 }
