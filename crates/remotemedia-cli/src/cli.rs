@@ -199,9 +199,11 @@ pub struct RunArgs {
     /// Write run metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// Largest batch of items moved between stages.
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    pub batch_size: usize,
+    /// Largest batch of items moved between stages [default: 256; audio input is read
+    /// in batches of one second of chunks, so that the queues between stages hold
+    /// seconds of audio, not minutes].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Capacity of each queue between stages, in batches.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub queue_capacity: usize,

@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    if args.batch_size == 0 || args.queue_capacity == 0 {
+    if args.batch_size == Some(0) || args.queue_capacity == 0 {
         eprintln!("error: --batch-size and --queue-capacity must be at least 1");
         return Ok(EXIT_INVALID);
     }
@@ -149,6 +149,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
         },
     };
+    // Audio chunks are large: batches of one second of them keep every queue at a few
+    // seconds of audio, so memory does not grow with the length of the file.
+    let batch_size = match (&input, args.batch_size) {
+        (_, Some(n)) => n,
+        (Some(input::Input::Audio(_)), None) => (1000.0 / args.chunk_ms).ceil().max(1.0) as usize,
+        _ => DEFAULT_BATCH,
+    };
     let output_path = args.output.clone();
     let out = Output::new(output_kind, &args.output, || {
         Ok(if output_path == "-" {
@@ -164,7 +171,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let waker = supervise(&stop);
 
     let options = RunOptions {
-        batch_size: args.batch_size,
+        batch_size,
         channel_capacity: args.queue_capacity,
         force_threads: true,
         cancel: stop.cancel.clone(),
@@ -196,7 +203,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
     // Stdin may be interactive: hand each line over at once. Files are read in batches.
     let interactive = args.input.as_deref() == Some("-");
-    let read_batch = if interactive { 1 } else { args.batch_size };
+    let read_batch = if interactive { 1 } else { batch_size };
     let (input_tx, input_rx) = mpsc::channel();
     stop.set_input_done(input_tx.clone());
     let feeder = Arc::clone(&stop);
@@ -337,6 +344,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     Ok(code)
 }
+
+/// Items per batch unless `--batch-size` says otherwise.
+const DEFAULT_BATCH: usize = 256;
 
 /// How long a run stopped by a signal gets to end by itself (calls in progress return,
 /// every node is cleaned up) before its worker processes are killed.
