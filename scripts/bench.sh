@@ -5,7 +5,8 @@
 #   scripts/bench.sh           full run (several minutes)
 #   scripts/bench.sh --quick   short run (indicative numbers)
 #
-# Needs cargo and python3 (standard library only). Writes only under the cargo target
+# Needs cargo and python3; the audio peers (numpy, soundfile, soxr, scipy) are installed
+# from PyPI into a virtualenv under target/bench, and `sox` is used when installed. Writes only under the cargo target
 # directory (target/criterion, target/bench) and BENCHMARKS.md. PYTHON selects the
 # interpreter (default python3); the Python SDK rows are filled when that interpreter
 # can `import remotemedia`.
@@ -31,7 +32,7 @@ OUT="$TARGET/bench"
 export PYTHONDONTWRITEBYTECODE=1
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.skip "$OUT"/*.txt
+rm -f "$OUT"/*.json "$OUT"/*.skip "$OUT"/*.txt "$OUT"/*.md
 SINCE=$(date +%s)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -83,6 +84,23 @@ elif ! "$PYTHON" python/benchmarks/peak_rss.py --json "$OUT/cli_memory.json" -- 
     "$cli" run examples/calculator.yaml --input examples/numbers.jsonl; then
     rm -f "$OUT/cli_memory.json"
     skip "not measured: remotemedia run examples/calculator.yaml failed"
+fi
+
+step "Audio: remotemedia vs sox and soundfile + soxr (benchmark_audio.py), per-frame cost"
+cargo bench -p remotemedia-audio --bench audio_chain -- "${criterion_args[@]}" ||
+    echo "audio_chain bench failed: its row is reported as not measured" >&2
+# The peers come from their registries, into a virtualenv of the benchmark's own.
+AUDIO_VENV="$OUT/audio-venv"
+if [[ ! -x $AUDIO_VENV/bin/python ]]; then
+    "$PYTHON" -m venv "$AUDIO_VENV"
+fi
+if ! "$AUDIO_VENV/bin/python" -m pip install --quiet numpy soundfile soxr scipy; then
+    echo "not measured: pip could not install numpy, soundfile, soxr and scipy" >"$OUT/audio.skip"
+elif [[ ! -x $cli ]] && ! cargo build --release -q -p remotemedia-cli --bin remotemedia; then
+    echo "not measured: the remotemedia CLI did not build" >"$OUT/audio.skip"
+elif ! "$AUDIO_VENV/bin/python" python/benchmarks/benchmark_audio.py --cli "$cli" "${quick_flag[@]}" \
+    --json "$OUT/audio.json" --workdir "$OUT"; then
+    echo "not measured: benchmark_audio.py failed" >"$OUT/audio.skip"
 fi
 
 step "Report"

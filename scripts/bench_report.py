@@ -339,6 +339,105 @@ def remote_section(w: Any, criterion: Path, bench: Path, since: float, targets: 
     )
 
 
+AUDIO_CHAIN_FRAMES = 3000
+
+
+def audio_section(w: Any, criterion: Path, bench: Path, since: float, targets: List[Any]) -> None:
+    """Audio: the CLI against sox and Python, live pacing, memory, and the per-frame cost
+    of a chain (python/benchmarks/benchmark_audio.py, the audio_chain criterion bench)."""
+    audio = load_json(bench / "audio.json") or {}
+    skip = None
+    try:
+        skip = (bench / "audio.skip").read_text(encoding="utf-8").strip()
+    except OSError:
+        pass
+    w("## Audio")
+    w("")
+    if skip and not audio:
+        w(f"Not measured: {skip}.")
+        w("")
+    fp = audio.get("file_pipeline") or {}
+    if "remotemedia" in fp:
+        ours = fp["remotemedia"]["median_s"]
+        q = fp.get("sine_snr_db", {})
+        w(
+            f"`python/benchmarks/benchmark_audio.py`: {fp['input']} → mono → 16 kHz → 16-bit WAV, the "
+            f"whole command timed (decode, work, encode; medians of {fp['remotemedia']['runs']} runs, the "
+            "three taking turns). Each downmixes before resampling. Quality: SNR of a 1 kHz sine put "
+            "through the same command, against the analytic sine (16-bit output; sox dithers)."
+        )
+        w("")
+        w("| Command | Wall time | remotemedia is | 1 kHz sine SNR |")
+        w("|---|---:|---:|---:|")
+        labels = (
+            ("remotemedia", "`remotemedia run` (AudioChannels → AudioResample `high`)"),
+            ("sox", "`sox in.wav -r 16000 -c 1 out.wav`"),
+            ("python", "Python: soundfile + numpy mean + soxr HQ + soundfile"),
+        )
+        for key, label in labels:
+            v = fp.get(key) or {}
+            if "median_s" not in v:
+                w(f"| {label} | {v.get('status', 'not measured')} | | |")
+                continue
+            faster = "—" if key == "remotemedia" else f"{v['median_s'] / ours:.2f}× faster"
+            snr = f"{q[key]:.1f} dB" if key in q else "—"
+            w(f"| {label} | {v['median_s']:.3f} s | {faster} | {snr} |")
+        w("")
+        for key, name in (("sox", "sox"), ("python", "soundfile + soxr")):
+            v = fp.get(key) or {}
+            r = v["median_s"] / ours if "median_s" in v else None
+            targets.append(
+                (f"Audio file pipeline, `remotemedia run` vs {name}", "faster (> 1.0×)",
+                 None if r is None else f"{r:.2f}×", None if r is None else r > 1.0)
+            )
+    elif fp:
+        w(f"File pipeline: {fp.get('status', 'not measured')}.")
+        w("")
+    chain = criterion_any(criterion, f"audio_chain/frames_20ms/{AUDIO_CHAIN_FRAMES}", since)
+    per_frame = chain["median_ns"] / AUDIO_CHAIN_FRAMES / 1000 if chain else None
+    w(
+        "Streaming cost per 20 ms frame (`cargo bench -p remotemedia-audio --bench audio_chain`): "
+        f"{AUDIO_CHAIN_FRAMES} frames of 48 kHz stereo, one per call as a microphone sends them, through "
+        "AudioChannels → AudioResample (16 kHz, `high`) → AudioGain → AudioLevel: "
+        + (f"**{per_frame:.2f} µs per frame**." if per_frame is not None else "not measured.")
+    )
+    w("")
+    targets.append(
+        ("Audio, cost per 20 ms frame through 4 nodes", "≤ 10 µs",
+         None if per_frame is None else f"{per_frame:.2f} µs", None if per_frame is None else per_frame <= 10)
+    )
+    live = audio.get("live") or {}
+    lat = live.get("latency_us") or {}
+    if lat:
+        w(
+            f"`remotemedia run --realtime` over a {live['input_s']:g} s file (each 20 ms chunk sent when its "
+            "time has come) through AudioChannels → AudioGain → AudioLimiter → AudioLevel, nodes that hold "
+            f"no audio back: each output arrived p50 **{lat['p50']} µs**, p99 **{lat['p99']} µs** "
+            f"(max {lat['max']} µs, {lat['items']} outputs) after its stream time; wall {live['wall_s']:.2f} s."
+        )
+        w("")
+    p99 = lat.get("p99")
+    targets.append(
+        ("Audio, `--realtime` added latency p99", "≤ 1 ms",
+         None if p99 is None else f"{p99 / 1000:.2f} ms", None if p99 is None else p99 <= 1000)
+    )
+    mem = audio.get("memory") or {}
+    rows = [(k, v) for k, v in mem.items() if "peak_rss_bytes" in v]
+    if rows:
+        w("| `remotemedia run` (same pipeline), peak RSS | Audio | Peak RSS | Wall time |")
+        w("|---|---:|---:|---:|")
+        for label, v in rows:
+            w(f"| {label} file, 48 kHz stereo | {v['seconds_of_audio']:g} s | {fmt_bytes(v['peak_rss_bytes'])} | {v['wall_s']:.2f} s |")
+        w("")
+    growth = None
+    if len(rows) == 2:
+        growth = rows[1][1]["peak_rss_bytes"] / rows[0][1]["peak_rss_bytes"] - 1
+    targets.append(
+        (f"Audio, peak RSS of a {rows[1][0] if len(rows) == 2 else '1 h'} file vs a 1 min file", "within 10%",
+         None if growth is None else f"{growth * 100:+.1f}%", None if growth is None else abs(growth) <= 0.10)
+    )
+
+
 def med_of(r: Optional[Dict[str, Any]]) -> Optional[float]:
     return r.get("median_ns") if r else None
 
@@ -522,6 +621,8 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
     remote_section(remote_lines.append, criterion, bench, args.since, targets)
     python_lines: List[str] = []
     python_nodes_section(python_lines.append, criterion, args.since, targets)
+    audio_lines: List[str] = []
+    audio_section(audio_lines.append, criterion, bench, args.since, targets)
 
     w("## Targets")
     w("")
@@ -626,6 +727,7 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
     )
     w("")
 
+    lines.extend(audio_lines)
     lines.extend(python_lines)
     lines.extend(remote_lines)
 
