@@ -1,5 +1,7 @@
 //! `AudioChannels`: changes the channel count by a fixed rule or an explicit matrix.
 
+use std::sync::Arc;
+
 use remotemedia_core::registry::ParamIssue;
 use remotemedia_core::{AudioBuffer, Data, Node, NodeError, NodeType};
 use schemars::JsonSchema;
@@ -87,12 +89,29 @@ impl Node for AudioChannels {
             return Ok(());
         }
         let ch = usize::from(ch);
-        let mut samples = Vec::with_capacity(buf.frames() * self.matrix.len());
-        for frame in buf.samples.chunks_exact(ch) {
-            for row in &self.matrix {
-                samples.push(row.iter().zip(frame).map(|(w, s)| w * s).sum());
-            }
-        }
+        // The common rules get loops of their own; the samples are written straight into
+        // the buffer the output keeps (no intermediate vector).
+        let samples: Arc<[f32]> = match (ch, self.matrix.len(), self.given.is_some()) {
+            (2, 1, false) => buf
+                .samples
+                .chunks_exact(2)
+                .map(|f| (f[0] + f[1]) * 0.5)
+                .collect(),
+            (1, n, false) => buf
+                .samples
+                .iter()
+                .flat_map(|&s| std::iter::repeat_n(s, n))
+                .collect(),
+            _ => buf
+                .samples
+                .chunks_exact(ch)
+                .flat_map(|frame| {
+                    self.matrix
+                        .iter()
+                        .map(move |row| row.iter().zip(frame).map(|(w, s)| w * s).sum::<f32>())
+                })
+                .collect(),
+        };
         out.push(Data::from(
             AudioBuffer::new(samples, buf.sample_rate, self.out_channels).with_pts(buf.pts_us),
         ));

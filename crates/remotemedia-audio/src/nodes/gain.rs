@@ -1,6 +1,6 @@
 //! `AudioGain`: multiplies every sample by a gain given in dB.
 
-use remotemedia_core::{AudioBuffer, Data, Node, NodeError, NodeType};
+use remotemedia_core::{Data, Node, NodeError, NodeType};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -25,11 +25,16 @@ pub struct AudioGain {
 
 impl Node for AudioGain {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
-        let buf = input::audio(&item)?;
-        let samples: Vec<f32> = buf.samples.iter().map(|&s| s * self.factor).collect();
-        out.push(Data::from(
-            AudioBuffer::new(samples, buf.sample_rate, buf.channels).with_pts(buf.pts_us),
-        ));
+        input::audio(&item)?;
+        let Data::Audio(buf) = item else {
+            unreachable!("checked to be audio")
+        };
+        // In place when this node holds the only reference (the usual chain).
+        let mut buf = std::sync::Arc::unwrap_or_clone(buf);
+        for s in buf.samples_mut() {
+            *s *= self.factor;
+        }
+        out.push(Data::from(buf));
         Ok(())
     }
 }

@@ -74,6 +74,15 @@ impl AudioBuffer {
         self
     }
 
+    /// The samples, writable: shared samples are copied first, samples this buffer
+    /// alone holds are not (a node that owns its input scales it in place).
+    pub fn samples_mut(&mut self) -> &mut [f32] {
+        if Arc::get_mut(&mut self.samples).is_none() {
+            self.samples = Arc::from(&self.samples[..]);
+        }
+        Arc::get_mut(&mut self.samples).expect("the samples were just made unique")
+    }
+
     /// Presentation time just after the last frame (`pts_us` + duration).
     pub fn end_pts_us(&self) -> i64 {
         self.pts_us + frames_to_us(self.frames() as u64, self.sample_rate)
@@ -442,6 +451,21 @@ mod tests {
             (Data::Audio(a), Data::Audio(b)) => assert!(Arc::ptr_eq(a, b)),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn samples_are_written_in_place_unless_shared() {
+        let mut a = AudioBuffer::new(vec![1.0f32, 2.0], 8000, 1);
+        let before = a.samples.as_ptr();
+        a.samples_mut()[0] = 5.0;
+        assert_eq!(
+            (a.samples.as_ptr(), &a.samples[..]),
+            (before, &[5.0, 2.0][..])
+        );
+        let shared = a.clone();
+        a.samples_mut()[1] = 7.0;
+        assert_eq!(&shared.samples[..], &[5.0, 2.0]);
+        assert_eq!(&a.samples[..], &[5.0, 7.0]);
     }
 
     #[test]
