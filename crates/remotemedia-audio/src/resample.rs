@@ -445,9 +445,11 @@ impl Resampler {
         if let Engine::Ols(o) = &mut self.engine {
             let start = out.len();
             let remaining = (want - self.frames_out) as usize;
-            let units = (remaining + self.to_trim).div_ceil(o.unit_out());
-            o.process_units(&self.pending, units, self.to_trim, out);
-            out.truncate(start + remaining * self.channels);
+            if remaining > 0 {
+                let units = (remaining + self.to_trim).div_ceil(o.unit_out());
+                o.process_units(&self.pending, units, self.to_trim, out);
+                out.truncate(start + remaining * self.channels);
+            }
         } else if !matches!(self.engine, Engine::Copy) {
             let start = out.len();
             let before = self.frames_out;
@@ -598,6 +600,23 @@ mod tests {
                 r.flush(&mut again);
                 assert!(again.is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn far_apart_and_coprime_rates_work_at_high() {
+        for (from, to) in [(44_100, 44_101), (96_000, 1_000), (1_000, 96_000)] {
+            let mut r = Resampler::new(from, to, 1, Quality::High).unwrap();
+            let mut out = Vec::new();
+            for n in [1usize, 5, 11] {
+                r.process(&sine(from, 0.1, n, 1), &mut out);
+            }
+            r.flush(&mut out);
+            assert_eq!(
+                out.len() as u64,
+                (17 * u64::from(to)).div_ceil(u64::from(from)),
+                "{from} -> {to}"
+            );
         }
     }
 

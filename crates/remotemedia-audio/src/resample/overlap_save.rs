@@ -23,8 +23,11 @@ const ATTENUATION_DB: f64 = 110.0;
 const PASSBAND: f64 = 0.91;
 /// Long blocks are at least this many times the filter's history.
 const LONG_BLOCK_FACTOR: usize = 8;
-/// Long blocks hold at least this many units.
-const LONG_BLOCK_UNITS: usize = 1024;
+/// Long blocks hold at least this many frames on the slow side.
+const LONG_BLOCK_FRAMES: usize = 1024;
+/// Long blocks hold at most this many frames on the fast side, unless the filter's
+/// history needs more.
+const MAX_LONG_BLOCK: usize = 1 << 17;
 
 /// An FFT size in units (`k` units: `k * a` input frames, `k * b` output frames), its
 /// transforms and the filter's spectrum at that size.
@@ -108,9 +111,15 @@ impl OverlapSave {
             *t /= sum;
         }
         let hist_units = (n_taps - 1).div_ceil(a).max(1);
-        let long_units = (LONG_BLOCK_FACTOR * hist_units)
-            .max(LONG_BLOCK_UNITS.div_ceil(a.min(b)))
+        // The long block: several times the history, and on the fast side at most
+        // MAX_LONG_BLOCK frames unless the history alone needs more.
+        let shortest = (hist_units + 1).next_power_of_two();
+        let mut long_units = (LONG_BLOCK_FACTOR * hist_units)
+            .max(LONG_BLOCK_FRAMES.div_ceil(a.min(b)))
             .next_power_of_two();
+        while long_units > shortest && long_units * a.max(b) > MAX_LONG_BLOCK {
+            long_units /= 2;
+        }
         let mut s = OverlapSave {
             a,
             b,
