@@ -1,47 +1,58 @@
 //! Streaming sample-rate conversion of interleaved `f32` audio, 1 to 8 channels, any
 //! pair of rates.
 //!
-//! [`Resampler`] wraps rubato's synchronous FFT resampler (`rubato::Fft`): each block of
-//! input is transformed, multiplied with the spectrum of a windowed-sinc anti-aliasing
-//! filter as long as the block, cut or zero-extended to the output rate and transformed
-//! back, with overlap-add between blocks. For a fixed ratio that is an exact linear
-//! filter, so the result does not depend on how the input is cut into chunks.
+//! Two engines, both exact linear filters for a fixed ratio (so the result does not
+//! depend on how the input is cut into chunks), both doing the rate change in the
+//! frequency domain:
 //!
-//! Output time lines up with input time: the filter's delay (half a block) is trimmed
-//! from the start of the output, and [`Resampler::flush`] pushes the last input through
-//! the filter, so a stream of `n` input frames gives exactly `ceil(n * to / from)`
-//! output frames — the output frames whose time falls inside the input.
+//! - `high` (the default) applies one fixed Kaiser-windowed sinc filter (110 dB design
+//!   stopband from the lower Nyquist frequency on, passband to 0.91 of it, about 10 ms
+//!   long) by FFT overlap-save, on whatever whole units of input have arrived: a unit
+//!   is `from / gcd(from, to)` frames (3 at 48 kHz → 16 kHz, 441 at 44.1 kHz → 16 kHz).
+//!   Each call's input goes through in an FFT just long enough for it, large calls in
+//!   long blocks; only the filter delay and less than a unit are held back.
+//! - `low`, `medium` and `best` use rubato's synchronous FFT resampler (`rubato::Fft`):
+//!   each block of input is transformed, multiplied with the spectrum of a filter as
+//!   long as the block, cut or zero-extended to the output rate and transformed back,
+//!   with overlap-add between blocks. Output only comes a whole block at a time.
+//!
+//! Output time lines up with input time: the filter's delay is trimmed from the start
+//! of the output, and [`Resampler::flush`] pushes the last input through the filter, so
+//! a stream of `n` input frames gives exactly `ceil(n * to / from)` output frames — the
+//! output frames whose time falls inside the input.
 //!
 //! # Quality levels
-//!
-//! A level sets the block (and filter) length, counted on the slower side of the
-//! conversion, and the filter's window. Longer filters have a narrower transition band
-//! (flatter passband up to the new Nyquist frequency) at a higher cost per sample and a
-//! longer delay inside the resampler (the delay is compensated, so it only shows as the
-//! amount of input held back between calls).
 //!
 //! Measured by `tests/resample_quality.rs` (`measured_figures_per_level`, 2 s signals,
 //! 200 ms skipped at both ends): SNR of a 1 kHz sine against the analytic sine,
 //! attenuation of a 12 kHz tone (above the new Nyquist frequency; the output's whole
-//! RMS against the input's) and the gain at 7.2 kHz (0.9 × the new Nyquist frequency).
+//! RMS against the input's), the gain at 7.2 kHz (0.9 × the new Nyquist frequency) and
+//! the delay: the audio held back after each 20 ms input chunk of a live stream (output
+//! the input so far stands for, less the output emitted so far; least–most over 2 s).
 //! 48 kHz → 16 kHz, then 44.1 kHz → 16 kHz:
 //!
-//! | level    | block (slow side)  | SNR 1 kHz         | 12 kHz attenuation | gain at 7.2 kHz      |
-//! |----------|--------------------|-------------------|--------------------|----------------------|
-//! | `low`    | 64 frames          | 135.8 / 121.8 dB  | 239 / 145 dB       | −18.5 / −0.0000 dB   |
-//! | `medium` | 256 frames         | 135.2 / 122.8 dB  | 236 / 145 dB       | −0.0001 / −0.0000 dB |
-//! | `high`   | 1024 frames        | 124.8 / 126.7 dB  | 236 / 144 dB       | ±0.0000 dB           |
-//! | `best`   | 2048 frames, f64   | 153.1 / 152.1 dB  | 230 / 159 dB       | ±0.0000 dB           |
+//! | level    | filter / block (slow side) | SNR 1 kHz        | 12 kHz attenuation | gain at 7.2 kHz      | delay (20 ms chunks)     |
+//! |----------|----------------------------|------------------|--------------------|----------------------|--------------------------|
+//! | `low`    | 64-frame blocks            | 135.8 / 121.8 dB | 239 / 145 dB       | −18.5 / −0.0000 dB   | 2 / 10 ms                |
+//! | `medium` | 256-frame blocks           | 135.2 / 122.8 dB | 236 / 145 dB       | −0.0001 / −0.0000 dB | 8–20 / 10 ms             |
+//! | `high`   | 10 ms filter, any block    | 144.5 / 136.2 dB | 231 / 145 dB       | ±0.0000 dB           | 5 / 5 ms                 |
+//! | `best`   | 2048-frame blocks, f64     | 153.1 / 152.1 dB | 230 / 159 dB       | ±0.0000 dB           | 20–188 / 20–190 ms       |
 //!
-//! Blocks are whole multiples of the smallest block of the rate pair (`rate / gcd` on
-//! each side; 160 output frames for 44.1 kHz → 16 kHz), which is why `low` is as good
-//! as `medium` there. The `f32` levels stop near 120–135 dB SNR (the precision of the
-//! FFTs); attenuations above ~140 dB are at the noise floor of the measurement. A rate
-//! pair with a small common divisor (44.1 kHz → 44.101 kHz) has long blocks whatever the
-//! level: more input is held back between calls, never less quality.
+//! `high`'s 5 ms is its filter delay (80 output frames at 16 kHz for both rate pairs);
+//! chunks that are not whole units add less than a unit (at 44.1 kHz up to 10 ms). The
+//! block levels' blocks are whole multiples of the smallest block of the rate pair (160
+//! output frames for 44.1 kHz → 16 kHz, which is why `low` is as good as `medium`
+//! there, and as slow to answer). The `f32` levels stop near 120–145 dB SNR (the
+//! precision of the FFTs); attenuations above ~140 dB are at the noise floor of the
+//! measurement. A rate pair with a small common divisor (44.1 kHz → 44.101 kHz) has
+//! long units and blocks whatever the level: more input is held back between calls,
+//! never less quality.
 
 use std::fmt;
 
+mod overlap_save;
+
+use overlap_save::OverlapSave;
 use rubato::audioadapter_buffers::direct::SequentialSlice;
 use rubato::{Fft, FixedSync, Resampler as _, WindowFunction};
 use schemars::JsonSchema;
@@ -59,7 +70,8 @@ pub enum Quality {
     Low,
     /// A filter four times as long as `low`.
     Medium,
-    /// Flat to 0.1 dB up to 0.9 × the new Nyquist frequency, ≥ 90 dB stopband.
+    /// Flat to 0.1 dB up to 0.9 × the new Nyquist frequency, ≥ 90 dB stopband, 5 ms
+    /// delay (a fixed filter applied to whatever input has arrived).
     #[default]
     High,
     /// The longest filter, computed in double precision.
@@ -87,7 +99,8 @@ impl Quality {
             .find(|q| q.name().eq_ignore_ascii_case(name))
     }
 
-    /// Target block length on the slower side of the conversion, in frames.
+    /// Target block length on the slower side of the conversion, in frames (rubato's
+    /// levels; `high` has no fixed block).
     fn block(self) -> usize {
         match self {
             Quality::Low => 64,
@@ -178,6 +191,8 @@ enum Engine {
     Copy,
     F32(Block<f32>),
     F64(Block<f64>),
+    /// `high`: a fixed filter by FFT overlap-save on whatever whole units arrived.
+    Ols(OverlapSave),
 }
 
 /// One precision's resampler, with an input and an output block (interleaved).
@@ -314,6 +329,11 @@ impl Resampler {
         let ch = usize::from(channels);
         let (engine, delay) = if from == to {
             (Engine::Copy, 0)
+        } else if quality == Quality::High {
+            let g = gcd(from as usize, to as usize);
+            let o = OverlapSave::new(from, to, from as usize / g, to as usize / g, ch);
+            let d = o.delay();
+            (Engine::Ols(o), d)
         } else if quality == Quality::Best {
             let (b, d) = Block::<f64>::new(from, to, ch, quality)?;
             (Engine::F64(b), d)
@@ -351,13 +371,15 @@ impl Resampler {
         self.channels as u16
     }
 
-    /// Input frames the resampler works on at a time (1 when the rates are equal): up
-    /// to one block less one frame is held back between calls.
+    /// Input frames the resampler works on at a time (1 when the rates are equal; a
+    /// unit of `from / gcd(from, to)` frames at `high`): up to one block less one frame
+    /// is held back between calls, on top of the filter delay.
     pub fn block_in(&self) -> usize {
         match &self.engine {
             Engine::Copy => 1,
             Engine::F32(b) => b.frames_in,
             Engine::F64(b) => b.frames_in,
+            Engine::Ols(o) => o.unit_in(),
         }
     }
 
@@ -390,6 +412,10 @@ impl Resampler {
             self.frames_out += (input.len() / ch) as u64;
             return;
         }
+        if let Engine::Ols(_) = self.engine {
+            self.process_units(input, out);
+            return;
+        }
         let block = self.block_in() * ch;
         let mut rest = input;
         if !self.pending.is_empty() {
@@ -416,7 +442,15 @@ impl Resampler {
     /// to `out` and makes the resampler ready for a new stream.
     pub fn flush(&mut self, out: &mut Vec<f32>) {
         let want = self.output_len(self.frames_in);
-        if !matches!(self.engine, Engine::Copy) {
+        if let Engine::Ols(o) = &mut self.engine {
+            let start = out.len();
+            let remaining = (want - self.frames_out) as usize;
+            if remaining > 0 {
+                let units = (remaining + self.to_trim).div_ceil(o.unit_out());
+                o.process_units(&self.pending, units, self.to_trim, out);
+                out.truncate(start + remaining * self.channels);
+            }
+        } else if !matches!(self.engine, Engine::Copy) {
             let start = out.len();
             let before = self.frames_out;
             let pending = std::mem::take(&mut self.pending);
@@ -440,6 +474,7 @@ impl Resampler {
             Engine::Copy => {}
             Engine::F32(b) => b.fft.reset(),
             Engine::F64(b) => b.fft.reset(),
+            Engine::Ols(o) => o.reset(),
         }
         self.pending.clear();
         self.frames_in = 0;
@@ -447,12 +482,43 @@ impl Resampler {
         self.to_trim = self.delay;
     }
 
+    /// The `high` engine's part of [`Resampler::process`]: whole units go through at
+    /// once, less than a unit waits in `pending`.
+    fn process_units(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        let Engine::Ols(o) = &mut self.engine else {
+            unreachable!("only the overlap-save engine works in units")
+        };
+        let ch = self.channels;
+        let unit = o.unit_in() * ch;
+        let mut rest = input;
+        let mut made = 0;
+        let trim = self.to_trim;
+        if !self.pending.is_empty() {
+            let take = (unit - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < unit {
+                return;
+            }
+            made += o.process_units(&self.pending, 1, trim, out);
+            self.pending.clear();
+        }
+        let units = rest.len() / unit;
+        if units > 0 {
+            made += o.process_units(rest, units, trim - trim.min(made), out);
+        }
+        self.pending.extend_from_slice(&rest[units * unit..]);
+        let skipped = trim.min(made);
+        self.to_trim -= skipped;
+        self.frames_out += (made - skipped) as u64;
+    }
+
     /// Resamples one block (fewer samples are padded with zeros) and appends its output
     /// past the part of the delay still to trim.
     fn run_block(&mut self, samples: &[f32], out: &mut Vec<f32>) {
         let ch = self.channels;
         let produced = match &mut self.engine {
-            Engine::Copy => unreachable!("the copy engine has no blocks"),
+            Engine::Copy | Engine::Ols(_) => unreachable!("this engine has no fixed blocks"),
             // Mono, a whole block, past the delay: from the caller's samples straight
             // into its output (the same arithmetic, two copies fewer).
             Engine::F32(b) if ch == 1 && samples.len() == b.frames_in && self.to_trim == 0 => {
@@ -483,7 +549,7 @@ impl Resampler {
         let block_out = match &self.engine {
             Engine::F32(b) => b.frames_out,
             Engine::F64(b) => b.frames_out,
-            Engine::Copy => 0,
+            Engine::Copy | Engine::Ols(_) => 0,
         };
         self.to_trim -= self.to_trim.min(block_out);
         self.frames_out += produced as u64;
@@ -534,6 +600,23 @@ mod tests {
                 r.flush(&mut again);
                 assert!(again.is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn far_apart_and_coprime_rates_work_at_high() {
+        for (from, to) in [(44_100, 44_101), (96_000, 1_000), (1_000, 96_000)] {
+            let mut r = Resampler::new(from, to, 1, Quality::High).unwrap();
+            let mut out = Vec::new();
+            for n in [1usize, 5, 11] {
+                r.process(&sine(from, 0.1, n, 1), &mut out);
+            }
+            r.flush(&mut out);
+            assert_eq!(
+                out.len() as u64,
+                (17 * u64::from(to)).div_ceil(u64::from(from)),
+                "{from} -> {to}"
+            );
         }
     }
 

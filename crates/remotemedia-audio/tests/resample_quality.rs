@@ -94,18 +94,74 @@ fn gain_db(from: u32, to: u32, q: Quality, freq: f64) -> f64 {
 
 const PAIRS: [(u32, u32); 2] = [(48_000, 16_000), (44_100, 16_000)];
 
+/// Output frames held back after each 20 ms input chunk of a stream of `chunks` chunks:
+/// the output frames the input so far stands for (`ceil(frames * to / from)`) less
+/// those emitted so far.
+fn held_back_per_chunk(from: u32, to: u32, q: Quality, chunks: usize) -> Vec<u64> {
+    let mut r = Resampler::new(from, to, 1, q).unwrap();
+    let chunk = sine(from, 997.0, 0.5, from as usize / 50);
+    let (mut fed, mut emitted, mut out) = (0u64, 0u64, Vec::new());
+    (0..chunks)
+        .map(|_| {
+            r.process(&chunk, &mut out);
+            fed += chunk.len() as u64;
+            emitted += out.len() as u64;
+            out.clear();
+            r.output_len(fed) - emitted
+        })
+        .collect()
+}
+
+/// The least and most audio held back after a 20 ms chunk over 2 s of them, in ms.
+fn held_back_ms(from: u32, to: u32, q: Quality) -> (f64, f64) {
+    let held = held_back_per_chunk(from, to, q, 100);
+    let ms = |f: u64| f as f64 * 1000.0 / f64::from(to);
+    (
+        ms(*held.iter().min().unwrap()),
+        ms(*held.iter().max().unwrap()),
+    )
+}
+
 #[test]
 fn measured_figures_per_level() {
     // Printed with `--nocapture`: the figures in the module docs of `resample`.
     for (from, to) in PAIRS {
         for q in Quality::ALL {
+            let (least, most) = held_back_ms(from, to, q);
             println!(
-                "{from} -> {to} {q:>6}: SNR 1 kHz {:.1} dB, 12 kHz attenuation {:.1} dB, gain 7.2 kHz {:+.4} dB",
+                "{from} -> {to} {q:>6}: SNR 1 kHz {:.1} dB, 12 kHz attenuation {:.1} dB, gain 7.2 kHz {:+.4} dB, \
+                 held back after 20 ms chunks {least:.2}-{most:.2} ms",
                 sine_snr(from, to, q),
                 stopband_db(from, to, q),
                 gain_db(from, to, q, 7_200.0),
             );
         }
+    }
+}
+
+#[test]
+fn high_holds_back_5_ms_after_each_20ms_chunk() {
+    // 80 output frames at 16 kHz: the filter delay; every whole 20 ms chunk goes
+    // through at once, so nothing else waits.
+    for (from, to) in PAIRS {
+        let held = held_back_per_chunk(from, to, Quality::High, 150);
+        assert!(held.iter().all(|&h| h == 80), "{from} -> {to}: {held:?}");
+        assert_eq!(
+            Resampler::new(from, to, 1, Quality::High).unwrap().delay(),
+            80
+        );
+    }
+    // At 44.1 kHz, chunks that are not whole units (441 frames, 10 ms) leave less than
+    // a unit (160 output frames) waiting as well.
+    let mut r = Resampler::new(44_100, 16_000, 1, Quality::High).unwrap();
+    let (mut fed, mut emitted, mut out) = (0u64, 0u64, Vec::new());
+    for _ in 0..50 {
+        r.process(&[0.25; 300], &mut out);
+        fed += 300;
+        emitted += out.len() as u64;
+        out.clear();
+        let held = r.output_len(fed) - emitted;
+        assert!((80..80 + 160).contains(&held), "{held}");
     }
 }
 
