@@ -103,6 +103,17 @@ elif ! "$AUDIO_VENV/bin/python" python/benchmarks/benchmark_audio.py --cli "$cli
     echo "not measured: benchmark_audio.py failed" >"$OUT/audio.skip"
 fi
 
+step "Audio: resampling vs python-soxr and scipy resample_poly (benchmark_resample.py)"
+if [[ ! -f $OUT/audio.skip ]]; then
+    runs=5
+    [[ $QUICK == 1 ]] && runs=2
+    if ! cargo build --release -q -p remotemedia-audio --example resample_file ||
+        ! "$AUDIO_VENV/bin/python" python/benchmarks/benchmark_resample.py --runs "$runs" \
+            --binary "$TARGET/release/examples/resample_file" --json "$OUT/resample.json"; then
+        echo "not measured: benchmark_resample.py failed" >"$OUT/resample.skip"
+    fi
+fi
+
 step "Report"
 report_args=(--criterion-dir "$TARGET/criterion" --bench-dir "$OUT" --since "$SINCE" --out BENCHMARKS.md)
 "$PYTHON" scripts/bench_report.py "${report_args[@]}" "${quick_flag[@]}"

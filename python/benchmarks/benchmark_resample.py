@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--rate-in", type=int, default=48_000)
     ap.add_argument("--rate-out", type=int, default=16_000)
     ap.add_argument("--binary", help="a built resample_file example (default: build it with cargo)")
+    ap.add_argument("--json", metavar="FILE", help="also write the JSON result here")
     args = ap.parse_args()
     np, sps, soxr = need_modules()
     binary = find_binary(args.binary)
@@ -195,7 +196,10 @@ def main() -> None:
         "numpy": np.__version__,
         "soxr": getattr(soxr, "__version__", "?"),
     }
-    print(json.dumps({"meta": meta, "results": report}, indent=2))
+    text = json.dumps({"meta": meta, "results": report}, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
     print()
     print(
         f"| resampler ({meta['signal']}) | median wall | vs resample_poly | median CPU "
