@@ -85,6 +85,18 @@ elif ! "$PYTHON" python/benchmarks/peak_rss.py --json "$OUT/cli_memory.json" -- 
     skip "not measured: remotemedia run examples/calculator.yaml failed"
 fi
 
+step "Speech: VAD pipeline vs Python, model speed and memory (benchmark_speech.py)"
+# Needs espeak-ng, sox, and numpy, soundfile, soxr, onnxruntime and silero-vad for
+# $PYTHON; what is missing is reported as not measured.
+if cargo build --release -q -p remotemedia-cli -p remotemedia-speech --bins --examples; then
+    "$PYTHON" python/benchmarks/benchmark_speech.py --cli "$TARGET/release/remotemedia" \
+        --examples "$TARGET/release/examples" "${quick_flag[@]}" \
+        --json "$OUT/speech.json" --markdown "$OUT/speech.md" ||
+        echo "benchmark_speech.py failed: the speech section is reported as not measured" >&2
+else
+    echo "the speech benchmark did not build: the speech section is reported as not measured" >&2
+fi
+
 step "Report"
 report_args=(--criterion-dir "$TARGET/criterion" --bench-dir "$OUT" --since "$SINCE" --out BENCHMARKS.md)
 "$PYTHON" scripts/bench_report.py "${report_args[@]}" "${quick_flag[@]}"

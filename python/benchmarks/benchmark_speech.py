@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import shutil
 import statistics
@@ -109,15 +110,15 @@ def run_checked(cmd: List[str], **kw: Any) -> subprocess.CompletedProcess:
 
 
 def make_fixture(work: Path, minutes: float) -> Path:
-    """espeak-ng's sentences and silences (about 50 s), repeated to `minutes`, as 48 kHz
-    stereo 16-bit WAV."""
+    """espeak-ng's sentences and silences (about 50 s), repeated and cut to exactly
+    `minutes`, as 48 kHz stereo 16-bit WAV."""
     ssml = "<speak>" + " ".join(f'{s} <break time="{int(gap * 1000)}ms"/>' for s, gap in SENTENCES) + "</speak>"
     one = work / "sentences.wav"
     run_checked(["espeak-ng", "-m", "-w", str(one), ssml])
     seconds = float(run_checked(["soxi", "-D", str(one)]).stdout.strip())
-    repeats = max(1, round(minutes * 60 / seconds))
+    repeats = math.ceil(minutes * 60 / seconds)
     out = work / "speech-48k-stereo.wav"
-    run_checked(["sox", *[str(one)] * repeats, "-b", "16", str(out), "rate", "-v", str(RATE_IN), "channels", "2"])
+    run_checked(["sox", *[str(one)] * repeats, "-b", "16", str(out), "rate", "-v", str(RATE_IN), "channels", "2", "trim", "0", f"{minutes * 60:g}"])
     one.unlink()
     return out
 
