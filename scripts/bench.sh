@@ -90,7 +90,7 @@ step "Audio: remotemedia vs sox and soundfile + soxr (benchmark_audio.py), per-f
 cargo bench -p remotemedia-audio --bench audio_chain -- "${criterion_args[@]}" ||
     echo "audio_chain bench failed: its row is reported as not measured" >&2
 # The peers come from their registries, into a virtualenv of the benchmark's own.
-AUDIO_VENV="$OUT/audio-venv"
+AUDIO_VENV="$(cd "$OUT" && pwd)/audio-venv"
 if [[ ! -x $AUDIO_VENV/bin/python ]]; then
     "$PYTHON" -m venv "$AUDIO_VENV"
 fi
@@ -112,6 +112,24 @@ if [[ ! -f $OUT/audio.skip ]]; then
             --binary "$TARGET/release/examples/resample_file" --json "$OUT/resample.json"; then
         echo "not measured: benchmark_resample.py failed" >"$OUT/resample.skip"
     fi
+fi
+
+step "Speech: VAD pipeline vs Python, model speed and memory (benchmark_speech.py)"
+# The model and its runtime from PyPI, at the versions crates/remotemedia-speech/MODELS.md
+# records, into the benchmark's virtualenv; espeak-ng and sox make the speech file.
+if [[ -f $OUT/audio.skip ]]; then
+    echo "the speech benchmark needs the audio benchmark's virtualenv: not measured" >&2
+elif ! "$AUDIO_VENV/bin/python" -m pip install --quiet "onnxruntime==1.32.0" ||
+    ! "$AUDIO_VENV/bin/python" -m pip install --quiet --no-deps "silero-vad==6.2.3"; then
+    echo "pip could not install onnxruntime and silero-vad: the speech section is not measured" >&2
+elif cargo build --release -q -p remotemedia-cli -p remotemedia-speech --bins --examples; then
+    REMOTEMEDIA_VAD_PYTHON="$AUDIO_VENV/bin/python" \
+        "$AUDIO_VENV/bin/python" python/benchmarks/benchmark_speech.py --cli "$TARGET/release/remotemedia" \
+        --examples "$TARGET/release/examples" "${quick_flag[@]}" \
+        --json "$OUT/speech.json" --markdown "$OUT/speech.md" ||
+        echo "benchmark_speech.py failed: the speech section is reported as not measured" >&2
+else
+    echo "the speech benchmark did not build: the speech section is reported as not measured" >&2
 fi
 
 step "Report"

@@ -8,7 +8,8 @@ Inputs (all produced by scripts/bench.sh in the same run):
 * ``<bench dir>/python.json``: the pure-Python baseline (python/benchmarks/benchmark_simple.py);
 * ``<bench dir>/sdk.json``: the Python SDK path (python/benchmarks/benchmark_sdk.py);
 * ``<bench dir>/stream_memory_<N>.json``: the ``stream_memory`` example per item count;
-* ``<bench dir>/cli_memory.json`` or ``<bench dir>/cli_memory.skip`` (a one-line reason).
+* ``<bench dir>/cli_memory.json`` or ``<bench dir>/cli_memory.skip`` (a one-line reason);
+* ``<bench dir>/speech.md``: python/benchmarks/benchmark_speech.py's markdown, if it ran.
 """
 
 from __future__ import annotations
@@ -776,6 +777,18 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
     lines.extend(audio_lines)
     lines.extend(python_lines)
     lines.extend(remote_lines)
+
+    # Speech: the markdown benchmark_speech.py wrote in this run.
+    w("## Speech: VAD pipeline and model")
+    w("")
+    speech = bench / "speech.md"
+    if speech.exists():
+        w("`python/benchmarks/benchmark_speech.py` (JSON beside it in the bench directory):")
+        w("")
+        lines.extend(speech.read_text(encoding="utf-8").rstrip().splitlines())
+    else:
+        w("Not measured in this run (see the bench.sh output for why).")
+    w("")
 
     # Seed report.
     w("## For reference: the seed report (not comparable)")

@@ -204,3 +204,68 @@ fn bad_params_are_load_time_errors_listing_the_choices() {
     assert!(all.contains("channels"), "{all}");
     assert!(all.contains("path"), "{all}");
 }
+
+#[test]
+fn a_path_pattern_writes_one_file_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = load(&format!(
+        "  - {{ id: write, node_type: MediaWriter, params: {{ path: '{}/u-{{index:03}}-{{pts_ms}}.wav' }} }}\n",
+        dir.path().display()
+    ));
+    // Three utterances of different rates and lengths: each file has its own format.
+    let items = vec![
+        remotemedia_core::AudioBuffer::new(vec![0.25f32; 160], 16_000, 1).with_pts(500_000),
+        remotemedia_core::AudioBuffer::new(vec![-0.5f32; 80], 8_000, 2).with_pts(1_250_000),
+        remotemedia_core::AudioBuffer::new(vec![0.0f32; 0], 16_000, 1).with_pts(3_000_999),
+    ];
+    let r = run_pipeline(
+        &p,
+        &remotemedia_audio::registry(),
+        items.into_iter().map(Data::from).collect(),
+        &RunOptions::default(),
+    )
+    .unwrap_or_else(|f| panic!("{f}"));
+    let out = r.sink("write").unwrap();
+    // One map per file, as it is written, and none at the end.
+    assert_eq!(out.len(), 3, "{out:?}");
+    let want = [
+        ("u-000-500.wav", 160, 16_000, 1, 500_000, 0.25f32),
+        ("u-001-1250.wav", 40, 8_000, 2, 1_250_000, -0.5),
+        ("u-002-3000.wav", 0, 16_000, 1, 3_000_999, 0.0),
+    ];
+    for (k, (name, frames, rate, channels, pts, value)) in want.into_iter().enumerate() {
+        let m = out[k].as_map().unwrap();
+        let path = dir.path().join(name);
+        assert_eq!(m["type"], Data::text("written"));
+        assert_eq!(m["path"], Data::text(path.display().to_string()));
+        assert_eq!(m["index"], Data::Int(k as i64));
+        assert_eq!(m["frames"], Data::Int(frames));
+        assert_eq!(m["pts_us"], Data::Int(pts));
+        let mut rd = hound::WavReader::open(&path).unwrap();
+        assert_eq!(rd.spec().sample_rate, rate, "{name}");
+        assert_eq!(rd.spec().channels, channels, "{name}");
+        let got: Vec<i16> = rd.samples::<i16>().map(Result::unwrap).collect();
+        let q = remotemedia_audio::pcm::f32_to_i16(value);
+        assert_eq!(
+            got,
+            vec![q; frames as usize * usize::from(channels)],
+            "{name}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+}
+
+#[test]
+fn an_unknown_placeholder_is_a_load_time_error_listing_the_known_ones() {
+    let yaml = "version: v1\nmetadata: { name: t }\nnodes:\n  - { id: w, node_type: MediaWriter, params: { path: 'u-{utterance}.wav' } }\n";
+    let e = load_str(yaml, Format::Yaml, &remotemedia_audio::registry()).unwrap_err();
+    let all = e.to_string();
+    assert!(
+        all.contains("unknown placeholder `{utterance}` in `u-{utterance}.wav`; known: {index}"),
+        "{all}"
+    );
+    assert!(all.contains("{pts}") && all.contains("{pts_ms}"), "{all}");
+    let yaml = "version: v1\nmetadata: { name: t }\nnodes:\n  - { id: w, node_type: MediaWriter, params: { path: 'u-{index.wav' } }\n";
+    let e = load_str(yaml, Format::Yaml, &remotemedia_audio::registry()).unwrap_err();
+    assert!(e.to_string().contains("without a closing"), "{e}");
+}

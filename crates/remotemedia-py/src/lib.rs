@@ -57,7 +57,7 @@ fn py_validate_manifest<'py>(py: Python<'py>, manifest: &str) -> PyResult<Bound<
 /// Canonical names of the built-in node types, sorted.
 #[pyfunction]
 fn node_types() -> Vec<String> {
-    remotemedia_audio::registry()
+    remotemedia_speech::registry()
         .types()
         .map(str::to_string)
         .collect()

@@ -19,7 +19,7 @@ pub fn registry_with_hosts(
     hosts: Option<HashMap<String, Py<PyAny>>>,
     errors: &ErrorStash,
 ) -> Registry {
-    let mut registry = remotemedia_audio::registry();
+    let mut registry = remotemedia_speech::registry();
     if let Some(hosts) = hosts {
         registry.register(Arc::new(PyCallbackFactory::new(hosts, errors.clone())));
     }
@@ -196,7 +196,7 @@ pub fn validate_manifest<'py>(
     py: Python<'py>,
     manifest_text: &str,
 ) -> PyResult<Bound<'py, PyList>> {
-    let registry = remotemedia_audio::registry();
+    let registry = remotemedia_speech::registry();
     let format = Format::detect(None, manifest_text);
     match manifest::load_str(manifest_text, format, &registry) {
         Ok(_) => Ok(PyList::empty(py)),

@@ -2,13 +2,23 @@
 //! process's model, against each stream opening its own ONNX Runtime session.
 //!
 //! ```text
-//! cargo run --release -p remotemedia-speech --example vad_memory
+//! cargo run --release -p remotemedia-speech --example vad_memory [-- --json]
 //! ```
+//!
+//! With `--json`, stdout is one JSON object with the figures and the text goes to
+//! stderr.
 
 use remotemedia_core::{AudioBuffer, Data, Node, NodeType};
 use remotemedia_speech::locate::locate;
 use remotemedia_speech::silero::SileroModel;
 use remotemedia_speech::vad::{VoiceActivity, VoiceActivityParams};
+
+/// A line of the report: to stdout, or to stderr when stdout carries the JSON.
+macro_rules! say {
+    ($json:expr, $($t:tt)*) => {
+        if $json { eprintln!($($t)*) } else { println!($($t)*) }
+    };
+}
 
 /// Resident set size in bytes (Linux).
 fn rss() -> f64 {
@@ -19,6 +29,7 @@ fn rss() -> f64 {
 }
 
 fn main() {
+    let json = std::env::args().any(|a| a == "--json");
     const STREAMS: usize = 10_000;
     const SESSIONS: usize = 16;
     let mb = |b: f64| b / (1024.0 * 1024.0);
@@ -35,14 +46,24 @@ fn main() {
         nodes.push(n);
     }
     let many = rss();
-    println!("process before the model           {:8.1} MB", mb(before));
-    println!("model + 1 stream                   {:8.1} MB", mb(one));
-    println!(
+    say!(
+        json,
+        "process before the model           {:8.1} MB",
+        mb(before)
+    );
+    say!(
+        json,
+        "model + 1 stream                   {:8.1} MB",
+        mb(one)
+    );
+    say!(
+        json,
         "model + {STREAMS} streams              {:8.1} MB: {:.2} KB per additional stream",
         mb(many),
         (many - one) / (STREAMS - 1) as f64 / 1024.0
     );
-    println!(
+    say!(
+        json,
         "sessions the streams share          {}",
         SileroModel::shared().unwrap().sessions()
     );
@@ -58,9 +79,21 @@ fn main() {
         own.push(m);
     }
     let end = rss();
-    println!(
+    say!(
+        json,
         "{SESSIONS} streams with a session each    +{:7.1} MB: {:.1} MB per stream",
         mb(end - start),
         mb(end - start) / SESSIONS as f64
     );
+    if json {
+        let report = serde_json::json!({
+            "streams": STREAMS,
+            "rss_bytes": { "before_model": before, "model_and_one_stream": one, "model_and_all_streams": many },
+            "bytes_per_additional_stream": (many - one) / (STREAMS - 1) as f64,
+            "shared_sessions": SileroModel::shared().unwrap().sessions(),
+            "own_session_streams": SESSIONS,
+            "bytes_per_stream_with_own_session": (end - start) / SESSIONS as f64,
+        });
+        println!("{report}");
+    }
 }

@@ -4,8 +4,11 @@
 //! window of all 64.
 //!
 //! ```text
-//! cargo run --release -p remotemedia-speech --example vad_speed [-- AUDIO.wav]
+//! cargo run --release -p remotemedia-speech --example vad_speed [-- [--json] AUDIO.wav]
 //! ```
+//!
+//! With `--json`, stdout is one JSON object with the figures (for benchmark runners;
+//! `python/benchmarks/benchmark_speech.py` collects it) and the text goes to stderr.
 //!
 //! The audio (mono 16-bit at 16 kHz) defaults to 60 s of generated tone bursts in
 //! noise. The Python side is `python/benchmarks/vad_reference.py`, run by the
@@ -20,6 +23,13 @@ use remotemedia_speech::silero::{window, SileroModel, SileroState};
 use remotemedia_speech::vad::{VoiceActivity, VoiceActivityParams};
 
 const RATE: u32 = 16_000;
+
+/// A line of the report: to stdout, or to stderr when stdout carries the JSON.
+macro_rules! say {
+    ($json:expr, $($t:tt)*) => {
+        if $json { eprintln!($($t)*) } else { println!($($t)*) }
+    };
+}
 const REPEAT: usize = 5;
 
 fn generated(seconds: usize) -> Vec<f32> {
@@ -79,7 +89,8 @@ fn main() {
     let model = SileroModel::shared().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("in.wav");
-    let samples = match std::env::args().nth(1) {
+    let json = std::env::args().any(|a| a == "--json");
+    let samples = match std::env::args().skip(1).find(|a| a != "--json") {
         Some(p) => {
             std::fs::copy(&p, &wav).unwrap();
             read_wav(&wav)
@@ -96,7 +107,8 @@ fn main() {
         })
         .collect();
     let n = windows.len();
-    println!(
+    say!(
+        json,
         "audio: {:.1} s, {n} windows of {w} samples",
         samples.len() as f64 / f64::from(RATE)
     );
@@ -171,16 +183,21 @@ fn main() {
         .fold(0.0, f64::max);
 
     let window_us = w as f64 / f64::from(RATE) * 1e6;
-    println!("one stream, µs per {w}-sample window (real-time factor):");
-    println!(
+    say!(
+        json,
+        "one stream, µs per {w}-sample window (real-time factor):"
+    );
+    say!(
+        json,
         "  remotemedia model call   {ours:8.1} ({:.4})",
         ours / window_us
     );
-    println!(
+    say!(
+        json,
         "  remotemedia node         {node:8.1} ({:.4})",
         node / window_us
     );
-    println!(
+    say!(json,
         "  python onnxruntime {:<5} {python:8.1} ({:.4})   ours is {:.2}x faster; max probability difference {max_diff:.1e}",
         v["onnxruntime"].as_str().unwrap_or("?"),
         python / window_us,
@@ -220,10 +237,33 @@ fn main() {
         .zip(&batched_probs)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    println!("{streams} streams × {steps} windows, one thread, windows per second:");
-    println!("  one call per stream      {unbatched:10.0}");
-    println!(
+    say!(
+        json,
+        "{streams} streams × {steps} windows, one thread, windows per second:"
+    );
+    say!(json, "  one call per stream      {unbatched:10.0}");
+    say!(
+        json,
         "  one call for all streams {batched:10.0}   {:.2}x; max probability difference {diff:.1e}",
         batched / unbatched
     );
+    if json {
+        let report = serde_json::json!({
+            "audio_s": samples.len() as f64 / f64::from(RATE),
+            "window_samples": w,
+            "us_per_window": {
+                "remotemedia_model": ours,
+                "remotemedia_node": node,
+                "python_onnxruntime": python,
+            },
+            "python_onnxruntime_version": v["onnxruntime"],
+            "speedup_vs_python": python / ours,
+            "max_probability_difference": max_diff,
+            "streams": streams,
+            "windows_per_s": { "unbatched": unbatched, "batched": batched },
+            "batched_speedup": batched / unbatched,
+            "batched_max_probability_difference": diff,
+        });
+        println!("{report}");
+    }
 }

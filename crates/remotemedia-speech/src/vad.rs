@@ -111,6 +111,27 @@ fn check_thresholds(written: &Map<String, Value>) -> Vec<ParamIssue> {
     }
 }
 
+/// With the `silero` engine (written or by default), whether the model and the
+/// runtime load: a missing or corrupt file is then a load-time error of the manifest,
+/// naming the path and how to install it. They load once per process (the result is
+/// kept, and the nodes built later share the same model); `energy` needs neither.
+fn check_model(written: &Map<String, Value>) -> Vec<ParamIssue> {
+    // Another engine is `energy`, or an error of its own.
+    if written
+        .get("engine")
+        .is_some_and(|e| e.as_str() != Some("silero"))
+    {
+        return Vec::new();
+    }
+    match SileroModel::shared() {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![ParamIssue::new(
+            "engine",
+            format!("{e}; or use `engine: energy`, which needs no model"),
+        )],
+    }
+}
+
 /// The node's engine: the shared model, or none.
 enum Detector {
     Silero(Arc<SileroModel>),
@@ -387,7 +408,9 @@ impl NodeType for VoiceActivity {
     type Params = VoiceActivityParams;
 
     fn check(written: &Map<String, Value>) -> Vec<ParamIssue> {
-        check_thresholds(written)
+        let mut issues = check_thresholds(written);
+        issues.extend(check_model(written));
+        issues
     }
 
     fn from_params(p: &VoiceActivityParams) -> Result<Self, NodeError> {
@@ -482,6 +505,7 @@ impl NodeType for SileroVad {
                 ));
             }
         }
+        issues.extend(check_model(written));
         issues
     }
 

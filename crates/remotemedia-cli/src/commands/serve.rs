@@ -152,6 +152,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     };
     let mut registry = Registry::builtin();
     remotemedia_audio::register(&mut registry);
+    remotemedia_speech::register(&mut registry);
     let mut python_nodes = Vec::new();
     if args.allow_python_source {
         tracing::warn!(

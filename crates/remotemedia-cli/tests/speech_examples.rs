@@ -1,0 +1,144 @@
+//! The commands of README.md's "Speech" section, run exactly as written (with the
+//! `remotemedia` of this build first on the `PATH`), in order, in one directory with the
+//! repository's `examples/`, and their results checked. Skipped, saying why, when
+//! espeak-ng or the VAD model is missing, unless `REMOTEMEDIA_REQUIRE_SPEECH=1`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{repo, BIN};
+
+/// The command lines between the README's speech-examples markers.
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme
+        .find("<!-- speech-examples")
+        .expect("README.md has the speech examples");
+    let end = readme[start..]
+        .find("<!-- /speech-examples -->")
+        .expect("the speech examples end")
+        + start;
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("remotemedia ") || l.starts_with("espeak-ng "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn skip(why: &str) {
+    if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
+        panic!("{why} (REMOTEMEDIA_REQUIRE_SPEECH=1)");
+    }
+    eprintln!("skipped: {why}");
+}
+
+fn wav_spec(path: &Path) -> (u32, u16, u64) {
+    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let s = r.spec();
+    (s.sample_rate, s.channels, u64::from(r.duration()))
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn the_readme_speech_commands_run_as_written() {
+    let commands = readme_commands();
+    assert_eq!(commands.len(), 4, "{commands:#?}");
+    if Command::new("espeak-ng").arg("--version").output().is_err() {
+        return skip("espeak-ng is not installed (apt-get install espeak-ng)");
+    }
+    // The model check is the manifest's own: an invalid manifest says what is missing.
+    let check = Command::new(BIN)
+        .arg("validate")
+        .arg(repo("examples/speech/vad-events.yaml"))
+        .output()
+        .unwrap();
+    if !check.status.success() {
+        return skip(&format!(
+            "the Silero VAD model is not available: {}",
+            String::from_utf8_lossy(&check.stderr).trim()
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(repo("examples"), dir.path().join("examples")).unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut stdouts = Vec::new();
+    for cmd in &commands {
+        let out = Command::new("bash")
+            .args(["-o", "pipefail", "-c", cmd])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{cmd}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdouts.push(String::from_utf8(out.stdout).unwrap());
+    }
+    let (rate, channels, _) = wav_spec(&dir.path().join("speech.wav"));
+    assert_eq!((rate, channels), (22_050, 1));
+
+    // The events: three utterances, start / end in turn.
+    let events = lines(&stdouts[2]);
+    assert_eq!(events.len(), 6, "{}", stdouts[2]);
+    let mut spans = Vec::new();
+    for pair in events.chunks(2) {
+        assert_eq!(pair[0]["type"], "speech_start", "{pair:?}");
+        assert_eq!(pair[1]["type"], "speech_end", "{pair:?}");
+        let (start, end) = (
+            pair[0]["pts_us"].as_i64().unwrap(),
+            pair[1]["pts_us"].as_i64().unwrap(),
+        );
+        assert_eq!(
+            pair[1]["duration_ms"].as_f64().unwrap(),
+            (end - start) as f64 / 1000.0
+        );
+        spans.push((start, end));
+    }
+    // Each sentence lasts 2 to 3.5 s; the silences between them were 1 s and 1.5 s, less
+    // the padding and the sentence's own fade.
+    for &(start, end) in &spans {
+        assert!((2_000_000..3_500_000).contains(&(end - start)), "{spans:?}");
+    }
+    let gaps = [spans[1].0 - spans[0].1, spans[2].0 - spans[1].1];
+    assert!((700_000..=1_100_000).contains(&gaps[0]), "{spans:?}");
+    assert!((1_200_000..=1_600_000).contains(&gaps[1]), "{spans:?}");
+
+    // One 16 kHz mono file per utterance, each the audio of its events' span.
+    let written = lines(&stdouts[1]);
+    assert_eq!(written.len(), 3, "{}", stdouts[1]);
+    for (k, w) in written.iter().enumerate() {
+        let name = format!("utterance-{k:03}.wav");
+        assert_eq!(w["type"], "written");
+        assert_eq!(w["path"], name.as_str());
+        assert_eq!(w["index"], k as i64);
+        assert_eq!(w["pts_us"], spans[k].0, "{w}");
+        let frames = (spans[k].1 - spans[k].0) as u64 * 16 / 1000;
+        assert_eq!(
+            wav_spec(&dir.path().join(&name)),
+            (16_000, 1, frames),
+            "{name}"
+        );
+        assert_eq!(w["frames"], frames as i64);
+    }
+    assert!(!dir.path().join("utterance-003.wav").exists());
+    assert!(
+        stdouts[3].contains("valid (4 nodes, 3 connections)"),
+        "{}",
+        stdouts[3]
+    );
+}
