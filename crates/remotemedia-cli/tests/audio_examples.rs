@@ -5,26 +5,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use support::{repo, BIN};
-
-/// The command lines between the README's audio-examples markers.
-fn readme_commands() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let start = readme
-        .find("<!-- audio-examples")
-        .expect("README.md has the audio examples");
-    let end = readme[start..]
-        .find("<!-- /audio-examples -->")
-        .expect("the audio examples end")
-        + start;
-    readme[start..end]
-        .lines()
-        .filter(|l| l.starts_with("remotemedia "))
-        .map(str::to_string)
-        .collect()
-}
+use support::{readme_commands, run_as_written};
 
 fn wav_spec(path: &Path) -> (u32, u16, u64) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -42,31 +24,10 @@ fn wav_spec(path: &Path) -> (u32, u16, u64) {
 
 #[test]
 fn the_readme_audio_commands_run_as_written() {
-    let commands = readme_commands();
+    let commands = readme_commands("audio-examples", &["remotemedia"]);
     assert_eq!(commands.len(), 6, "{commands:#?}");
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(repo("examples"), dir.path().join("examples")).unwrap();
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut stdouts = Vec::new();
-    for cmd in &commands {
-        let out = Command::new("bash")
-            .args(["-o", "pipefail", "-c", cmd])
-            .current_dir(dir.path())
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "`{cmd}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdouts.push(String::from_utf8(out.stdout).unwrap());
-    }
+    let stdouts = run_as_written(dir.path(), &commands);
     // The tone: 3 s at 48 kHz stereo.
     assert_eq!(wav_spec(&dir.path().join("tone.wav")), (48_000, 2, 144_000));
     // Resampled: 3 s at 16 kHz, the exact ratio.

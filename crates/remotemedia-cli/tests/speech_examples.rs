@@ -9,24 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{repo, BIN};
-
-/// The command lines between the README's speech-examples markers.
-fn readme_commands() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let start = readme
-        .find("<!-- speech-examples")
-        .expect("README.md has the speech examples");
-    let end = readme[start..]
-        .find("<!-- /speech-examples -->")
-        .expect("the speech examples end")
-        + start;
-    readme[start..end]
-        .lines()
-        .filter(|l| l.starts_with("remotemedia ") || l.starts_with("espeak-ng "))
-        .map(str::to_string)
-        .collect()
-}
+use support::{readme_commands, repo, run_as_written, BIN};
 
 fn skip(why: &str) {
     if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
@@ -49,7 +32,7 @@ fn lines(text: &str) -> Vec<Value> {
 
 #[test]
 fn the_readme_speech_commands_run_as_written() {
-    let commands = readme_commands();
+    let commands = readme_commands("speech-examples", &["remotemedia", "espeak-ng"]);
     assert_eq!(commands.len(), 4, "{commands:#?}");
     if Command::new("espeak-ng").arg("--version").output().is_err() {
         return skip("espeak-ng is not installed (apt-get install espeak-ng)");
@@ -67,28 +50,7 @@ fn the_readme_speech_commands_run_as_written() {
         ));
     }
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(repo("examples"), dir.path().join("examples")).unwrap();
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut stdouts = Vec::new();
-    for cmd in &commands {
-        let out = Command::new("bash")
-            .args(["-o", "pipefail", "-c", cmd])
-            .current_dir(dir.path())
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "`{cmd}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdouts.push(String::from_utf8(out.stdout).unwrap());
-    }
+    let stdouts = run_as_written(dir.path(), &commands);
     let (rate, channels, _) = wav_spec(&dir.path().join("speech.wav"));
     assert_eq!((rate, channels), (22_050, 1));
 

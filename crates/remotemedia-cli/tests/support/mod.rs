@@ -110,3 +110,51 @@ impl Drop for Executor {
         self.kill();
     }
 }
+
+/// The command lines of README.md between `<!-- NAME …` and `<!-- /NAME -->` that start
+/// with one of `programs` (comments and blank lines left out), in order.
+pub fn readme_commands(name: &str, programs: &[&str]) -> Vec<String> {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme
+        .find(&format!("<!-- {name}"))
+        .unwrap_or_else(|| panic!("README.md has no `{name}` block"));
+    let end = readme[start..]
+        .find(&format!("<!-- /{name} -->"))
+        .unwrap_or_else(|| panic!("README.md's `{name}` block does not end"))
+        + start;
+    readme[start..end]
+        .lines()
+        .filter(|l| programs.iter().any(|p| l.starts_with(&format!("{p} "))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs each of `commands` as written by bash (with `pipefail`), in order, in `dir`
+/// holding a link to the repository's `examples/`, with the binary under test first on
+/// the `PATH`; panics with its stderr when one fails. Returns their stdouts.
+pub fn run_as_written(dir: &Path, commands: &[String]) -> Vec<String> {
+    std::os::unix::fs::symlink(repo("examples"), dir.join("examples")).unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    commands
+        .iter()
+        .map(|cmd| {
+            let out = Command::new("bash")
+                .args(["-o", "pipefail", "-c", cmd])
+                .current_dir(dir)
+                .env("PATH", &path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "`{cmd}` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect()
+}
