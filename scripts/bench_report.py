@@ -440,7 +440,8 @@ def audio_section(w: Any, criterion: Path, bench: Path, since: float, targets: L
         w(f"File pipeline: {fp.get('status', 'not measured')}.")
         w("")
     resample_rows(w, bench, targets)
-    chain = criterion_any(criterion, f"audio_chain/frames_20ms/{AUDIO_CHAIN_FRAMES}", since)
+    # criterion writes the id `frames_20ms/N` as the directory `frames_20ms_N`.
+    chain = criterion_any(criterion, f"audio_chain/frames_20ms_{AUDIO_CHAIN_FRAMES}", since)
     per_frame = chain["median_ns"] / AUDIO_CHAIN_FRAMES / 1000 if chain else None
     w(
         "Streaming cost per 20 ms frame (`cargo bench -p remotemedia-audio --bench audio_chain`): "
