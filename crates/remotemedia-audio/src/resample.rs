@@ -61,6 +61,16 @@ use serde::Deserialize;
 /// Most channels a [`Resampler`] takes.
 pub const MAX_CHANNELS: u16 = 8;
 
+/// Highest sample rate a [`Resampler`] takes, in or out (the rates audio hardware uses
+/// end at 768 kHz). Input rates come from the items, which a client chooses: the filter
+/// grows with the rates, so they are bounded.
+pub const MAX_RATE: u32 = 768_000;
+
+/// Largest ratio between the two rates. The filter's length grows with it: at 256× the
+/// worst rate pair (coprime rates near the limits) takes about 265 MB at `best` and
+/// 134 MB at `low`, the usual ones a few MB; at 768 kHz → 1 Hz it would take 4.9 GB.
+pub const MAX_RATIO: u32 = 256;
+
 /// How much work the resampler puts into its anti-aliasing filter (see the module
 /// docs for the measured figures of each level).
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
@@ -130,6 +140,17 @@ pub enum ResampleError {
     /// A rate of zero.
     #[error("sample rates must be above 0 Hz, got {from} Hz to {to} Hz")]
     ZeroRate {
+        /// Input rate.
+        from: u32,
+        /// Output rate.
+        to: u32,
+    },
+    /// A rate above [`MAX_RATE`], or rates more than [`MAX_RATIO`] apart.
+    #[error(
+        "cannot resample {from} Hz to {to} Hz: rates up to {MAX_RATE} Hz and at most \
+         {MAX_RATIO}× apart are supported"
+    )]
+    OutOfRange {
         /// Input rate.
         from: u32,
         /// Output rate.
@@ -322,6 +343,10 @@ impl Resampler {
     pub fn new(from: u32, to: u32, channels: u16, quality: Quality) -> Result<Self, ResampleError> {
         if from == 0 || to == 0 {
             return Err(ResampleError::ZeroRate { from, to });
+        }
+        let (lo, hi) = (from.min(to), from.max(to));
+        if hi > MAX_RATE || hi / lo > MAX_RATIO || (hi / lo == MAX_RATIO && hi % lo != 0) {
+            return Err(ResampleError::OutOfRange { from, to });
         }
         if channels == 0 || channels > MAX_CHANNELS {
             return Err(ResampleError::Channels(channels));
@@ -644,6 +669,20 @@ mod tests {
                 .to_string(),
             "expected 1 to 8 channels, got 9"
         );
+        // The rates come from the client's items: no filter of gigabytes.
+        for (from, to) in [(4_000_000_000, 16_000), (768_000, 1), (16_000, 769_000)] {
+            assert_eq!(
+                Resampler::new(from, to, 1, Quality::High)
+                    .unwrap_err()
+                    .to_string(),
+                format!(
+                    "cannot resample {from} Hz to {to} Hz: rates up to 768000 Hz and at most \
+                     256× apart are supported"
+                )
+            );
+        }
+        assert!(Resampler::new(768_000, 3_000, 1, Quality::Best).is_ok());
+        assert!(Resampler::new(768_000, 2_999, 1, Quality::Best).is_err());
         assert_eq!(
             Quality::from_name_ignoring_case("HiGh"),
             Some(Quality::High)

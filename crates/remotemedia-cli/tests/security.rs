@@ -489,3 +489,103 @@ fn json_input_nested_deeper_than_the_limit_is_refused() {
     assert!(stderr.contains("line 2"), "{stderr}");
     assert!(stderr.contains("nested deeper than 32 levels"), "{stderr}");
 }
+
+/// A one-node manifest of `node_type` with `params`.
+fn single(node_type: &str, params: Value) -> String {
+    json!({
+        "version": "v1",
+        "metadata": {"name": "attack"},
+        "nodes": [{"id": "n", "node_type": node_type, "params": params}],
+        "connections": [],
+    })
+    .to_string()
+}
+
+#[test]
+fn clients_cannot_reach_the_executors_files_or_start_unbounded_sources() {
+    let s = Setup::new();
+    let plain = Executor::start(s.path(), "plain", &s.caps, &[]);
+    let victim = s.path().join("caps.json");
+    let before = std::fs::read(&victim).unwrap();
+    let written = s.path().join("written.wav");
+    let attacks = [
+        // Overwrite a file of the executor's with a WAV.
+        ("MediaWriter", json!({"path": victim.display().to_string()})),
+        (
+            "MediaWriterNode",
+            json!({"path": written.display().to_string()}),
+        ),
+        // Read one of its files.
+        ("MediaReader", json!({"path": victim.display().to_string()})),
+        ("MediaReaderNode", json!({"path": "/etc/passwd"})),
+        // A stream of audio no request bounds (hours of it answered in one reply).
+        ("ToneGenerator", json!({"duration_ms": 1.0e12})),
+    ];
+    for (node_type, params) in attacks {
+        let m = single(node_type, params);
+        for (call, (code, message)) in [
+            ("ExecutePipeline", execute_refusal(&plain, None, &m)),
+            ("StreamPipeline", stream_refusal(&plain, None, &m)),
+        ] {
+            assert_eq!(
+                code,
+                Code::InvalidArgument,
+                "{node_type} via {call}: {message}"
+            );
+            assert!(
+                message.contains(&format!("unknown node type `{node_type}`")),
+                "{node_type} via {call}: {message}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        before,
+        "the file was not touched"
+    );
+    assert!(!written.exists(), "no file was written");
+    // The other audio nodes are served.
+    let listed = std::process::Command::new(BIN)
+        .args(["capabilities", "--json", "--executor", &plain.addr])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("AudioResample") && text.contains("VoiceActivity"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MediaWriter") && !text.contains("ToneGenerator"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_client_chosen_sample_rate_cannot_make_a_huge_filter() {
+    // 4 GHz audio into a resampler would build a filter of 1.6 GB (and 768 kHz to 1 Hz
+    // one of 4.9 GB): the resampler refuses such rates, as this item's error.
+    let s = Setup::new();
+    let plain = Executor::start(s.path(), "plain", &s.caps, &[]);
+    let e = endpoint(&plain, None);
+    let m = single("AudioResample", json!({"target_rate": 16000}));
+    let audio = Data::from(remotemedia_core::AudioBuffer::new(
+        vec![0.0f32; 64],
+        4_000_000_000,
+        1,
+    ));
+    let start = Instant::now();
+    let outcome = block_on(async {
+        let mut c = ExecutorClient::connect(&e, Duration::from_secs(5)).await?;
+        c.execute(m, &[audio]).await
+    })
+    .unwrap();
+    let error = outcome.error.expect("the run fails");
+    assert!(
+        error
+            .message
+            .contains("cannot resample 4000000000 Hz to 16000 Hz"),
+        "{}",
+        error.message
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}

@@ -80,6 +80,10 @@ pub trait NodeType: Node + Sized + 'static {
     /// (see [`NodeFactory::is_source`]). Default: no.
     const SOURCE: bool = false;
 
+    /// Whether params name files of the host to read or write (see
+    /// [`NodeFactory::uses_host_files`]). Default: no.
+    const USES_HOST_FILES: bool = false;
+
     /// Its params: a struct deriving `Deserialize` and `JsonSchema` (use
     /// `#[serde(deny_unknown_fields)]`; [`NoParams`] when there are none). Doc comments
     /// become the parameter descriptions; types, `Option`s, serde defaults, enums and
@@ -235,5 +239,9 @@ impl<T: NodeType> NodeFactory for TypedFactory<T> {
 
     fn is_source(&self) -> bool {
         T::SOURCE
+    }
+
+    fn uses_host_files(&self) -> bool {
+        T::USES_HOST_FILES
     }
 }

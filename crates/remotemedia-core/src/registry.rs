@@ -200,6 +200,13 @@ pub trait NodeFactory: Send + Sync {
         false
     }
 
+    /// True when params name files of the machine the node runs on, to read or to
+    /// write (`MediaReader`, `MediaWriter`): an executor serving clients does not offer
+    /// such types, so that no client reads or overwrites its files.
+    fn uses_host_files(&self) -> bool {
+        false
+    }
+
     /// True for a source: a node that takes no input and makes its own stream of
     /// items through [`Node::pull`] (a file reader, a generator). Manifests may not
     /// connect anything to it.
@@ -310,6 +317,13 @@ impl Registry {
         }
         self.canonical
             .insert(doc.node_type.to_string(), Arc::clone(&factory));
+        self.generation = next_generation();
+    }
+
+    /// Keeps only the node types (with their aliases) for which `keep` is true.
+    pub fn retain(&mut self, keep: impl Fn(&dyn NodeFactory) -> bool) {
+        self.by_name.retain(|_, f| keep(&**f));
+        self.canonical.retain(|_, f| keep(&**f));
         self.generation = next_generation();
     }
 

@@ -92,6 +92,7 @@ impl NodeType for MediaReader {
     const INPUT: &'static str = "nothing (a source)";
     const OUTPUT: &'static str = "audio chunks with their `pts_us`";
     const SOURCE: bool = true;
+    const USES_HOST_FILES: bool = true;
     type Params = MediaReaderParams;
 
     fn from_params(p: &MediaReaderParams) -> Result<Self, NodeError> {
@@ -343,6 +344,7 @@ impl NodeType for MediaWriter {
     const INPUT: &'static str = "audio of one rate and channel count (per file)";
     const OUTPUT: &'static str =
         "one summary map at end of stream, or one per file with a path pattern";
+    const USES_HOST_FILES: bool = true;
     type Params = MediaWriterParams;
 
     fn check(written: &Map<String, Value>) -> Vec<ParamIssue> {

@@ -153,6 +153,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let mut registry = Registry::builtin();
     remotemedia_audio::register(&mut registry);
     remotemedia_speech::register(&mut registry);
+    // Clients choose every param: no type that reads or writes this machine's files
+    // (MediaReader, MediaWriter), and no source, whose stream no request bounds.
+    registry.retain(|f| !f.uses_host_files() && !f.is_source());
     let mut python_nodes = Vec::new();
     if args.allow_python_source {
         tracing::warn!(
