@@ -408,16 +408,18 @@ def audio_section(w: Any, criterion: Path, bench: Path, since: float, targets: L
         q = fp.get("sine_snr_db", {})
         w(
             f"`python/benchmarks/benchmark_audio.py`: {fp['input']} → mono → 16 kHz → 16-bit WAV, the "
-            f"whole command timed (decode, work, encode; medians of {fp['remotemedia']['runs']} runs, the "
-            "three taking turns). Each downmixes before resampling. Quality: SNR of a 1 kHz sine put "
-            "through the same command, against the analytic sine (16-bit output; sox dithers)."
+            "whole command timed as a process of its own (start-up, decode, work, encode; medians of "
+            f"{fp['remotemedia']['runs']} runs, the contenders taking turns). Each downmixes before "
+            "resampling. Quality: SNR of a 1 kHz sine put through the same command, against the "
+            "analytic sine (16-bit output)."
         )
         w("")
         w("| Command | Wall time | remotemedia is | 1 kHz sine SNR |")
         w("|---|---:|---:|---:|")
         labels = (
             ("remotemedia", "`remotemedia run` (AudioChannels → AudioResample `high`)"),
-            ("sox", "`sox in.wav -r 16000 -c 1 out.wav`"),
+            ("sox", "`sox -D in.wav -r 16000 -c 1 out.wav` (no dither, as the others)"),
+            ("sox_dither", "`sox in.wav -r 16000 -c 1 out.wav` (dithers)"),
             ("python", "Python: soundfile + numpy mean + soxr HQ + soundfile"),
         )
         for key, label in labels:
@@ -429,7 +431,7 @@ def audio_section(w: Any, criterion: Path, bench: Path, since: float, targets: L
             snr = f"{q[key]:.1f} dB" if key in q else "—"
             w(f"| {label} | {v['median_s']:.3f} s | {faster} | {snr} |")
         w("")
-        for key, name in (("sox", "sox"), ("python", "soundfile + soxr")):
+        for key, name in (("sox", "sox -D"), ("python", "soundfile + soxr")):
             v = fp.get(key) or {}
             r = v["median_s"] / ours if "median_s" in v else None
             targets.append(

@@ -8,9 +8,11 @@ What it measures (equal work on every side, medians of repeated runs):
 
 * **File pipeline**: a 10-minute 48 kHz stereo 16-bit WAV → mono → 16 kHz → 16-bit
   WAV, by ``remotemedia run`` (``AudioChannels`` → ``AudioResample`` at ``high``), by
-  ``sox in.wav -r 16000 -c 1 out.wav`` (sox's default ``rate`` quality, high) and by
-  Python (soundfile + numpy mean + soxr HQ + soundfile). Wall time, ratios, and the
-  quality each reaches on a 1 kHz sine (SNR against the analytic sine).
+  ``sox -D in.wav -r 16000 -c 1 out.wav`` (sox's default ``rate`` quality, high; ``-D``:
+  no dither, as the others do not dither; the plain command, which dithers, is timed
+  too) and by Python (soundfile + numpy mean + soxr HQ + soundfile). Each is a process
+  of its own, timed start to exit, the contenders taking turns. Wall time, ratios, and
+  the quality each reaches on a 1 kHz sine (SNR against the analytic sine).
 * **Live pacing**: ``remotemedia run --realtime`` over a 10 s file through a 4-node
   chain that holds no audio back (AudioChannels → AudioGain → AudioLimiter →
   AudioLevel per chunk); the latency each output adds beyond the pacing (p50 / p99).
@@ -142,32 +144,49 @@ def python_pipeline(src: Path, dst: Path) -> None:
     sf.write(str(dst), y, RATE_OUT, subtype="PCM_16")
 
 
+def file_commands(cli: str, manifest: Path, src: Path, work: Path, tag: str) -> Dict[str, List[str]]:
+    """The competing commands, each a process of its own reading `src` and writing a
+    16-bit mono 16 kHz WAV. sox gets `-D` (no dither: the others do not dither) beside the
+    plain command, which dithers when it reduces the bit depth."""
+    cmds = {
+        "remotemedia": [cli, "run", str(manifest), "--input", str(src), "--output", str(work / f"{tag}ours.wav"), "--no-progress"],
+        "python": [sys.executable, __file__, "--python-pipeline", str(src), str(work / f"{tag}py.wav")],
+    }
+    if shutil.which("sox"):
+        cmds["sox"] = ["sox", "-D", str(src), "-r", str(RATE_OUT), "-c", "1", str(work / f"{tag}sox.wav")]
+        cmds["sox_dither"] = ["sox", str(src), "-r", str(RATE_OUT), "-c", "1", str(work / f"{tag}soxd.wav")]
+    return cmds
+
+
 def file_pipeline(cli: str, work: Path, minutes: float, runs: int) -> Dict[str, Any]:
     src = work / "in.wav"
     write_wav(src, minutes * 60, RATE_IN, 2)
     manifest = work / "pipeline.yaml"
     manifest.write_text(PIPELINE)
     out: Dict[str, Any] = {"input": f"{minutes:g} min, {RATE_IN} Hz stereo, 16-bit WAV"}
-    ours = lambda: run_checked([cli, "run", str(manifest), "--input", str(src), "--output", str(work / "ours.wav"), "--no-progress"])  # noqa: E731
-    out["remotemedia"] = median_time(ours, runs)
-    if shutil.which("sox"):
-        out["sox"] = median_time(lambda: run_checked(["sox", str(src), "-r", str(RATE_OUT), "-c", "1", str(work / "sox.wav")]), runs)
-    else:
+    cmds = file_commands(cli, manifest, src, work, "")
+    # The contenders take turns, run after run, so that a change in the machine's load
+    # falls on all of them alike.
+    times: Dict[str, List[float]] = {k: [] for k in cmds}
+    for _ in range(runs):
+        for key, cmd in cmds.items():
+            start = time.perf_counter()
+            run_checked(cmd)
+            times[key].append(time.perf_counter() - start)
+    for key, t in times.items():
+        out[key] = {"median_s": statistics.median(t), "runs": runs, "min_s": min(t)}
+    if "sox" not in cmds:
         out["sox"] = {"status": "not measured: sox is not installed"}
-    out["python"] = median_time(lambda: python_pipeline(src, work / "py.wav"), runs)
-    # Quality of each on a sine through the same steps.
+    # Quality of each on a sine through the same commands.
     sine = work / "sine.wav"
     write_wav(sine, 10, RATE_IN, 2, kind="sine")
     quality = {}
-    run_checked([cli, "run", str(manifest), "--input", str(sine), "--output", str(work / "q_ours.wav"), "--no-progress"])
-    quality["remotemedia"] = sine_snr_db(work / "q_ours.wav")
-    if shutil.which("sox"):
-        run_checked(["sox", str(sine), "-r", str(RATE_OUT), "-c", "1", str(work / "q_sox.wav")])
-        quality["sox"] = sine_snr_db(work / "q_sox.wav")
-    python_pipeline(sine, work / "q_py.wav")
-    quality["python"] = sine_snr_db(work / "q_py.wav")
+    names = {"remotemedia": "q_ours.wav", "python": "q_py.wav", "sox": "q_sox.wav", "sox_dither": "q_soxd.wav"}
+    for key, cmd in file_commands(cli, manifest, sine, work, "q_").items():
+        run_checked(cmd)
+        quality[key] = sine_snr_db(work / names[key])
     out["sine_snr_db"] = quality
-    for f in ("ours.wav", "sox.wav", "py.wav", "in.wav"):
+    for f in ("ours.wav", "sox.wav", "soxd.wav", "py.wav", "in.wav"):
         (work / f).unlink(missing_ok=True)
     return out
 
@@ -224,7 +243,7 @@ def markdown(r: Dict[str, Any]) -> str:
         ]
         ours = fp["remotemedia"]["median_s"]
         q = fp.get("sine_snr_db", {})
-        for key, label in (("remotemedia", "`remotemedia run` (AudioChannels → AudioResample high)"), ("sox", "`sox in.wav -r 16000 -c 1 out.wav`"), ("python", "Python: soundfile + numpy + soxr HQ")):
+        for key, label in (("remotemedia", "`remotemedia run` (AudioChannels → AudioResample high)"), ("sox", "`sox -D in.wav -r 16000 -c 1 out.wav`"), ("sox_dither", "`sox in.wav -r 16000 -c 1 out.wav` (dithers)"), ("python", "Python: soundfile + numpy + soxr HQ")):
             v = fp.get(key, {})
             if "median_s" not in v:
                 lines.append(f"| {label} | {v.get('status', 'not measured')} | | |")
@@ -262,12 +281,18 @@ def markdown(r: Dict[str, Any]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cli", required=True, help="the remotemedia binary (release build)")
+    ap.add_argument("--cli", help="the remotemedia binary (release build)")
     ap.add_argument("--quick", action="store_true", help="shorter files, fewer runs")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--markdown", metavar="FILE")
     ap.add_argument("--workdir", metavar="DIR")
+    ap.add_argument("--python-pipeline", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.python_pipeline:
+        python_pipeline(Path(args.python_pipeline[0]), Path(args.python_pipeline[1]))
+        return 0
+    if not args.cli:
+        ap.error("--cli is required")
     result: Dict[str, Any] = {}
     missing = need_python_peers()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
