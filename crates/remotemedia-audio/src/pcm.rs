@@ -288,12 +288,10 @@ pub struct PcmStreamDecoder {
 impl PcmStreamDecoder {
     /// A decoder of `spec`, its clock starting at 0.
     pub fn new(spec: PcmSpec) -> Self {
-        let mut clock = StreamClock::new();
-        clock.start_at_us(0);
         PcmStreamDecoder {
             spec,
             remainder: Vec::new(),
-            clock,
+            clock: StreamClock::new(),
         }
     }
 

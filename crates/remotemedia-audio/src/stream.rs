@@ -14,7 +14,7 @@ pub struct StreamClock {
 }
 
 impl StreamClock {
-    /// A clock that starts at the first input it sees.
+    /// A clock that starts at the first input it sees (at 0 until then).
     pub fn new() -> Self {
         Self::default()
     }
@@ -22,16 +22,6 @@ impl StreamClock {
     /// Starts the clock at `buf`'s time, unless it has started already.
     pub fn start_at(&mut self, buf: &AudioBuffer) {
         self.origin_us.get_or_insert(buf.pts_us);
-    }
-
-    /// Starts the clock at `pts_us`, unless it has started already.
-    pub fn start_at_us(&mut self, pts_us: i64) {
-        self.origin_us.get_or_insert(pts_us);
-    }
-
-    /// Whether the clock has started.
-    pub fn started(&self) -> bool {
-        self.origin_us.is_some()
     }
 
     /// The time of the next frame to be emitted, at `rate`.

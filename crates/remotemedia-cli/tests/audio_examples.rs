@@ -4,23 +4,7 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{readme_commands, run_as_written};
-
-fn wav_spec(path: &Path) -> (u32, u16, u64) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..4], b"RIFF", "{} is a WAV file", path.display());
-    let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
-    let channels = u16::from_le_bytes(bytes[22..24].try_into().unwrap());
-    let bits = u16::from_le_bytes(bytes[34..36].try_into().unwrap());
-    let data = (bytes.len() - 44) as u64;
-    (
-        rate,
-        channels,
-        data / u64::from(bits / 8) / u64::from(channels),
-    )
-}
+use support::{readme_commands, run_as_written, wav_spec};
 
 #[test]
 fn the_readme_audio_commands_run_as_written() {

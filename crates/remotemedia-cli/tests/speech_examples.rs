@@ -5,23 +5,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{readme_commands, repo, run_as_written, BIN};
+use support::{readme_commands, repo, run_as_written, wav_spec, BIN};
 
 fn skip(why: &str) {
     if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
         panic!("{why} (REMOTEMEDIA_REQUIRE_SPEECH=1)");
     }
     eprintln!("skipped: {why}");
-}
-
-fn wav_spec(path: &Path) -> (u32, u16, u64) {
-    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let s = r.spec();
-    (s.sample_rate, s.channels, u64::from(r.duration()))
 }
 
 fn lines(text: &str) -> Vec<Value> {

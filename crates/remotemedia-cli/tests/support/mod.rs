@@ -158,3 +158,10 @@ pub fn run_as_written(dir: &Path, commands: &[String]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Rate, channels and frames of a WAV file.
+pub fn wav_spec(path: &Path) -> (u32, u16, u64) {
+    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let s = r.spec();
+    (s.sample_rate, s.channels, u64::from(r.duration()))
+}
