@@ -553,3 +553,29 @@ fn a_ten_minute_file_streams_through() {
     assert_eq!(got.len(), frames);
     assert!(got == want);
 }
+
+#[test]
+fn input_for_a_pipeline_that_makes_its_own_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = write(
+        d,
+        "tone.yaml",
+        "version: v1\nmetadata: { name: t }\nnodes:\n  - { id: tone, node_type: ToneGenerator }\n",
+    );
+    let lines = write(d, "in.jsonl", "1\n");
+    let o = run(
+        d,
+        &[m.to_str().unwrap(), "--input", lines.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "is not used: the pipeline's only starting nodes are sources (`tone`), which make their own items"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
+}

@@ -206,6 +206,10 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// Items were given to a pipeline whose every root is a source: nothing would take
+    /// them.
+    #[error("the pipeline takes no input: every node without an upstream node is a source, which makes its own items")]
+    NoInputNode,
     /// The session was already closed or has failed.
     #[error("the session is closed")]
     SessionClosed,

@@ -246,3 +246,40 @@ connections: [ { from: a, to: count } ]
         ["connections[0]: connection `a -> count`: `count` is a source (Count): it makes its own items and takes no input"]
     );
 }
+
+#[test]
+fn inputs_for_a_pipeline_of_sources_only_are_an_error_not_dropped() {
+    let r = registry();
+    let p = load(
+        r#"
+version: v1
+metadata: { name: s }
+nodes:
+  - { id: count, node_type: Count, params: { n: 3 } }
+"#,
+        &r,
+    );
+    let f = run(
+        Plan::build(&p, &r).unwrap(),
+        vec![Data::Int(1)],
+        &RunOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        f.error.to_string(),
+        "the pipeline takes no input: every node without an upstream node is a source, which makes its own items"
+    );
+    let (tx, rx) = start_session(Plan::build(&p, &r).unwrap(), &RunOptions::default())
+        .unwrap()
+        .into_split();
+    assert!(matches!(
+        tx.send(Data::Int(1)),
+        Err(remotemedia_core::RunError::NoInputNode)
+    ));
+    tx.close();
+    // The source itself still runs to its end.
+    assert_eq!(
+        rx.finish().unwrap().sink("count").unwrap(),
+        ints_and_end(3).as_slice()
+    );
+}

@@ -186,6 +186,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_RUN_FAILED);
         }
     };
+    if plan.roots.is_empty() && input.is_some() {
+        let sources: Vec<&str> = plan
+            .stages
+            .iter()
+            .filter(|s| s.is_source())
+            .map(|s| &*s.nodes[0].ctx.node_id)
+            .collect();
+        eprintln!(
+            "error: --input {} is not used: the pipeline's only starting nodes are sources ({}), \
+             which make their own items",
+            args.input.as_deref().unwrap_or_default(),
+            sources
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(EXIT_INVALID);
+    }
     let session = match start_session(plan, &options) {
         Ok(s) => s,
         Err(e) => {

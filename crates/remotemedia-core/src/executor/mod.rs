@@ -134,6 +134,12 @@ pub fn run_pipeline(
 /// stage in topological order (see [`RunOptions::force_threads`]); anything else runs
 /// one thread per stage.
 pub fn run(plan: Plan, inputs: Vec<Data>, options: &RunOptions) -> Result<RunResult, RunFailure> {
+    if plan.roots.is_empty() && !inputs.is_empty() {
+        return Err(RunFailure {
+            error: RunError::NoInputNode,
+            partial: Box::default(),
+        });
+    }
     // Sources are pulled on threads of their own, paced by their consumers.
     if !options.force_threads
         && !plan.has_sources()

@@ -83,6 +83,9 @@ impl SessionSender {
             return Err(RunError::SessionClosed);
         }
         let n = items.len() as u64;
+        if self.roots.is_empty() && n > 0 {
+            return Err(RunError::NoInputNode);
+        }
         if let Some((last, others)) = self.roots.split_last() {
             for r in others {
                 if !r.send(0, items.clone(), self.max) {
