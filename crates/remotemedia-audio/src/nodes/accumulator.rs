@@ -48,8 +48,7 @@ pub struct AudioAccumulator {
 impl Node for AudioAccumulator {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, first) = self.format.check(buf)?;
         if first {
             self.clock.start_at(buf);
             self.min = (ms_to_frames(self.params.min_ms, rate) as usize).max(1);

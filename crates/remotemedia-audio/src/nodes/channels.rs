@@ -62,7 +62,7 @@ fn rule_matrix(m: u16, n: u16) -> Vec<Vec<f32>> {
 impl Node for AudioChannels {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let (_, ch) = self.format.check(buf)?;
+        let (_, ch, _) = self.format.check(buf)?;
         // Set up at the first item (again after a failed set-up: the matrix stays empty).
         if self.matrix.is_empty() {
             self.matrix = match &self.given {

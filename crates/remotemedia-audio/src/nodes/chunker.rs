@@ -109,7 +109,7 @@ impl AudioChunker {
 impl Node for AudioChunker {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, _) = self.format.check(buf)?;
         // Set up at the first item (again after a failed set-up: the size stays 0).
         if self.size == 0 {
             self.clock.start_at(buf);

@@ -66,8 +66,7 @@ impl ClippingDetector {
 impl Node for ClippingDetector {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, first) = self.format.check(buf)?;
         if first {
             self.origin_us = buf.pts_us;
             self.clipped = vec![0; usize::from(channels)];

@@ -53,8 +53,7 @@ impl AudioLevel {
 impl Node for AudioLevel {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, first) = self.format.check(buf)?;
         if first {
             self.clock.start_at(buf);
             self.levels = Levels::new(channels);

@@ -86,8 +86,7 @@ impl AudioLimiter {
 impl Node for AudioLimiter {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, first) = self.format.check(buf)?;
         if first {
             self.clock.start_at(buf);
             self.lookahead = ms_to_frames(self.params.lookahead_ms, rate) as usize;

@@ -110,8 +110,7 @@ impl AudioLoudness {
 impl Node for AudioLoudness {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, first) = self.format.check(buf)?;
         if first {
             self.origin_us = buf.pts_us;
             self.interval = ms_to_frames(self.interval_ms, rate).max(1);

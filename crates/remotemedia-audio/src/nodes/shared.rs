@@ -97,12 +97,14 @@ pub struct Format {
 }
 
 impl Format {
-    /// `buf`'s rate and channels; fails when they differ from the first buffer's.
-    pub fn check(&mut self, buf: &AudioBuffer) -> Result<(u32, u16), NodeError> {
+    /// `buf`'s rate and channels, and whether it is the stream's first buffer (where a
+    /// node sets up what depends on the format); fails when they differ from the first
+    /// buffer's.
+    pub fn check(&mut self, buf: &AudioBuffer) -> Result<(u32, u16, bool), NodeError> {
         match self.first {
             Some((rate, channels)) => {
                 input::require_same_format(buf, rate, channels)?;
-                Ok((rate, channels))
+                Ok((rate, channels, false))
             }
             None => {
                 if buf.channels == 0 || buf.sample_rate == 0 {
@@ -112,7 +114,7 @@ impl Format {
                     )));
                 }
                 self.first = Some((buf.sample_rate, buf.channels));
-                Ok((buf.sample_rate, buf.channels))
+                Ok((buf.sample_rate, buf.channels, true))
             }
         }
     }
@@ -351,7 +353,11 @@ mod tests {
         let mut f = Format::default();
         assert_eq!(
             f.check(&AudioBuffer::new(vec![0.0; 4], 8000, 2)).unwrap(),
-            (8000, 2)
+            (8000, 2, true)
+        );
+        assert_eq!(
+            f.check(&AudioBuffer::new(vec![0.0; 2], 8000, 2)).unwrap(),
+            (8000, 2, false)
         );
         let e = f
             .check(&AudioBuffer::new(vec![0.0; 4], 8000, 1))

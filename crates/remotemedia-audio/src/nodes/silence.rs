@@ -58,8 +58,7 @@ impl SilenceDetector {
 impl Node for SilenceDetector {
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
         let buf = input::audio(&item)?;
-        let first = self.format.get().is_none();
-        let (rate, channels) = self.format.check(buf)?;
+        let (rate, channels, first) = self.format.check(buf)?;
         if first {
             self.origin_us = buf.pts_us;
             self.runs = Runs::new(ms_to_frames(self.params.min_duration_ms, rate));
