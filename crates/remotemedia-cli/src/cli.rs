@@ -35,8 +35,12 @@ pub enum Command {
     },
     /// Show where each node would run (local or which executor) and why, without running.
     Plan(PlanArgs),
-    /// Run a remote executor: a gRPC service that runs pipelines and placed sub-graphs.
+    /// Run a remote executor: a gRPC service that runs pipelines and placed sub-graphs,
+    /// and with `--pipelines`, live sessions of named pipelines for clients.
     Serve(ServeArgs),
+    /// Open a live session on a server (`serve --pipelines`): stream an input to a
+    /// named pipeline and print its outputs as they arrive, with their latency.
+    Connect(ConnectArgs),
     /// Show this machine's capabilities: CPU cores, memory, architecture, GPUs.
     Capabilities(CapabilitiesArgs),
     /// Print the manifest JSON Schema, with the params of every node type this binary
@@ -149,6 +153,80 @@ pub struct ServeArgs {
     /// `workers` (`auto` counts as the CPU count). Default: the CPU count, at least 4.
     #[arg(long, value_name = "N")]
     pub max_workers: Option<usize>,
+    /// Serve live sessions of every manifest in DIR (a pipeline per file, named by its
+    /// stem) over WebSocket (`/v1/sessions/NAME`), gRPC (`remotemedia.v1.Sessions`) and
+    /// a web page at `/`, on the `--listen` address.
+    #[arg(long, value_name = "DIR")]
+    pub pipelines: Option<PathBuf>,
+    /// Live sessions open at once; more are refused with `too_many_sessions`.
+    #[arg(long, default_value_t = 256, value_name = "N", requires = "pipelines")]
+    pub max_sessions: usize,
+    /// Largest frame (text or binary) a session client may send.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", requires = "pipelines")]
+    pub max_frame_bytes: usize,
+    /// Session audio may arrive at most this many times faster than real time (after
+    /// a second of burst); faster input is held back. 0: no limit.
+    #[arg(long, default_value_t = 8.0, value_name = "X", requires = "pipelines")]
+    pub max_realtime_factor: f64,
+    /// A session that sends nothing for this long (before `end`) is closed.
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECS",
+        requires = "pipelines"
+    )]
+    pub session_idle_timeout: f64,
+    /// How long a session's last outputs may take after its `end`.
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECS",
+        requires = "pipelines"
+    )]
+    pub session_end_timeout: f64,
+    /// A web origin (`https://app.example.com`) whose pages may open sessions besides
+    /// the server's own page (repeatable).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "pipelines")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// `remotemedia connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The server: `ws://HOST:PORT`, `HOST:PORT`, or a full
+    /// `ws://HOST:PORT/v1/sessions/NAME` URL.
+    pub url: String,
+    /// The pipeline to open a session of (the server's `GET /v1/pipelines` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Input: an audio file (WAV, FLAC, MP3, Ogg Vorbis, by content), JSON Lines, or
+    /// `-` for stdin.
+    #[arg(short, long, value_name = "FILE|-")]
+    pub input: String,
+    /// Read the input as headerless PCM: `FORMAT:RATE:CHANNELS`.
+    #[arg(long, value_name = "FORMAT:RATE:CHANNELS")]
+    pub input_format: Option<String>,
+    /// Length of the audio frames sent, in milliseconds.
+    #[arg(long, default_value_t = 20.0, value_name = "MS")]
+    pub chunk_ms: f64,
+    /// Send audio at the speed of its timestamps, as a live microphone does.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Write the session's audio outputs to this WAV file (16-bit) instead of
+    /// printing their headers.
+    #[arg(short, long, value_name = "FILE.wav")]
+    pub output: Option<PathBuf>,
+    /// Params for the session (a JSON object of `node_id.param` keys the pipeline
+    /// declares overridable).
+    #[arg(long, value_name = "JSON")]
+    pub params: Option<String>,
+    /// Bearer token file.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Load test: open N sessions at once, each sending the whole input (read into
+    /// memory once), and print one JSON report of latencies instead of the outputs.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub sessions: usize,
 }
 
 /// `remotemedia capabilities`.

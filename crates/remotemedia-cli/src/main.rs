@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         },
         Command::Plan(args) => commands::plan::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Connect(args) => commands::connect::run(args),
         Command::Capabilities(args) => commands::capabilities::run(args),
         Command::Schema => commands::nodes::schema(),
     };

@@ -68,6 +68,7 @@ fn manifest_of(d: &Dag) -> ManifestV1 {
             name: "random".into(),
             description: None,
             created_at: None,
+            overridable: Vec::new(),
         },
         nodes,
         connections: d

@@ -202,6 +202,7 @@ fn sub_manifest(
             name: format!("{}/{}", pipeline.name, ids.join("+")),
             description: None,
             created_at: None,
+            overridable: Vec::new(),
         },
         nodes: chain.iter().map(|&v| manifest_node(v)).collect(),
         connections: ids

@@ -21,6 +21,8 @@ pub mod convert;
 pub mod detect;
 pub mod distributed;
 pub mod error;
+pub mod frontend;
+mod http;
 mod listener;
 mod memory;
 pub mod probe;

@@ -59,6 +59,8 @@ use crate::budget::{Budget, Reservation, Shape, MIB};
 use crate::client::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::convert::{capabilities_to_pb, failure_to_pb, items_from_pb, items_to_pb};
 use crate::error::RemoteError;
+use crate::frontend::SharedFrontend;
+use crate::http::H2Settings;
 use crate::listener::{ConnLimits, ConnStats, Incoming};
 use crate::pb;
 use crate::pb::executor_server::{Executor, ExecutorServer};
@@ -116,6 +118,9 @@ pub struct ServeConfig {
     /// Python worker processes one request may start (the `workers` of its
     /// `PythonNode`s, `"auto"` counting as the CPU count).
     pub max_workers: usize,
+    /// Routes served beside the executor on the same address (live sessions, a web
+    /// page), drained with it.
+    pub frontend: Option<SharedFrontend>,
 }
 
 /// The CPU count, for the `"auto"` worker count and the default worker limit.
@@ -158,6 +163,7 @@ impl ServeConfig {
             max_timeout_nodes: 32,
             // A few single-worker nodes are a normal pipeline even on a small machine.
             max_workers: cpu_count().max(4),
+            frontend: None,
         }
     }
 }
@@ -1025,7 +1031,7 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    task: tokio::task::JoinHandle<()>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -1049,26 +1055,50 @@ impl RunningServer {
     /// deadline. Never waits for a node call that does not return.
     pub async fn shutdown(mut self) -> bool {
         self.shared.draining.store(true, Ordering::Relaxed);
+        let frontend = self.shared.config.frontend.clone();
+        if let Some(f) = &frontend {
+            f.0.drain();
+        }
+        // The listener stays open while draining: health probes get their answer
+        // (`/readyz` 503) and new work a clear refusal, instead of a refused connection.
+        let deadline = tokio::time::Instant::now() + self.shared.config.drain_timeout;
+        let busy = |s: &Self| {
+            s.active_streams() > 0 || frontend.as_ref().is_some_and(|f| f.0.active() > 0)
+        };
+        while busy(&self) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained = !busy(&self);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let drained = tokio::time::timeout(self.shared.config.drain_timeout, &mut self.task).await;
         if let Some(m) = self.metrics_task.take() {
             m.abort();
         }
-        if drained.is_ok() {
+        if drained {
+            // Connections left are idle or finishing an answer: a moment to close.
+            if tokio::time::timeout(CANCEL_GRACE, &mut self.task)
+                .await
+                .is_err()
+            {
+                self.task.abort();
+            }
             return true;
         }
         tracing::warn!(
             open_streams = self.active_streams(),
+            open_sessions = frontend.as_ref().map_or(0, |f| f.0.active()),
             "drain timeout reached: cancelling the runs still open"
         );
         self.shared.cancel_all();
+        if let Some(f) = &frontend {
+            f.0.abort();
+        }
         self.task.abort();
         // Cancelled runs stop at their next node call and clean up their nodes (worker
         // processes among them); one stuck inside a call is left behind.
         let grace = Instant::now() + CANCEL_GRACE;
-        while self.active_streams() > 0 && Instant::now() < grace {
+        while busy(&self) && Instant::now() < grace {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
@@ -1129,17 +1159,21 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let incoming = Incoming::new(listener, limits, Arc::clone(&shared.conns));
-    let server = tonic::transport::Server::builder()
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_frame_size(MAX_FRAME)
-        .max_concurrent_streams(Some((max_streams as u32).saturating_mul(2).max(16)))
-        .http2_keepalive_interval(Some(keepalive))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(InterceptedService::new(service, auth));
-    let task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
-        let _ = stopped.await;
-    }));
+    let mut router =
+        tonic::service::Routes::new(InterceptedService::new(service, auth)).into_axum_router();
+    router = router.merge(orchestrator_routes(Arc::clone(&shared)));
+    if let Some(frontend) = &shared.config.frontend {
+        router = router.merge(frontend.0.routes());
+    }
+    let h2 = H2Settings {
+        stream_window: STREAM_WINDOW,
+        connection_window: CONNECTION_WINDOW,
+        max_frame: MAX_FRAME,
+        max_concurrent_streams: (max_streams as u32).saturating_mul(2).max(16),
+        keepalive_interval: keepalive,
+        keepalive_timeout: Duration::from_secs(10),
+    };
+    let task = tokio::spawn(crate::http::serve(incoming, router, h2, stopped));
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(serve_metrics(l, Arc::clone(&shared))));
     Ok(RunningServer {
@@ -1293,6 +1327,36 @@ async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// `/healthz` (alive), `/readyz` (accepting work: not draining) and `/metrics`
+/// (Prometheus), answered on the executor's own address.
+fn orchestrator_routes(shared: Arc<Shared>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let ready = Arc::clone(&shared);
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let draining = ready.draining.load(Ordering::Relaxed);
+                async move {
+                    if draining {
+                        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+                    } else {
+                        (StatusCode::OK, "ready\n")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let body = render_metrics(&shared);
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        )
+}
+
 fn render_metrics(shared: &Shared) -> String {
     let s = &shared.stats;
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -1416,6 +1480,9 @@ fn render_metrics(shared: &Shared) -> String {
         "1 while shutting down.",
         &[("", u64::from(shared.draining.load(Ordering::Relaxed)))],
     );
+    if let Some(f) = &shared.config.frontend {
+        out.push_str(&f.0.metrics_text());
+    }
     out
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod capabilities;
+pub mod connect;
 pub mod nodes;
 pub mod plan;
 pub mod run;

@@ -35,7 +35,7 @@ use serde_json::json;
 use crate::cli::RunArgs;
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
 
-mod input;
+pub(crate) mod input;
 mod output;
 #[cfg(unix)]
 mod signals;

@@ -12,6 +12,9 @@ use remotemedia_core::Registry;
 use remotemedia_python::{Runtime, ServedPython};
 use remotemedia_remote::pb::ServedPythonNode;
 
+use remotemedia_remote::frontend::SharedFrontend;
+use remotemedia_sessions::{Catalog, CatalogError, SessionLimits, SessionServer};
+
 use crate::cli::ServeArgs;
 
 const MIB: usize = 1 << 20;
@@ -63,6 +66,60 @@ fn served_python(args: &ServeArgs) -> Result<ServedPython, String> {
         python_path,
         runtime,
     })
+}
+
+/// The live-session server of `--pipelines`, if given: every manifest of the directory
+/// validated and planned now, so that a bad one fails the start.
+fn sessions(args: &ServeArgs, token: Option<String>) -> Result<Option<SharedFrontend>, String> {
+    let Some(dir) = &args.pipelines else {
+        return Ok(None);
+    };
+    let seconds = |flag: &str, v: f64| match Duration::try_from_secs_f64(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "{flag} must be a positive number of seconds, not {v}"
+        )),
+    };
+    if args.max_sessions == 0 || args.max_frame_bytes == 0 {
+        return Err("--max-sessions and --max-frame-bytes must be at least 1".into());
+    }
+    if !(args.max_realtime_factor >= 0.0 && args.max_realtime_factor.is_finite()) {
+        return Err(format!(
+            "--max-realtime-factor must be 0 (no limit) or a positive number, not {}",
+            args.max_realtime_factor
+        ));
+    }
+    for origin in &args.allowed_origins {
+        if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            return Err(format!(
+                "--allowed-origin `{origin}` is not an origin like https://app.example.com"
+            ));
+        }
+    }
+    let limits = SessionLimits {
+        max_sessions: args.max_sessions,
+        max_frame_bytes: args.max_frame_bytes,
+        max_realtime_factor: args.max_realtime_factor,
+        idle_timeout: seconds("--session-idle-timeout", args.session_idle_timeout)?,
+        end_timeout: seconds("--session-end-timeout", args.session_end_timeout)?,
+        allowed_origins: args.allowed_origins.clone(),
+    };
+    // The operator writes these manifests (clients only pick one by name and set the
+    // params it declares overridable), so every node type of this binary is allowed.
+    let registry = super::registry();
+    let catalog = Catalog::load(dir, &registry).map_err(|e| match e {
+        CatalogError::Manifests(problems) => format!(
+            "--pipelines {}: {} problem{}:\n{}",
+            dir.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n")
+        ),
+        other => other.to_string(),
+    })?;
+    tracing::info!(pipelines = ?catalog.names(), "serving live sessions");
+    let server = SessionServer::new(catalog, registry, limits, token);
+    Ok(Some(SharedFrontend(std::sync::Arc::new(server))))
 }
 
 fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, String> {
@@ -175,7 +232,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             .collect();
         remotemedia_python::register_served(&mut registry, served);
     }
+    let frontend = match sessions(&args, token.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
     let mut config = ServeConfig::new(caps.set, registry, listen.port());
+    config.frontend = frontend;
     config.python_nodes = python_nodes;
     config.listen = listen;
     config.token = token;
@@ -196,6 +261,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         config.max_workers = n;
     }
     let without_token = config.token.is_none();
+    let has_sessions = config.frontend.is_some();
     let result = serve_blocking(config, |server| {
         // Names the bound address: with port 0 the requested one says nothing.
         if without_token && !server.local_addr.ip().is_loopback() {
@@ -206,6 +272,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.local_addr);
+        if has_sessions {
+            let _ = writeln!(
+                out,
+                "sessions on ws://{}/v1/sessions/NAME",
+                server.local_addr
+            );
+        }
         if let Some(m) = server.metrics_addr {
             let _ = writeln!(out, "metrics on {m}");
         }

@@ -45,6 +45,16 @@ pub struct Metadata {
     /// Creation time (free text, usually RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// Params a live-session client may set when it starts a session, as
+    /// `node_id.param` (e.g. `vad.threshold`); no other param can be changed by a
+    /// client (left out, empty or null: none).
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub overridable: Vec<String>,
 }
 
 /// One node of the graph.

@@ -25,7 +25,7 @@ use crate::graph::Graph;
 use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Prepared, Registry};
 
 const TOP_FIELDS: [&str; 4] = ["version", "metadata", "nodes", "connections"];
-const METADATA_FIELDS: [&str; 3] = ["name", "description", "created_at"];
+const METADATA_FIELDS: [&str; 4] = ["name", "description", "created_at", "overridable"];
 const NODE_FIELDS: [&str; 9] = [
     "id",
     "node_type",
@@ -720,7 +720,7 @@ impl Walker<'_> {
         for (key, value) in doc {
             match key.as_str() {
                 "version" => self.version(value),
-                "metadata" => self.metadata(value),
+                "metadata" => self.metadata(value, &ids),
                 "nodes" => self.nodes(value, &ids),
                 "connections" => self.connections(value, &ids),
                 _ => self.unknown_field("$", "", key, &TOP_FIELDS),
@@ -746,7 +746,7 @@ impl Walker<'_> {
         }
     }
 
-    fn metadata(&mut self, v: &Value) {
+    fn metadata(&mut self, v: &Value, ids: &NodeIds<'_>) {
         let path = "metadata";
         let Some(obj) = self.object(path, "", v) else {
             return;
@@ -759,7 +759,69 @@ impl Walker<'_> {
                     self.string(&p, "", value);
                 }
                 "description" | "created_at" => self.optional_string(&p, "", value),
+                "overridable" => self.overridable(&p, value, ids),
                 _ => self.unknown_field(path, "", key, &METADATA_FIELDS),
+            }
+        }
+    }
+
+    /// `metadata.overridable`: `node_id.param` names a client may set per session, each
+    /// an existing node and a param its type declares.
+    fn overridable(&mut self, path: &str, v: &Value, ids: &NodeIds<'_>) {
+        if v.is_null() {
+            return;
+        }
+        let Some(list) = v.as_array() else {
+            self.type_error(path, "", "a list of `node_id.param` strings", v);
+            return;
+        };
+        for (i, entry) in list.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(text) = self.string(&p, "", entry) else {
+                continue;
+            };
+            let Some((id, param)) = text
+                .split_once('.')
+                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            else {
+                self.error(
+                    &p,
+                    format!("`{text}` is not `node_id.param` (e.g. `vad.threshold`)"),
+                );
+                continue;
+            };
+            if !ids.usable {
+                continue;
+            }
+            let Some(&index) = ids.first.get(id) else {
+                let message = match closest(id, ids.first.keys().copied()) {
+                    Some(best) => format!("no node has id `{id}`; did you mean `{best}`?"),
+                    None => format!("no node has id `{id}`"),
+                };
+                self.error(&p, message);
+                continue;
+            };
+            let Some(factory) = ids.types[index].and_then(|t| self.registry.get(t)) else {
+                continue;
+            };
+            let doc = factory.doc();
+            if !doc.params.iter().any(|d| d.name == param) {
+                let names: Vec<&str> = doc.params.iter().map(|d| d.name.as_str()).collect();
+                let message = match closest(param, names.iter().copied()) {
+                    Some(best) => format!(
+                        "node `{id}` ({}) has no param `{param}`; did you mean `{best}`?",
+                        doc.node_type
+                    ),
+                    None if names.is_empty() => {
+                        format!("node `{id}` ({}) takes no params", doc.node_type)
+                    }
+                    None => format!(
+                        "node `{id}` ({}) has no param `{param}`; its params are {}",
+                        doc.node_type,
+                        quote_list(&names)
+                    ),
+                };
+                self.error(&p, message);
             }
         }
     }

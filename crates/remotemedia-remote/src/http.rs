@@ -1,0 +1,104 @@
+//! Serving one listener for everything: the executor's gRPC (HTTP/2), the orchestrator
+//! endpoints and any [`crate::frontend::Frontend`] routes (HTTP/1.1, WebSocket
+//! upgrades), told apart per connection by hyper's protocol detection.
+//!
+//! tonic's own server serves connections without HTTP/1.1 upgrades, so a WebSocket
+//! could not share its port; this loop is that server's accept-and-serve part with
+//! upgrades on, the same HTTP/2 settings, and the same graceful shutdown (stop
+//! accepting, GOAWAY, wait for open requests).
+
+use std::pin::pin;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::oneshot;
+use tokio_stream::StreamExt;
+use tonic::codegen::http;
+use tonic::transport::server::Connected;
+use tower::ServiceExt;
+
+use crate::listener::Incoming;
+
+/// HTTP/2 settings of every connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct H2Settings {
+    pub stream_window: u32,
+    pub connection_window: u32,
+    pub max_frame: u32,
+    pub max_concurrent_streams: u32,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+/// An HTTP/1 request's headers must arrive this soon once a request began.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves every connection `incoming` yields with `router` until `stop` fires, then
+/// shuts down gracefully: stops accepting (the listener closes), asks every connection
+/// to finish and returns once they have. Upgraded connections (WebSockets) have left
+/// hyper by then; whoever took them drains them.
+pub(crate) async fn serve(
+    incoming: Incoming,
+    router: axum::Router,
+    h2: H2Settings,
+    stop: oneshot::Receiver<()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(h2.stream_window)
+        .initial_connection_window_size(h2.connection_window)
+        .max_frame_size(h2.max_frame)
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .keep_alive_interval(h2.keepalive_interval)
+        .keep_alive_timeout(h2.keepalive_timeout);
+    let graceful = GracefulShutdown::new();
+    {
+        let mut incoming = pin!(incoming);
+        let mut stop = pin!(stop);
+        loop {
+            let conn = tokio::select! {
+                _ = &mut stop => break,
+                conn = incoming.next() => conn,
+            };
+            let conn = match conn {
+                Some(Ok(conn)) => conn,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+                None => break,
+            };
+            // tonic's handlers find the peer (loopback checks) in this extension.
+            let info = conn.connect_info();
+            let service =
+                router
+                    .clone()
+                    .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(info.clone());
+                        req
+                    });
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(conn),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            let watched = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = watched.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+    graceful.shutdown().await;
+}
