@@ -225,8 +225,17 @@ pub struct ConnectArgs {
     pub token_file: Option<PathBuf>,
     /// Load test: open N sessions at once, each sending the whole input (read into
     /// memory once), and print one JSON report of latencies instead of the outputs.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub sessions: usize,
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<usize>,
+    /// The server's protocol: `remotemedia`, or `pipecat` (Pipecat's protobuf frames
+    /// over its WebSocket transport, s16le audio in, transport messages with JSON
+    /// events out), to drive a Pipecat server with the same load for a comparison.
+    #[arg(long, default_value = "remotemedia", value_name = "PROTOCOL")]
+    pub protocol: String,
+    /// With `--sessions`: spread the sessions' starts evenly over this many seconds
+    /// (real users do not all connect in the same millisecond).
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub ramp: f64,
 }
 
 /// `remotemedia capabilities`.

@@ -626,7 +626,21 @@ impl Session {
             },
             _ => None,
         };
-        if let Some(p) = pts {
+        // An event says which input decided it (a VAD's `decided_at_us`): that input
+        // frame is where its latency starts; otherwise the output's own time.
+        let decided = match &item {
+            Data::Map(m) => match m.get("decided_at_us") {
+                Some(Data::Int(p)) => Some(*p),
+                _ => None,
+            },
+            _ => None,
+        };
+        // Audio is complete once the input up to its end is in.
+        let known = match &item {
+            Data::Audio(a) => Some(a.end_pts_us()),
+            _ => pts,
+        };
+        if let Some(p) = decided.or(known) {
             if let Some(at) = self.input_time(p) {
                 let us = at.elapsed().as_micros() as u64;
                 self.latency.record(us);
@@ -664,10 +678,11 @@ impl Session {
         }
     }
 
-    /// When the input chunk holding stream time `pts_us` was fed to the pipeline (the
-    /// last one fed, for a time past it).
+    /// When the stream reached time `pts_us`: the input chunk ending at or after it
+    /// (the one holding the sample just before it) was fed to the pipeline (the last
+    /// one fed, for a time past it).
     fn input_time(&self, pts_us: i64) -> Option<Instant> {
-        let i = self.sent.partition_point(|s| s.start_us <= pts_us);
+        let i = self.sent.partition_point(|s| s.start_us < pts_us);
         if i == 0 {
             return None;
         }

@@ -35,8 +35,10 @@ pub enum Engine {
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Output {
-    /// `{"type": "speech_start", "pts_us"}` and `{"type": "speech_end", "pts_us",
-    /// "duration_ms"}` maps.
+    /// `{"type": "speech_start", "pts_us", "decided_at_us"}` and `{"type":
+    /// "speech_end", "pts_us", "duration_ms", "decided_at_us"}` maps: `pts_us` where
+    /// the speech starts or ends, `decided_at_us` the stream time of the input that
+    /// decided it (`min_speech_ms` / `min_silence_ms` later).
     #[default]
     Events,
     /// One audio item per utterance (padding included), stamped with the `pts_us` of
@@ -299,11 +301,14 @@ impl VoiceActivity {
 /// The output of one decision, and the audio no longer needed dropped.
 fn emit(st: &mut Stream, output: Output, event: Option<Event>, out: &mut Vec<Data>) {
     let time = |frames: u64| st.origin_us + frames_to_us(frames, st.rate);
+    // The input that decided the event: everything scored so far.
+    let decided = time(st.segmenter.pos());
     match (output, event) {
         (Output::Events, Some(Event::Start(at))) => {
             let mut m = DataMap::new();
             m.insert("type".into(), Data::from("speech_start"));
             m.insert("pts_us".into(), Data::Int(time(at)));
+            m.insert("decided_at_us".into(), Data::Int(decided));
             out.push(Data::map(m));
         }
         (Output::Events, Some(Event::End { start, end })) => {
@@ -314,6 +319,7 @@ fn emit(st: &mut Stream, output: Output, event: Option<Event>, out: &mut Vec<Dat
                 "duration_ms".into(),
                 Data::Float(frames_to_us(end - start, st.rate) as f64 / 1000.0),
             );
+            m.insert("decided_at_us".into(), Data::Int(decided));
             out.push(Data::map(m));
         }
         (Output::Segments, Some(Event::End { start, end })) => {
@@ -396,8 +402,8 @@ const DESCRIPTION: &str = "Voice activity detection: where someone is speaking, 
      Engine `energy` needs neither.";
 
 const INPUT: &str = "mono audio, any chunk size (silero: 8000 or 16000 Hz; energy: any rate)";
-const OUTPUT: &str = "events: maps `{type: speech_start, pts_us}` / `{type: speech_end, pts_us, \
-     duration_ms}`; segments: one audio item per utterance; gate: the audio while speech is on";
+const OUTPUT: &str = "events: maps `{type: speech_start, pts_us, decided_at_us}` / `{type: \
+     speech_end, pts_us, duration_ms, decided_at_us}`; segments: one audio item per utterance; gate: the audio while speech is on";
 
 impl NodeType for VoiceActivity {
     const NAME: &'static str = "VoiceActivity";

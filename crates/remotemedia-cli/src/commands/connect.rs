@@ -68,13 +68,20 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_INVALID);
     }
-    if args.sessions == 0 || args.sessions > 100_000 {
-        eprintln!(
-            "error: --sessions must be from 1 to 100000, not {}",
-            args.sessions
-        );
+    if let Some(n) = args.sessions.filter(|n| !(1..=100_000).contains(n)) {
+        eprintln!("error: --sessions must be from 1 to 100000, not {n}");
         return Ok(EXIT_INVALID);
     }
+    let ramp = match Duration::try_from_secs_f64(args.ramp) {
+        Ok(d) if d <= Duration::from_secs(3600) => d,
+        _ => {
+            eprintln!(
+                "error: --ramp must be from 0 to 3600 seconds, not {}",
+                args.ramp
+            );
+            return Ok(EXIT_INVALID);
+        }
+    };
     let opened = match input::open(&args.input, pcm, args.chunk_ms) {
         Ok(i) => i,
         Err(e) => {
@@ -82,14 +89,26 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    let target = Target { url, token, params };
+    let pipecat = match args.protocol.as_str() {
+        "remotemedia" => false,
+        "pipecat" => true,
+        other => {
+            eprintln!("error: --protocol must be `remotemedia` or `pipecat`, not `{other}`");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let target = Target {
+        url,
+        token,
+        params,
+        pipecat,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let code = if args.sessions == 1 {
-        rt.block_on(single(target, opened, args.realtime, args.output))
-    } else {
-        rt.block_on(load(target, opened, args.sessions, args.realtime))
+    let code = match args.sessions {
+        None => rt.block_on(single(target, opened, args.realtime, args.output)),
+        Some(n) => rt.block_on(load(target, opened, n, args.realtime, ramp)),
     };
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(code)
@@ -101,7 +120,48 @@ struct Target {
     url: String,
     token: Option<String>,
     params: Option<Map<String, Value>>,
+    /// Speak Pipecat's protobuf framing instead of the remotemedia protocol.
+    pipecat: bool,
 }
+
+/// Pipecat's WebSocket frames (`pipecat/frames/frames.proto`, the fields used here):
+/// audio goes in as `Frame.audio`, events come back as `Frame.message` with JSON data.
+mod pipecat {
+    /// `pipecat.AudioRawFrame`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AudioRawFrame {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(bytes = "vec", tag = "3")]
+        pub audio: Vec<u8>,
+        #[prost(uint32, tag = "4")]
+        pub sample_rate: u32,
+        #[prost(uint32, tag = "5")]
+        pub num_channels: u32,
+    }
+
+    /// `pipecat.MessageFrame`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MessageFrame {
+        #[prost(string, tag = "1")]
+        pub data: String,
+    }
+
+    /// `pipecat.Frame` (its text, transcription and interruption cases are skipped).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Frame {
+        #[prost(message, optional, tag = "2")]
+        pub audio: Option<AudioRawFrame>,
+        #[prost(message, optional, tag = "4")]
+        pub message: Option<MessageFrame>,
+    }
+}
+
+/// How long a Pipecat session stays open after its last audio frame (Pipecat has no
+/// `end`): long enough for the last events (a speech end waits for its silence).
+const PIPECAT_LINGER: Duration = Duration::from_millis(1500);
 
 /// `ws://HOST:PORT/v1/sessions/NAME` from what the user gave.
 fn session_url(given: &str, pipeline: Option<&str>) -> Result<String, String> {
@@ -219,7 +279,7 @@ async fn single(
 }
 
 /// The load generator: `n` sessions of the same input at once.
-async fn load(target: Target, opened: Input, n: usize, realtime: bool) -> u8 {
+async fn load(target: Target, opened: Input, n: usize, realtime: bool, ramp: Duration) -> u8 {
     let mut items = Vec::new();
     if let Err(e) = input::feed(opened, 1024, None, |batch| {
         items.extend(batch);
@@ -231,10 +291,12 @@ async fn load(target: Target, opened: Input, n: usize, realtime: bool) -> u8 {
     let items: Arc<Vec<Data>> = Arc::new(items);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let target = target.clone();
         let items = Arc::clone(&items);
+        let at = tokio::time::Instant::from_std(started) + ramp.mul_f64(i as f64 / n as f64);
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
             session(&target, Source::Shared { items, realtime }, &mut |_, _| {}).await
         }));
     }
@@ -323,15 +385,17 @@ impl Source {
         match self {
             Source::Stream(rx) => rx.recv().await,
             Source::Shared { items, realtime } => {
-                let item = items.get(*index)?.clone();
-                *index += 1;
+                // Cancel-safe: the item is taken only once its time has come, so a
+                // wait cut short by a message from the server loses nothing.
+                let item = items.get(*index)?;
                 if *realtime {
-                    if let Some(due) = input::due_us(&item) {
+                    if let Some(due) = input::due_us(item) {
                         let at = start + Duration::from_micros(due.max(0) as u64);
                         tokio::time::sleep_until(at.into()).await;
                     }
                 }
-                Some(Ok(item))
+                *index += 1;
+                Some(Ok(item.clone()))
             }
         }
     }
@@ -359,7 +423,8 @@ async fn session(
             .map_err(|_| "the token is not a valid header value".to_string())?;
         request.headers_mut().insert("authorization", value);
     }
-    let (ws, _) = tokio_tungstenite::connect_async(request)
+    // Nagle would hold a small frame back until the previous one is acknowledged.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(r) => {
@@ -399,11 +464,17 @@ async fn session(
     if let Some(p) = &target.params {
         start.insert("params".into(), Value::Object(p.clone()));
     }
-    send(
-        &mut sink,
-        Message::Text(Value::Object(start).to_string().into()),
-    )
-    .await?;
+    if target.pipecat {
+        // No handshake: audio goes at once.
+        started = true;
+    } else {
+        send(
+            &mut sink,
+            Message::Text(Value::Object(start).to_string().into()),
+        )
+        .await?;
+    }
+    let mut linger: Option<tokio::time::Instant> = None;
     let mut audio_header: Option<Value> = None;
     let mut pending = first.map(Outgoing::from);
     loop {
@@ -425,7 +496,14 @@ async fn session(
                             Some("ready") => started = true,
                             Some("output") | Some("audio") => {
                                 report.outputs += 1;
-                                if let Some(p) = v["pts_us"].as_i64() {
+                                // An event's deciding input (a VAD's `decided_at_us`),
+                                // audio's end, or the output's time.
+                                let known = v["item"]["decided_at_us"].as_i64().or_else(|| {
+                                    let end = v["bytes"].as_u64().zip(v["sample_rate"].as_u64()).zip(v["channels"].as_u64())
+                                        .map(|((b, r), c)| v["pts_us"].as_i64().unwrap_or(0) + (b / 2 / c.max(1)) as i64 * 1_000_000 / r.max(1) as i64);
+                                    end.or_else(|| v["pts_us"].as_i64())
+                                });
+                                if let Some(p) = known {
                                     if let Some(at) = input_time(&sent, p) {
                                         let us = at.elapsed().as_micros() as u64;
                                         report.latencies_us.push(us);
@@ -445,6 +523,25 @@ async fn session(
                             print(&v, None);
                         }
                     }
+                    Message::Binary(b) if target.pipecat => {
+                        use prost::Message as _;
+                        let Ok(frame) = pipecat::Frame::decode(b.as_ref()) else { continue };
+                        let Some(m) = frame.message else { continue };
+                        let item: Value = serde_json::from_str(&m.data).unwrap_or(Value::String(m.data));
+                        let mut v = json!({"type": "output", "sink": "pipecat", "item": item});
+                        if item_type(&v) == Some("error") {
+                            report.error.get_or_insert(v["item"]["message"].as_str().unwrap_or("error").to_string());
+                        }
+                        report.outputs += 1;
+                        if let Some(p) = v["item"]["decided_at_us"].as_i64().or(v["item"]["pts_us"].as_i64()) {
+                            if let Some(at) = input_time(&sent, p) {
+                                let us = at.elapsed().as_micros() as u64;
+                                report.latencies_us.push(us);
+                                v["latency_ms"] = json!((us as f64 / 10.0).round() / 100.0);
+                            }
+                        }
+                        print(&v, None);
+                    }
                     Message::Binary(b) => {
                         if let Some(h) = audio_header.take() {
                             print(&h, Some(&b));
@@ -454,6 +551,11 @@ async fn session(
                     _ => {}
                 }
             }
+            _ = async { tokio::time::sleep_until(linger.expect("checked")).await }, if linger.is_some() => {
+                let _ = sink.send(Message::Close(None)).await;
+                report.summary = Some(json!({}));
+                return Ok(report);
+            }
             next = async {
                 match pending.take() {
                     Some(p) => Some(Ok(p)),
@@ -461,6 +563,10 @@ async fn session(
                 }
             }, if started && !input_done => {
                 match next {
+                    None if target.pipecat => {
+                        input_done = true;
+                        linger = Some(tokio::time::Instant::now() + PIPECAT_LINGER);
+                    }
                     None => {
                         input_done = true;
                         send(&mut sink, Message::Text(r#"{"type":"end"}"#.into())).await?;
@@ -480,7 +586,23 @@ async fn session(
                             ));
                         }
                         let mut bytes = Vec::with_capacity(a.samples.len() * 4);
-                        PcmFormat::F32le.encode_into(&a.samples, &mut bytes);
+                        if target.pipecat {
+                            use prost::Message as _;
+                            let mut pcm = Vec::with_capacity(a.samples.len() * 2);
+                            PcmFormat::S16le.encode_into(&a.samples, &mut pcm);
+                            let frame = pipecat::Frame {
+                                audio: Some(pipecat::AudioRawFrame {
+                                    audio: pcm,
+                                    sample_rate: a.sample_rate,
+                                    num_channels: u32::from(a.channels),
+                                    ..Default::default()
+                                }),
+                                message: None,
+                            };
+                            bytes = frame.encode_to_vec();
+                        } else {
+                            PcmFormat::F32le.encode_into(&a.samples, &mut bytes);
+                        }
                         if source.paced() {
                             let due = start_time + Duration::from_micros(a.end_pts_us().max(0) as u64);
                             if Instant::now() > due + LATE {
@@ -515,10 +637,14 @@ where
         .map_err(|e| format!("connection lost: {e}"))
 }
 
-/// When the input frame holding stream time `pts` was sent (the last one, for a
-/// later time).
+fn item_type(v: &Value) -> Option<&str> {
+    v["item"]["type"].as_str()
+}
+
+/// When the stream reached time `pts`: the input frame ending at or after it was sent
+/// (the last one, for a later time).
 fn input_time(sent: &VecDeque<(i64, i64, Instant)>, pts: i64) -> Option<Instant> {
-    let i = sent.partition_point(|s| s.0 <= pts);
+    let i = sent.partition_point(|s| s.0 < pts);
     if i == 0 {
         return None;
     }
