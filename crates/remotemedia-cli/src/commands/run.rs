@@ -270,6 +270,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
         }
         drop(out);
+        if write_error.is_some() {
+            // Nothing more can be written: stop reading and let the run drain.
+            stop.abandon();
+        }
         if let Some(p) = &progress {
             p.set_position(stop.written.load(Ordering::Relaxed));
         }
@@ -306,7 +310,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         // A WAV file is finalized whatever happened before: it stays valid.
         if let Err(e) = out.finish() {
-            write_error.get_or_insert(e);
+            if !matches!(write_error, Some(OutputError::Closed)) {
+                write_error.get_or_insert(e);
+            }
         }
     }
     if let Some(w) = &waker {
@@ -325,6 +331,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             remote.as_ref(),
             latency.as_ref(),
         )?;
+    }
+    if matches!(write_error, Some(OutputError::Closed)) && stop.signal.load(Ordering::SeqCst) == 0 {
+        // Whoever read the output has stopped (`| head -1`): what they read is all
+        // they wanted, so the run ends quietly; what it stopped is an echo of that.
+        return Ok(0);
     }
     if let Some(code) = stop.finish_interrupted() {
         // One line: errors and warnings after a signal are mostly its echoes
@@ -391,6 +402,8 @@ struct Stop {
     signal: AtomicI32,
     /// Output items written so far.
     written: AtomicU64,
+    /// Whether the run was stopped because the output could not take more.
+    closed: AtomicBool,
     /// Whether the summary line was printed (the main thread and the supervisor may
     /// both get there when the run ends just as the supervisor gives up on it).
     reported: AtomicBool,
@@ -410,6 +423,7 @@ impl Stop {
             input_done: Mutex::new(None),
             signal: AtomicI32::new(0),
             written: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             out: Mutex::new(out),
             progress,
@@ -444,6 +458,19 @@ impl Stop {
 
     fn close_input(&self) {
         lock(&self.input).take();
+    }
+
+    /// The output cannot take more: cancel the run, stop reading input and stop
+    /// waiting for the reader (which may be blocked on a read that never returns).
+    fn abandon(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.cancel.cancel();
+        self.close_input();
+        if let Some(tx) = lock(&self.input_done).take() {
+            let _ = tx.send(None);
+        }
     }
 
     /// The first signal: cancel the run, stop reading input, stop waiting for the

@@ -53,6 +53,9 @@ pub fn choose(output: &str, format: Option<&str>) -> Result<OutputKind, String> 
 pub enum OutputError {
     /// Writing failed.
     Io(String),
+    /// Whoever read the output has gone (a closed pipe, as `| head -1` leaves): the run
+    /// has no one to write for.
+    Closed,
     /// An item that this output cannot hold (the message names the sink).
     Item(String),
 }
@@ -61,7 +64,18 @@ impl std::fmt::Display for OutputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputError::Io(e) => write!(f, "cannot write output: {e}"),
+            OutputError::Closed => f.write_str("the output was closed"),
             OutputError::Item(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<std::io::Error> for OutputError {
+    fn from(e: std::io::Error) -> OutputError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            OutputError::Closed
+        } else {
+            OutputError::Io(e.to_string())
         }
     }
 }
@@ -124,9 +138,7 @@ impl Output {
         item: &Data,
     ) -> Result<(), OutputError> {
         match self {
-            Output::Jsonl(out) => {
-                write_item(out, label, item).map_err(|e| OutputError::Io(e.to_string()))
-            }
+            Output::Jsonl(out) => write_item(out, label, item).map_err(OutputError::from),
             Output::Wav { writer, name } => {
                 let Data::Audio(a) = item else {
                     return Err(not_audio(name, sink, item));
@@ -165,8 +177,7 @@ impl Output {
                 }
                 bytes.clear();
                 format.encode_into(&a.samples, bytes);
-                out.write_all(bytes)
-                    .map_err(|e| OutputError::Io(e.to_string()))
+                out.write_all(bytes).map_err(OutputError::from)
             }
         }
     }
@@ -174,9 +185,7 @@ impl Output {
     /// Writes out what is buffered (a WAV file's header too, so it is valid as it stands).
     pub fn flush(&mut self) -> Result<(), OutputError> {
         match self {
-            Output::Jsonl(out) | Output::Raw { out, .. } => {
-                out.flush().map_err(|e| OutputError::Io(e.to_string()))
-            }
+            Output::Jsonl(out) | Output::Raw { out, .. } => out.flush().map_err(OutputError::from),
             Output::Wav { writer, .. } => {
                 writer.flush().map_err(|e| OutputError::Io(e.to_string()))
             }
