@@ -15,7 +15,8 @@ pub struct BadLine {
 
 /// Reads items from JSON Lines, one per non-blank line, handing them to `sink` in
 /// batches of up to `batch` items. `sink` returns false to stop early. Returns the
-/// number of items read.
+/// number of items read. Whatever stops the input (a line that is not an item, a
+/// failed read), the items before it are handed to `sink` first.
 pub fn read_items(
     mut reader: impl BufRead,
     batch: usize,
@@ -23,23 +24,23 @@ pub fn read_items(
 ) -> Result<u64, BadLine> {
     let mut line_no = 0u64;
     let mut count = 0u64;
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut pending = Vec::with_capacity(batch);
     loop {
         buf.clear();
-        let n = reader.read_line(&mut buf).map_err(|e| BadLine {
-            line: line_no + 1,
-            message: format!("cannot read input: {e}"),
-        })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let text = buf.trim();
-        if text.is_empty() {
-            continue;
-        }
-        match parse_line(text) {
+        let item = match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                line_no += 1;
+                match line_text(&buf) {
+                    Ok("") => continue,
+                    Ok(text) => parse_line(text).map_err(|e| (line_no, e)),
+                    Err(e) => Err((line_no, e)),
+                }
+            }
+            Err(e) => Err((line_no + 1, format!("cannot read input: {e}"))),
+        };
+        match item {
             Ok(item) => {
                 pending.push(item);
                 count += 1;
@@ -47,15 +48,12 @@ pub fn read_items(
                     return Ok(count);
                 }
             }
-            Err(e) => {
+            Err((line, message)) => {
                 // Items read before the bad line still go through the pipeline.
                 if !pending.is_empty() {
                     sink(std::mem::take(&mut pending));
                 }
-                return Err(BadLine {
-                    line: line_no,
-                    message: e,
-                });
+                return Err(BadLine { line, message });
             }
         }
     }
@@ -63,6 +61,17 @@ pub fn read_items(
         sink(pending);
     }
     Ok(count)
+}
+
+/// A line's text without surrounding white space; an error when it is not UTF-8.
+fn line_text(line: &[u8]) -> Result<&str, String> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "not valid UTF-8 (byte {} of the line is not part of a UTF-8 character)",
+            e.valid_up_to() + 1
+        )
+    })?;
+    Ok(text.trim())
 }
 
 /// Longest start of a bad line quoted in its error.
@@ -103,4 +112,31 @@ pub fn write_item(out: &mut impl Write, sink: Option<&str>, item: &Data) -> std:
         Some(s) => serde_json::to_writer(&mut *out, &serde_json::json!({"sink": s, "item": item}))?,
     }
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `input` in batches of `batch`: the batches handed on, and the result.
+    fn read(input: &[u8], batch: usize) -> (Vec<Vec<Data>>, Result<u64, BadLine>) {
+        let mut batches = Vec::new();
+        let result = read_items(std::io::Cursor::new(input.to_vec()), batch, |b| {
+            batches.push(b);
+            true
+        });
+        (batches, result)
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_keeps_the_items_before_it() {
+        let (batches, result) = read(b"1\n2\n\xff\n4\n", 256);
+        assert_eq!(batches, vec![vec![Data::Int(1), Data::Int(2)]]);
+        let bad = result.unwrap_err();
+        assert_eq!(bad.line, 3);
+        assert_eq!(
+            bad.message,
+            "not valid UTF-8 (byte 1 of the line is not part of a UTF-8 character)"
+        );
+    }
 }

@@ -55,3 +55,35 @@ fn a_closed_stdout_ends_the_run_quietly_with_exit_0() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(std::fs::read_to_string(&stderr).unwrap(), "");
 }
+
+/// `remotemedia run examples/calculator.yaml` (adds 1) over `input` as a file and on
+/// stdin, each expected to print `stdout`, end with `stderr` and exit 1.
+fn bad_input_keeps_earlier_items(input: &[u8], stdout: &str, stderr: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, input).unwrap();
+    for from_stdin in [false, true] {
+        let mut cmd = assert_cmd::Command::new(BIN);
+        cmd.arg("run").arg(repo("examples/calculator.yaml"));
+        if from_stdin {
+            cmd.args(["--input", "-"]).write_stdin(input.to_vec());
+        } else {
+            cmd.arg("--input").arg(&file);
+        }
+        let out = cmd.timeout(Duration::from_secs(30)).output().unwrap();
+        let what = if from_stdin { "stdin" } else { "a file" };
+        assert_eq!(String::from_utf8_lossy(&out.stdout), stdout, "from {what}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "from {what}");
+        assert_eq!(out.status.code(), Some(1), "from {what}");
+    }
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_named_after_the_outputs_before_it() {
+    bad_input_keeps_earlier_items(
+        b"1\n2\n3\n4\n5\n\xff\n",
+        "2\n3\n4\n5\n6\n",
+        "error: input line 6: not valid UTF-8 (byte 1 of the line is not part of a UTF-8 \
+         character)\n",
+    );
+}
