@@ -166,6 +166,12 @@ pub struct CapabilitiesArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// Largest `--batch-size`: a batch is held whole in memory, at every stage.
+pub const MAX_BATCH: u64 = 1_000_000;
+
+/// Largest `--queue-capacity`, in batches.
+pub const MAX_QUEUE_CAPACITY: u64 = 1_000_000;
+
 /// `remotemedia run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -202,11 +208,13 @@ pub struct RunArgs {
     /// Largest batch of items moved between stages [default: 256; audio input is read
     /// in batches of one second of chunks, so that the queues between stages hold
     /// seconds of audio, not minutes].
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// Capacity of each queue between stages, in batches.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub queue_capacity: usize,
+    /// At most 1000000.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
+    pub batch_size: Option<u64>,
+    /// Capacity of each queue between stages, in batches (at most 1000000).
+    #[arg(long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_QUEUE_CAPACITY))]
+    pub queue_capacity: u64,
     /// Never show the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -25,7 +25,8 @@ pub fn read_items(
     let mut line_no = 0u64;
     let mut count = 0u64;
     let mut buf = Vec::new();
-    let mut pending = Vec::with_capacity(batch);
+    // Grown as items come: a large `batch` costs nothing until items fill it.
+    let mut pending = Vec::new();
     loop {
         buf.clear();
         let item = match reader.read_until(b'\n', &mut buf) {

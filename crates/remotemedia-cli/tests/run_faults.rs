@@ -87,3 +87,52 @@ fn a_line_that_is_not_utf8_is_named_after_the_outputs_before_it() {
          character)\n",
     );
 }
+
+#[test]
+fn batch_size_and_queue_capacity_are_bounded_when_parsed() {
+    for (flag, value, shown) in [
+        ("--batch-size", "1000000000", "1000000000"),
+        (
+            "--batch-size",
+            "18446744073709551615",
+            "18446744073709551615",
+        ),
+        ("--batch-size", "0", "0"),
+        (
+            "--queue-capacity",
+            "18446744073709551615",
+            "18446744073709551615",
+        ),
+        ("--queue-capacity", "0", "0"),
+    ] {
+        let out = assert_cmd::Command::new(BIN)
+            .arg("run")
+            .arg(repo("examples/calculator.yaml"))
+            .arg("--input")
+            .arg(repo("examples/numbers.jsonl"))
+            .args([flag, value])
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: invalid value '{shown}' for '{flag} <N>': {shown} is not in 1..=1000000\n"
+            )),
+            "{flag} {value}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // The bounds themselves are accepted.
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(repo("examples/calculator.yaml"))
+        .arg("--input")
+        .arg(repo("examples/numbers.jsonl"))
+        .args(["--batch-size", "1000000", "--queue-capacity", "1000000"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout("2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n");
+}

@@ -56,10 +56,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    if args.batch_size == Some(0) || args.queue_capacity == 0 {
-        eprintln!("error: --batch-size and --queue-capacity must be at least 1");
-        return Ok(EXIT_INVALID);
-    }
     if !(args.chunk_ms.is_finite() && args.chunk_ms > 0.0) {
         eprintln!("error: --chunk-ms must be above 0, got {}", args.chunk_ms);
         return Ok(EXIT_INVALID);
@@ -152,7 +148,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Audio chunks are large: batches of one second of them keep every queue at a few
     // seconds of audio, so memory does not grow with the length of the file.
     let batch_size = match (&input, args.batch_size) {
-        (_, Some(n)) => n,
+        // Bounded when parsed (`cli::MAX_BATCH`), so it fits.
+        (_, Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
         (Some(input::Input::Audio(_)), None) => (1000.0 / args.chunk_ms).ceil().max(1.0) as usize,
         _ => DEFAULT_BATCH,
     };
@@ -172,7 +169,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 
     let options = RunOptions {
         batch_size,
-        channel_capacity: args.queue_capacity,
+        channel_capacity: usize::try_from(args.queue_capacity).unwrap_or(usize::MAX),
         force_threads: true,
         cancel: stop.cancel.clone(),
     };

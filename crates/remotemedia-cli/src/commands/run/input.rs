@@ -162,7 +162,7 @@ pub fn feed(
 ) -> Result<u64, String> {
     let batch = if pacer.is_some() { 1 } else { batch.max(1) };
     let mut count = 0u64;
-    let mut pending: Vec<Data> = Vec::with_capacity(batch);
+    let mut pending: Vec<Data> = Vec::new();
     // Queues an item; false when the session stopped taking input.
     let mut push = |item: Data, pending: &mut Vec<Data>| -> bool {
         if let Some(p) = pacer {
