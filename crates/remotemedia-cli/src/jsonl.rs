@@ -93,6 +93,8 @@ fn parse_line(text: &str) -> Result<Data, String> {
             e.column()
         )
     })?;
+    // An integer too large for serde_json's integers is not read as a float.
+    remotemedia_core::data::check_integer_literals(text, &value).map_err(|e| e.to_string())?;
     Data::from_json(&value).map_err(|e| e.to_string())
 }
 

@@ -136,3 +136,26 @@ fn batch_size_and_queue_capacity_are_bounded_when_parsed() {
         .success()
         .stdout("2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n");
 }
+
+#[test]
+fn an_integer_too_large_for_64_bits_is_refused_however_large() {
+    for literal in ["18446744073709551615", "123456789012345678901234567890"] {
+        bad_input_keeps_earlier_items(
+            format!("1\n[2, {literal}]\n3\n").as_bytes(),
+            "2\n",
+            &format!(
+                "error: input line 2: $[1]: integer {literal} does not fit a signed 64-bit int\n"
+            ),
+        );
+    }
+    // A float of that size is a float.
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(repo("examples/calculator.yaml"))
+        .args(["--input", "-"])
+        .write_stdin("1e30\n")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout("1e+30\n");
+}

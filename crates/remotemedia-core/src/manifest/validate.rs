@@ -21,6 +21,7 @@ use super::types::{
 use super::{
     Format, ManifestError, ManifestErrors, NodeSpec, Pipeline, ResolvedFactories, SharedNames,
 };
+use crate::data::literal::{find_big_integer, has_wide_float, Step};
 use crate::graph::Graph;
 use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Prepared, Registry};
 
@@ -82,9 +83,92 @@ pub(super) fn parse_text(text: &str, format: Format) -> Result<Value, ManifestEr
             if text.trim().is_empty() {
                 return Err(single("$", EMPTY_DOCUMENT));
             }
-            serde_json::from_str(text).map_err(|e| single("$", json_syntax_message(&e)))
+            let value: Value =
+                serde_json::from_str(text).map_err(|e| single("$", json_syntax_message(&e)))?;
+            if has_wide_float(&value) {
+                if let Some(big) = find_big_integer(text, fits_64_bits) {
+                    return Err(single(&manifest_path(&big.path), too_big(&big.literal)));
+                }
+            }
+            Ok(value)
         }
         Format::Yaml => parse_yaml(text),
+    }
+}
+
+/// Whether an integer literal fits `i64` or `u64` (params of either kind exist).
+fn fits_64_bits(literal: &str) -> bool {
+    literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok()
+}
+
+fn too_big(literal: &str) -> String {
+    format!("integer {literal} does not fit a 64-bit int")
+}
+
+/// `nodes[1].params.operand`, the path of a manifest error.
+fn manifest_path(steps: &[Step]) -> String {
+    steps.iter().fold("$".to_string(), |p, step| match step {
+        Step::Key(k) => field_path(&p, k),
+        Step::Index(i) => format!("{p}[{i}]"),
+    })
+}
+
+/// serde_yaml_ng reads an integer beyond `u64` but within 128 bits as such, which a
+/// JSON value cannot hold: its error then names the path and the literal.
+fn yaml_big_integer(e: &serde_yaml_ng::Error) -> Option<ManifestError> {
+    let text = e.to_string();
+    let (path, rest) = match text.split_once(": invalid type: integer `") {
+        Some((path, rest)) => (path, rest),
+        None => ("$", text.strip_prefix("invalid type: integer `")?),
+    };
+    let (literal, tail) = rest.split_once('`')?;
+    (tail.starts_with(" as u128") || tail.starts_with(" as i128"))
+        .then(|| ManifestError::new(path, too_big(literal)))
+}
+
+/// A float of `value` that YAML `text` wrote as an integer literal too large for 128
+/// bits (which serde_yaml_ng reads as the nearest float, as it does `1e40`). The parsed
+/// value cannot tell the two apart, so the text is searched for a plain integer token
+/// of that value; only floats of at least 2^63 are looked for.
+fn yaml_wide_literal(value: &Value, path: &str, text: &str) -> Option<ManifestError> {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64()?;
+            if f.abs() < 9_223_372_036_854_775_808.0 {
+                return None;
+            }
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let start = i;
+                if matches!(bytes[i], b'-' | b'+') {
+                    i += 1;
+                }
+                let digits = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_');
+                let alone = (start == 0 || !word(bytes[start - 1]))
+                    && (i == bytes.len() || !word(bytes[i]));
+                if i - digits >= 19 && alone {
+                    let literal = &text[start..i];
+                    if !fits_64_bits(literal) && literal.parse::<f64>().ok() == Some(f) {
+                        return Some(ManifestError::new(path, too_big(literal)));
+                    }
+                }
+                i = i.max(start + 1);
+            }
+            None
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| yaml_wide_literal(v, &format!("{path}[{i}]"), text)),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| yaml_wide_literal(v, &field_path(path, k), text)),
+        _ => None,
     }
 }
 
@@ -106,12 +190,17 @@ fn json_syntax_message(e: &serde_json::Error) -> String {
 }
 
 fn parse_yaml(text: &str) -> Result<Value, ManifestErrors> {
-    let mut yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| single("$", yaml_syntax_message(&e)))?;
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        ManifestErrors(vec![yaml_big_integer(&e)
+            .unwrap_or_else(|| ManifestError::new("$", yaml_syntax_message(&e)))])
+    })?;
     yaml.apply_merge()
         .map_err(|e| single("$", yaml_syntax_message(&e)))?;
     let mut errors = Vec::new();
     let value = yaml_to_json(&yaml, "$", &mut errors);
+    if errors.is_empty() && has_wide_float(&value) {
+        errors.extend(yaml_wide_literal(&value, "$", text));
+    }
     if errors.is_empty() {
         Ok(value)
     } else {
