@@ -83,8 +83,10 @@ pub(super) fn parse_text(text: &str, format: Format) -> Result<Value, ManifestEr
             if text.trim().is_empty() {
                 return Err(single("$", EMPTY_DOCUMENT));
             }
-            let value: Value =
-                serde_json::from_str(text).map_err(|e| single("$", json_syntax_message(&e)))?;
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = serde::de::DeserializeSeed::deserialize(UniqueKeys("$"), &mut de)
+                .and_then(|v| de.end().map(|()| v))
+                .map_err(|e| single("$", json_syntax_message(&e)))?;
             if has_wide_float(&value) {
                 if let Some(big) = find_big_integer(text, fits_64_bits) {
                     return Err(single(&manifest_path(&big.path), too_big(&big.literal)));
@@ -93,6 +95,76 @@ pub(super) fn parse_text(text: &str, format: Format) -> Result<Value, ManifestEr
             Ok(value)
         }
         Format::Yaml => parse_yaml(text),
+    }
+}
+
+/// A JSON value whose objects have no key twice (serde_json alone keeps the last one,
+/// where YAML refuses the document): the seed is the path of the value, named in the
+/// error with the line and column of the repeated key.
+struct UniqueKeys<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            seq.next_element_seed(UniqueKeys(&format!("{}[{}]", self.0, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                let at = if self.0 == "$" {
+                    String::new()
+                } else {
+                    format!("{}: ", self.0)
+                };
+                return Err(serde::de::Error::custom(format!(
+                    "{at}duplicate key {}",
+                    Value::from(key)
+                )));
+            }
+            let value = map.next_value_seed(UniqueKeys(&field_path(self.0, &key)))?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 }
 
