@@ -33,7 +33,12 @@ pub fn read_items(
             Ok(0) => break,
             Ok(_) => {
                 line_no += 1;
-                match line_text(&buf) {
+                // A byte-order mark some editors put in front of a file.
+                let line = match buf.strip_prefix(b"\xef\xbb\xbf") {
+                    Some(rest) if line_no == 1 => rest,
+                    _ => &buf[..],
+                };
+                match line_text(line) {
                     Ok("") => continue,
                     Ok(text) => parse_line(text).map_err(|e| (line_no, e)),
                     Err(e) => Err((line_no, e)),
@@ -137,6 +142,13 @@ mod tests {
         assert_eq!(batches, vec![vec![Data::Int(1), Data::Int(2)]]);
         let bad = result.unwrap_err();
         assert_eq!(bad.line, 3);
+        let (batches, result) = read(b"\xef\xbb\xbf1\n\xef\xbb\xbf2\n", 256);
+        assert_eq!(batches, vec![vec![Data::Int(1)]]);
+        assert_eq!(
+            result.unwrap_err().line,
+            2,
+            "a mark is only skipped at the start"
+        );
         assert_eq!(
             bad.message,
             "not valid UTF-8 (byte 1 of the line is not part of a UTF-8 character)"

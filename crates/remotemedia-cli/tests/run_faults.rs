@@ -159,3 +159,25 @@ fn an_integer_too_large_for_64_bits_is_refused_however_large() {
         .success()
         .stdout("1e+30\n");
 }
+
+#[test]
+fn a_byte_order_mark_starts_a_manifest_or_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.json");
+    let mut text = b"\xef\xbb\xbf".to_vec();
+    text.extend_from_slice(
+        br#"{"version": "v1", "metadata": {"name": "bom"},
+            "nodes": [{"id": "add", "node_type": "Calculator",
+                       "params": {"operation": "add", "operand": 1}}]}"#,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .args(["--input", "-"])
+        .write_stdin(b"\xef\xbb\xbf1\n2\n".to_vec())
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout("2\n3\n");
+}

@@ -1012,7 +1012,7 @@ impl Walker<'_> {
         } else if !is_valid_id(id) {
             self.error(
                 path,
-                format!("invalid node id `{id}`: use only letters, digits, `_` and `-`"),
+                format!("invalid node id `{id}`: use only ASCII letters and digits, `_` and `-`"),
             );
         }
         if let Some(&first) = ids.first.get(id) {
