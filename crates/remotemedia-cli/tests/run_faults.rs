@@ -181,3 +181,79 @@ fn a_byte_order_mark_starts_a_manifest_or_an_input() {
         .success()
         .stdout("2\n3\n");
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_run_that_cannot_start_leaves_an_existing_output_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = support::write(
+        dir.path(),
+        "init.yaml",
+        "version: v1\nmetadata: { name: init }\nnodes:\n  - id: py\n    node_type: PythonNode\n    \
+         params: { module: no_such_module_for_this_test, class: Nope }\n",
+    );
+    let out = support::write(dir.path(), "out.jsonl", "kept\n");
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .args(["--input", "-", "--output"])
+        .arg(&out)
+        .write_stdin("1\n")
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "error: cannot build node `py` (PythonNode)",
+        ));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept\n");
+    assert_eq!(names_in(dir.path()), ["init.yaml", "out.jsonl"]);
+}
+
+#[test]
+fn a_run_that_fails_midway_replaces_the_output_file_with_its_outputs_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = support::write(dir.path(), "out.jsonl", "old\n");
+    assert_cmd::Command::new(BIN)
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(repo("examples/calculator.yaml"))
+        .args(["--input", "-", "--output", "out.jsonl"])
+        .write_stdin("1\n2\n\"x\"\n4\n")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout("");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "2\n3\n");
+    assert_eq!(names_in(dir.path()), ["out.jsonl"]);
+}
+
+#[test]
+fn the_same_file_as_input_and_output_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = support::write(dir.path(), "items.jsonl", "1\n2\n");
+    std::os::unix::fs::symlink(&items, dir.path().join("link.jsonl")).unwrap();
+    for output in ["items.jsonl", "./link.jsonl"] {
+        assert_cmd::Command::new(BIN)
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(repo("examples/calculator.yaml"))
+            .args(["--input", "items.jsonl", "--output", output])
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .code(1)
+            .stderr(format!(
+                "error: --input and --output are the same file ({output}): writing the outputs \
+                 would destroy the input\n"
+            ));
+        assert_eq!(std::fs::read_to_string(&items).unwrap(), "1\n2\n");
+    }
+}

@@ -12,8 +12,8 @@
 // Signals are handled on Unix only; elsewhere the stopping machinery goes unused.
 #![cfg_attr(not(unix), allow(dead_code))]
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
@@ -79,6 +79,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
+    if let Some(input) = args.input.as_deref().filter(|i| *i != "-") {
+        if args.output != "-" && output::same_file(Path::new(input), Path::new(&args.output)) {
+            eprintln!(
+                "error: --input and --output are the same file ({}): writing the outputs would \
+                 destroy the input",
+                args.output
+            );
+            return Ok(EXIT_INVALID);
+        }
+    }
     // Placement: only when executors are configured or nodes ask for something.
     let (pipeline, registry, remote_report) =
         if super::plan::needs_placement(&pipeline, &args.remote) {
@@ -153,17 +163,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         (Some(input::Input::Audio(_)), None) => (1000.0 / args.chunk_ms).ceil().max(1.0) as usize,
         _ => DEFAULT_BATCH,
     };
-    let output_path = args.output.clone();
-    let out = Output::new(output_kind, &args.output, || {
-        Ok(if output_path == "-" {
-            Box::new(BufWriter::new(std::io::stdout()))
-        } else {
-            Box::new(BufWriter::new(File::create(&output_path)?))
+    // A file is written under a temporary name and put in place once the run has
+    // started: a run that cannot start leaves an existing file as it was.
+    let (pending, file) = if args.output == "-" {
+        (None, None)
+    } else {
+        let (p, f) = output::PendingFile::create(Path::new(&args.output))
+            .with_context(|| format!("cannot create output {}", args.output))?;
+        (Some(p), Some(f))
+    };
+    let written_path = pending
+        .as_ref()
+        .map_or_else(|| PathBuf::from(&args.output), |p| p.path().to_path_buf());
+    let out = Output::new(output_kind, &args.output, &written_path, || {
+        Ok(match file {
+            None => Box::new(BufWriter::new(std::io::stdout())),
+            Some(f) => Box::new(BufWriter::new(f)),
         })
     })
     .with_context(|| format!("cannot create output {}", args.output))?;
     let progress = progress_bar(args.no_progress);
-    let stop = Arc::new(Stop::new(out, progress.clone()));
+    let stop = Arc::new(Stop::new(out, pending, progress.clone()));
+    // However `run` returns, an output file not put in place is removed (other threads
+    // may hold `stop` until the process exits).
+    let _discard = DiscardOutput(&stop);
     // From here on a signal stops the run rather than the process.
     let waker = supervise(&stop);
 
@@ -212,6 +235,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_RUN_FAILED);
         }
     };
+    // From here on the output file replaces an existing one, also after a failure: it
+    // holds the outputs of the items before it.
+    stop.started.store(true, Ordering::SeqCst);
     let (sender, mut receiver) = session.into_split();
     let sinks = receiver.sink_ids().to_vec();
     let several = sinks.len() > 1;
@@ -312,6 +338,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    if let Err(e) = stop.commit_output() {
+        write_error.get_or_insert(OutputError::Io(format!("{}: {e}", args.output)));
+    }
     if let Some(w) = &waker {
         w.wake();
     }
@@ -405,7 +434,21 @@ struct Stop {
     /// both get there when the run ends just as the supervisor gives up on it).
     reported: AtomicBool,
     out: Mutex<Output>,
+    /// The output file until it is put in place.
+    pending: Mutex<Option<output::PendingFile>>,
+    /// Whether the session started: the output file then replaces the one asked for
+    /// whatever happens.
+    started: AtomicBool,
     progress: Option<ProgressBar>,
+}
+
+/// Removes the output file of a run that ends without putting it in place.
+struct DiscardOutput<'a>(&'a Stop);
+
+impl Drop for DiscardOutput<'_> {
+    fn drop(&mut self) {
+        drop(lock(&self.0.pending).take());
+    }
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -413,7 +456,11 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Stop {
-    fn new(out: Output, progress: Option<ProgressBar>) -> Stop {
+    fn new(
+        out: Output,
+        pending: Option<output::PendingFile>,
+        progress: Option<ProgressBar>,
+    ) -> Stop {
         Stop {
             cancel: CancelToken::new(),
             input: Mutex::new(None),
@@ -423,7 +470,17 @@ impl Stop {
             closed: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             out: Mutex::new(out),
+            pending: Mutex::new(pending),
+            started: AtomicBool::new(false),
             progress,
+        }
+    }
+
+    /// Puts the output file in place once the session started (else removes it).
+    fn commit_output(&self) -> std::io::Result<()> {
+        match lock(&self.pending).take() {
+            Some(p) if self.started.load(Ordering::SeqCst) => p.commit(),
+            _ => Ok(()),
         }
     }
 
@@ -527,6 +584,14 @@ impl Stop {
         }
         if let Some(p) = &self.progress {
             p.finish_and_clear();
+        }
+        // Destructors do not run after `exit`: the file goes in place (or away) now.
+        if let Ok(mut slot) = self.pending.try_lock() {
+            if let Some(p) = slot.take() {
+                if self.started.load(Ordering::SeqCst) {
+                    let _ = p.commit();
+                }
+            }
         }
         if !self.reported.swap(true, Ordering::SeqCst) {
             eprintln!("{}; {why}", self.summary());
