@@ -257,3 +257,28 @@ fn the_same_file_as_input_and_output_is_refused() {
         assert_eq!(std::fs::read_to_string(&items).unwrap(), "1\n2\n");
     }
 }
+
+#[test]
+fn a_skipped_item_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = support::write(
+        dir.path(),
+        "skip.yaml",
+        "version: v1\nmetadata: { name: skip }\nnodes:\n  - id: add\n    node_type: Calculator\n    \
+         params: { operation: add, operand: 1 }\n    on_error: skip\n",
+    );
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .args(["--input", "-"])
+        .env_remove("REMOTEMEDIA_LOG")
+        .write_stdin("1\n\"x\"\n3\n")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success()
+        .stdout("2\n4\n")
+        .stderr(
+            "warning: skipped item: node `add` (Calculator) failed in process: invalid_input: \
+             Calculator accepts a number or {\"operation\", \"args\"} map, got text; input: \"x\"\n",
+        );
+}

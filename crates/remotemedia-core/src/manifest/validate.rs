@@ -519,14 +519,30 @@ fn build(
     })
 }
 
-/// `the graph has a cycle: a -> b -> c -> a`.
+/// Nodes of a long cycle shown before the elision.
+const CYCLE_HEAD: usize = 5;
+/// Nodes of a long cycle shown after the elision.
+const CYCLE_TAIL: usize = 3;
+
+/// `the graph has a cycle: a -> b -> c -> a`; a long cycle shows its first and last
+/// nodes around `… N more …`, so that the message stays one readable line.
 fn cycle_message(cycle: &[usize], ids: &[&str]) -> String {
-    let mut names: Vec<&str> = cycle
-        .iter()
-        .map(|&i| ids.get(i).copied().unwrap_or("?"))
-        .collect();
-    if let Some(&first) = names.first() {
-        names.push(first);
+    let name = |i: &usize| ids.get(*i).copied().unwrap_or("?");
+    let mut names: Vec<String> = Vec::new();
+    if cycle.len() > CYCLE_HEAD + CYCLE_TAIL + 1 {
+        names.extend(cycle[..CYCLE_HEAD].iter().map(|i| name(i).to_string()));
+        let hidden = cycle.len() - CYCLE_HEAD - CYCLE_TAIL;
+        names.push(format!("… {hidden} more …"));
+        names.extend(
+            cycle[cycle.len() - CYCLE_TAIL..]
+                .iter()
+                .map(|i| name(i).to_string()),
+        );
+    } else {
+        names.extend(cycle.iter().map(|i| name(i).to_string()));
+    }
+    if let Some(first) = cycle.first() {
+        names.push(name(first).to_string());
     }
     format!("the graph has a cycle: {}", names.join(" -> "))
 }
@@ -1355,6 +1371,23 @@ mod tests {
             [
                 "nodes[0].host: node `a`: invalid host `gpu-box:0`: port 0 is outside 1-65535; expected `name:port`"
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_cycle_shows_its_ends() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("n{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let cycle: Vec<usize> = (0..10_000).collect();
+        assert_eq!(
+            cycle_message(&cycle, &refs),
+            "the graph has a cycle: n0 -> n1 -> n2 -> n3 -> n4 -> … 9992 more … -> n9997 -> \
+             n9998 -> n9999 -> n0"
+        );
+        // Nine nodes are shown whole: eliding one would say no less.
+        assert_eq!(
+            cycle_message(&cycle[..9], &refs),
+            "the graph has a cycle: n0 -> n1 -> n2 -> n3 -> n4 -> n5 -> n6 -> n7 -> n8 -> n0"
         );
     }
 
