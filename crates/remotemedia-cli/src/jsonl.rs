@@ -1,6 +1,6 @@
 //! JSON Lines in and out.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 
 use remotemedia_core::Data;
 
@@ -17,9 +17,15 @@ pub struct BadLine {
 /// batches of up to `batch` items. `sink` returns false to stop early. Returns the
 /// number of items read. Whatever stops the input (a line that is not an item, a
 /// failed read), the items before it are handed to `sink` first.
-pub fn read_items(
-    mut reader: impl BufRead,
+///
+/// With `eager` (a pipe or terminal, whose next read may wait for its writer), the
+/// items read so far are also handed on whenever the lines already received are used
+/// up, so that an item typed is processed at once while a fast pipe still moves in
+/// whole batches.
+pub fn read_items<R: Read>(
+    mut reader: BufReader<R>,
     batch: usize,
+    eager: bool,
     mut sink: impl FnMut(Vec<Data>) -> bool,
 ) -> Result<u64, BadLine> {
     let mut line_no = 0u64;
@@ -29,6 +35,12 @@ pub fn read_items(
     let mut pending = Vec::new();
     loop {
         buf.clear();
+        // The next read may wait: what was read so far goes on first.
+        if eager && !pending.is_empty() && !reader.buffer().contains(&b'\n') {
+            if !sink(std::mem::take(&mut pending)) {
+                return Ok(count);
+            }
+        }
         let item = match reader.read_until(b'\n', &mut buf) {
             Ok(0) => break,
             Ok(_) => {
@@ -129,11 +141,39 @@ mod tests {
     /// Reads `input` in batches of `batch`: the batches handed on, and the result.
     fn read(input: &[u8], batch: usize) -> (Vec<Vec<Data>>, Result<u64, BadLine>) {
         let mut batches = Vec::new();
-        let result = read_items(std::io::Cursor::new(input.to_vec()), batch, |b| {
+        let reader = BufReader::new(std::io::Cursor::new(input.to_vec()));
+        let result = read_items(reader, batch, false, |b| {
             batches.push(b);
             true
         });
         (batches, result)
+    }
+
+    /// Hands over `chunks` one per read, as a pipe does what its writer wrote.
+    struct Pipe(Vec<&'static [u8]>);
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let chunk = self.0.remove(0);
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn an_eager_reader_hands_on_what_each_read_brought() {
+        let pipe = Pipe(vec![b"1\n2\n3", b"\n4\n", b"5\n6\n7\n8\n"]);
+        let mut batches = Vec::new();
+        let n = read_items(BufReader::new(pipe), 3, true, |b| {
+            batches.push(b.len());
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 8);
+        // Full batches while lines are at hand, the rest before each read.
+        assert_eq!(batches, vec![2, 2, 3, 1]);
     }
 
     #[test]

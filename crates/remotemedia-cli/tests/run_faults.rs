@@ -282,3 +282,40 @@ fn a_skipped_item_is_reported_once() {
              Calculator accepts a number or {\"operation\", \"args\"} map, got text; input: \"x\"\n",
         );
 }
+
+#[test]
+fn a_line_written_to_a_pipe_is_answered_before_the_next_one_comes() {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .arg(repo("examples/calculator.yaml"))
+        .args(["--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    for (n, want) in [("1", "2"), ("2", "3"), ("41", "42")] {
+        stdin.write_all(format!("{n}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(got) => assert_eq!(got, want),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no output for input {n} while the input stays open");
+            }
+        }
+    }
+    drop(stdin);
+    assert!(wait_bounded(&mut child, Duration::from_secs(20)).success());
+}

@@ -243,9 +243,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let several = sinks.len() > 1;
     stop.set_input(sender);
 
-    // Stdin may be interactive: hand each line over at once. Files are read in batches.
+    // Stdin may be interactive: no item waits for more input. Files are read in batches.
     let interactive = args.input.as_deref() == Some("-");
-    let read_batch = if interactive { 1 } else { batch_size };
     let (input_tx, input_rx) = mpsc::channel();
     stop.set_input_done(input_tx.clone());
     let feeder = Arc::clone(&stop);
@@ -258,7 +257,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             let pacer = realtime.then(|| Pacer::new(start));
             let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match input {
                 None => Ok(0),
-                Some(i) => input::feed(i, read_batch, pacer.as_ref(), |batch| feeder.send(batch)),
+                Some(i) => input::feed(i, batch_size, interactive, pacer.as_ref(), |batch| {
+                    feeder.send(batch)
+                }),
             }));
             // Taking the sender ends the stream.
             feeder.close_input();
