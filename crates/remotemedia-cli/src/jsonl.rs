@@ -36,10 +36,12 @@ pub fn read_items<R: Read>(
     loop {
         buf.clear();
         // The next read may wait: what was read so far goes on first.
-        if eager && !pending.is_empty() && !reader.buffer().contains(&b'\n') {
-            if !sink(std::mem::take(&mut pending)) {
-                return Ok(count);
-            }
+        if eager
+            && !pending.is_empty()
+            && !reader.buffer().contains(&b'\n')
+            && !sink(std::mem::take(&mut pending))
+        {
+            return Ok(count);
         }
         let item = match reader.read_until(b'\n', &mut buf) {
             Ok(0) => break,
