@@ -172,6 +172,10 @@ pub const MAX_BATCH: u64 = 1_000_000;
 /// Largest `--queue-capacity`, in batches.
 pub const MAX_QUEUE_CAPACITY: u64 = 1_000_000;
 
+/// Default `--max-line-bytes`: 16 MiB, a line's text (the item it parses into takes
+/// several times that).
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 16 << 20;
+
 /// `remotemedia run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -215,6 +219,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 8, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=MAX_QUEUE_CAPACITY))]
     pub queue_capacity: u64,
+    /// Longest JSON Lines input line, in bytes; a longer one stops the input with an
+    /// error naming it (the items before it are processed). Default 16 MiB.
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE_BYTES, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line_bytes: u64,
     /// Never show the progress bar.
     #[arg(long)]
     pub no_progress: bool,

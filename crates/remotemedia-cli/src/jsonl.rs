@@ -22,10 +22,14 @@ pub struct BadLine {
 /// items read so far are also handed on whenever the lines already received are used
 /// up, so that an item typed is processed at once while a fast pipe still moves in
 /// whole batches.
+///
+/// A line longer than `max_line` bytes (without its newline) stops the input: it is
+/// not held in memory beyond that.
 pub fn read_items<R: Read>(
     mut reader: BufReader<R>,
     batch: usize,
     eager: bool,
+    max_line: usize,
     mut sink: impl FnMut(Vec<Data>) -> bool,
 ) -> Result<u64, BadLine> {
     let mut line_no = 0u64;
@@ -43,8 +47,21 @@ pub fn read_items<R: Read>(
         {
             return Ok(count);
         }
-        let item = match reader.read_until(b'\n', &mut buf) {
+        let limit = u64::try_from(max_line)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let item = match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
             Ok(0) => break,
+            Ok(n) if n > max_line && !buf.ends_with(b"\n") => {
+                line_no += 1;
+                Err((
+                    line_no,
+                    format!(
+                        "longer than {max_line} bytes (the limit of --max-line-bytes, which \
+                         can raise it)"
+                    ),
+                ))
+            }
             Ok(_) => {
                 line_no += 1;
                 // A byte-order mark some editors put in front of a file.
@@ -144,7 +161,7 @@ mod tests {
     fn read(input: &[u8], batch: usize) -> (Vec<Vec<Data>>, Result<u64, BadLine>) {
         let mut batches = Vec::new();
         let reader = BufReader::new(std::io::Cursor::new(input.to_vec()));
-        let result = read_items(reader, batch, false, |b| {
+        let result = read_items(reader, batch, false, 8, |b| {
             batches.push(b);
             true
         });
@@ -168,7 +185,7 @@ mod tests {
     fn an_eager_reader_hands_on_what_each_read_brought() {
         let pipe = Pipe(vec![b"1\n2\n3", b"\n4\n", b"5\n6\n7\n8\n"]);
         let mut batches = Vec::new();
-        let n = read_items(BufReader::new(pipe), 3, true, |b| {
+        let n = read_items(BufReader::new(pipe), 3, true, 100, |b| {
             batches.push(b.len());
             true
         })
@@ -176,6 +193,24 @@ mod tests {
         assert_eq!(n, 8);
         // Full batches while lines are at hand, the rest before each read.
         assert_eq!(batches, vec![2, 2, 3, 1]);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_stops_the_input_after_the_items_before_it() {
+        // Eight bytes are allowed, with or without the newline.
+        let (batches, result) = read(b"12345678\n[1,2,34]\n", 256);
+        assert_eq!(batches.concat().len(), 2);
+        assert!(result.is_ok());
+        let (batches, result) = read(b"1\n[1,2,3,45]\n3\n", 256);
+        assert_eq!(batches, vec![vec![Data::Int(1)]]);
+        let bad = result.unwrap_err();
+        assert_eq!(bad.line, 2);
+        assert_eq!(
+            bad.message,
+            "longer than 8 bytes (the limit of --max-line-bytes, which can raise it)"
+        );
+        let (_, result) = read(b"1\n123456789", 256);
+        assert_eq!(result.unwrap_err().line, 2, "a last line without a newline");
     }
 
     #[test]

@@ -319,3 +319,35 @@ fn a_line_written_to_a_pipe_is_answered_before_the_next_one_comes() {
     drop(stdin);
     assert!(wait_bounded(&mut child, Duration::from_secs(20)).success());
 }
+
+#[test]
+fn a_line_over_the_size_limit_is_named_after_the_outputs_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.jsonl");
+    // A 17 MiB string, over the default 16 MiB.
+    let long = format!("\"{}\"", "a".repeat(17 << 20));
+    std::fs::write(&file, format!("1\n2\n{long}\n4\n")).unwrap();
+    let run = |extra: &[&str]| {
+        assert_cmd::Command::new(BIN)
+            .arg("run")
+            .arg(repo("examples/calculator.yaml"))
+            .arg("--input")
+            .arg(&file)
+            .args(extra)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n3\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: input line 3: longer than 16777216 bytes (the limit of --max-line-bytes, which \
+         can raise it)\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // Raised, the line is read (and is text, which the calculator refuses).
+    let out = run(&["--max-line-bytes", "20000000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("got text"));
+}

@@ -251,14 +251,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Stream time 0 of a paced input, and of the latencies measured against it.
     let start = Instant::now();
     let realtime = args.realtime;
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     thread::Builder::new()
         .name("rm-input".into())
         .spawn(move || {
             let pacer = realtime.then(|| Pacer::new(start));
             let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match input {
                 None => Ok(0),
-                Some(i) => input::feed(i, batch_size, interactive, pacer.as_ref(), |batch| {
-                    feeder.send(batch)
+                Some(i) => input::feed(i, batch_size, interactive, max_line, pacer.as_ref(), |b| {
+                    feeder.send(b)
                 }),
             }));
             // Taking the sender ends the stream.

@@ -158,7 +158,7 @@ pub fn stream_time_us(item: &Data) -> Option<i64> {
 }
 
 /// Feeds `input` to `send` in batches of up to `batch` items (one at a time when
-/// paced). With `eager` (a pipe or terminal), no item waits for more input: JSON Lines
+/// paced), JSON Lines of at most `max_line` bytes. With `eager` (a pipe or terminal), no item waits for more input: JSON Lines
 /// move in batches of the lines at hand, audio chunk by chunk. Returns the items read,
 /// or the message of what stopped the input (items before it have been sent). `send`
 /// returns false to stop early.
@@ -166,14 +166,15 @@ pub fn feed(
     input: Input,
     batch: usize,
     eager: bool,
+    max_line: usize,
     pacer: Option<&Pacer>,
     mut send: impl FnMut(Vec<Data>) -> bool,
 ) -> Result<u64, String> {
     let batch = batch.max(1);
     if let Input::Jsonl(r) = input {
         return match pacer {
-            None => read_items(r, batch, eager, send),
-            Some(p) => read_items(r, 1, true, |items| {
+            None => read_items(r, batch, eager, max_line, send),
+            Some(p) => read_items(r, 1, true, max_line, |items| {
                 items.iter().for_each(|i| p.wait_for(i));
                 send(items)
             }),
