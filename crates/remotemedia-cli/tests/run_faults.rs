@@ -351,3 +351,36 @@ fn a_line_over_the_size_limit_is_named_after_the_outputs_before_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("got text"));
 }
+
+#[test]
+fn a_zip_whose_other_input_drops_everything_fails_at_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = support::write(
+        dir.path(),
+        "zip.yaml",
+        r#"
+version: v1
+metadata: { name: zip }
+nodes:
+  - { id: src, node_type: PassThrough }
+  - { id: none, node_type: Filter, params: { gt: 1000 } }
+  - { id: zip, node_type: Zip, params: { max_pending: 5 } }
+connections: [ {from: src, to: none}, {from: src, to: zip}, {from: none, to: zip} ]
+"#,
+    );
+    let input: String = (1..=20).map(|i| format!("{i}\n")).collect();
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .args(["--input", "-"])
+        .write_stdin(input)
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains(
+            "error: node `zip` (Zip) failed in process: other: input `src` has 5 items waiting \
+             for an item from `none` (max_pending); an input that drops items leaves the others \
+             unpaired; input: 6",
+        ));
+}
