@@ -384,3 +384,75 @@ connections: [ {from: src, to: none}, {from: src, to: zip}, {from: none, to: zip
              unpaired; input: 6",
         ));
 }
+
+/// A cpython node that never returns from its call on item 2, with a 300 ms limit and
+/// `on_error` as given.
+#[cfg(feature = "cpython")]
+fn hung_cpython_node(on_error: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = support::write(
+        dir.path(),
+        "hang.yaml",
+        &format!(
+            r#"
+version: v1
+metadata: {{ name: hang }}
+nodes:
+  - id: slow
+    node_type: PythonNode
+    timeout_ms: 300
+    {on_error}
+    params:
+      class: Slow
+      runtime: cpython
+      source: |
+        import time
+        class Slow:
+            def process(self, value):
+                if value == 2:
+                    time.sleep(1000)
+                return value * 10
+"#
+        ),
+    );
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .args(["--input", "-"])
+        .write_stdin("1\n2\n3\n4\n")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
+#[cfg(feature = "cpython")]
+#[test]
+fn a_cpython_call_that_never_returns_fails_later_items_instead_of_hanging() {
+    let not_ready = "timeout: no result within 300 ms: the instance replacing one abandoned \
+                     after a timeout is not ready (the abandoned call may still hold what it needs)";
+    let out = hung_cpython_node("on_error: skip");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10\n");
+    assert_eq!(
+        stderr,
+        format!(
+            "warning: skipped item: node `slow` (PythonNode) failed in process: timeout: no \
+             result within 300 ms; input: 2\n\
+             warning: skipped item: node `slow` (PythonNode) failed in process: {not_ready}; \
+             input: 3\n\
+             warning: skipped item: node `slow` (PythonNode) failed in process: {not_ready}; \
+             input: 4\n"
+        )
+    );
+    let out = hung_cpython_node("retry: { max_retries: 2, initial_backoff_ms: 1 }");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: node `slow` (PythonNode) failed in process: {not_ready} (after 3 attempts); \
+             input: 2\n"
+        )
+    );
+}
