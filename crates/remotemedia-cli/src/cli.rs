@@ -253,6 +253,16 @@ pub struct CapabilitiesArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// Largest `--batch-size`: a batch is held whole in memory, at every stage.
+pub const MAX_BATCH: u64 = 1_000_000;
+
+/// Largest `--queue-capacity`, in batches.
+pub const MAX_QUEUE_CAPACITY: u64 = 1_000_000;
+
+/// Default `--max-line-bytes`: 16 MiB, a line's text (the item it parses into takes
+/// several times that).
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 16 << 20;
+
 /// `remotemedia run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -289,11 +299,18 @@ pub struct RunArgs {
     /// Largest batch of items moved between stages [default: 256; audio input is read
     /// in batches of one second of chunks, so that the queues between stages hold
     /// seconds of audio, not minutes].
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// Capacity of each queue between stages, in batches.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub queue_capacity: usize,
+    /// At most 1000000.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
+    pub batch_size: Option<u64>,
+    /// Capacity of each queue between stages, in batches (at most 1000000).
+    #[arg(long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_QUEUE_CAPACITY))]
+    pub queue_capacity: u64,
+    /// Longest JSON Lines input line, in bytes; a longer one stops the input with an
+    /// error naming it (the items before it are processed). Default 16 MiB.
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE_BYTES, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line_bytes: u64,
     /// Never show the progress bar.
     #[arg(long)]
     pub no_progress: bool,

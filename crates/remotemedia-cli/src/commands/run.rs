@@ -12,8 +12,8 @@
 // Signals are handled on Unix only; elsewhere the stopping machinery goes unused.
 #![cfg_attr(not(unix), allow(dead_code))]
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
@@ -56,10 +56,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    if args.batch_size == Some(0) || args.queue_capacity == 0 {
-        eprintln!("error: --batch-size and --queue-capacity must be at least 1");
-        return Ok(EXIT_INVALID);
-    }
     if !(args.chunk_ms.is_finite() && args.chunk_ms > 0.0) {
         eprintln!("error: --chunk-ms must be above 0, got {}", args.chunk_ms);
         return Ok(EXIT_INVALID);
@@ -83,6 +79,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
+    if let Some(input) = args.input.as_deref().filter(|i| *i != "-") {
+        if args.output != "-" && output::same_file(Path::new(input), Path::new(&args.output)) {
+            eprintln!(
+                "error: --input and --output are the same file ({}): writing the outputs would \
+                 destroy the input",
+                args.output
+            );
+            return Ok(EXIT_INVALID);
+        }
+    }
     // Placement: only when executors are configured or nodes ask for something.
     let (pipeline, registry, remote_report) =
         if super::plan::needs_placement(&pipeline, &args.remote) {
@@ -152,27 +158,41 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Audio chunks are large: batches of one second of them keep every queue at a few
     // seconds of audio, so memory does not grow with the length of the file.
     let batch_size = match (&input, args.batch_size) {
-        (_, Some(n)) => n,
+        // Bounded when parsed (`cli::MAX_BATCH`), so it fits.
+        (_, Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
         (Some(input::Input::Audio(_)), None) => (1000.0 / args.chunk_ms).ceil().max(1.0) as usize,
         _ => DEFAULT_BATCH,
     };
-    let output_path = args.output.clone();
-    let out = Output::new(output_kind, &args.output, || {
-        Ok(if output_path == "-" {
-            Box::new(BufWriter::new(std::io::stdout()))
-        } else {
-            Box::new(BufWriter::new(File::create(&output_path)?))
+    // A file is written under a temporary name and put in place once the run has
+    // started: a run that cannot start leaves an existing file as it was.
+    let (pending, file) = if args.output == "-" {
+        (None, None)
+    } else {
+        let (p, f) = output::PendingFile::create(Path::new(&args.output))
+            .with_context(|| format!("cannot create output {}", args.output))?;
+        (Some(p), Some(f))
+    };
+    let written_path = pending
+        .as_ref()
+        .map_or_else(|| PathBuf::from(&args.output), |p| p.path().to_path_buf());
+    let out = Output::new(output_kind, &args.output, &written_path, || {
+        Ok(match file {
+            None => Box::new(BufWriter::new(std::io::stdout())),
+            Some(f) => Box::new(BufWriter::new(f)),
         })
     })
     .with_context(|| format!("cannot create output {}", args.output))?;
     let progress = progress_bar(args.no_progress);
-    let stop = Arc::new(Stop::new(out, progress.clone()));
+    let stop = Arc::new(Stop::new(out, pending, progress.clone()));
+    // However `run` returns, an output file not put in place is removed (other threads
+    // may hold `stop` until the process exits).
+    let _discard = DiscardOutput(&stop);
     // From here on a signal stops the run rather than the process.
     let waker = supervise(&stop);
 
     let options = RunOptions {
         batch_size,
-        channel_capacity: args.queue_capacity,
+        channel_capacity: usize::try_from(args.queue_capacity).unwrap_or(usize::MAX),
         force_threads: true,
         cancel: stop.cancel.clone(),
     };
@@ -215,27 +235,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_RUN_FAILED);
         }
     };
+    // From here on the output file replaces an existing one, also after a failure: it
+    // holds the outputs of the items before it.
+    stop.started.store(true, Ordering::SeqCst);
     let (sender, mut receiver) = session.into_split();
     let sinks = receiver.sink_ids().to_vec();
     let several = sinks.len() > 1;
     stop.set_input(sender);
 
-    // Stdin may be interactive: hand each line over at once. Files are read in batches.
+    // Stdin may be interactive: no item waits for more input. Files are read in batches.
     let interactive = args.input.as_deref() == Some("-");
-    let read_batch = if interactive { 1 } else { batch_size };
     let (input_tx, input_rx) = mpsc::channel();
     stop.set_input_done(input_tx.clone());
     let feeder = Arc::clone(&stop);
     // Stream time 0 of a paced input, and of the latencies measured against it.
     let start = Instant::now();
     let realtime = args.realtime;
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX);
     thread::Builder::new()
         .name("rm-input".into())
         .spawn(move || {
             let pacer = realtime.then(|| Pacer::new(start));
             let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match input {
                 None => Ok(0),
-                Some(i) => input::feed(i, read_batch, pacer.as_ref(), |batch| feeder.send(batch)),
+                Some(i) => input::feed(i, batch_size, interactive, max_line, pacer.as_ref(), |b| {
+                    feeder.send(b)
+                }),
             }));
             // Taking the sender ends the stream.
             feeder.close_input();
@@ -270,6 +295,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
         }
         drop(out);
+        if write_error.is_some() {
+            // Nothing more can be written: stop reading and let the run drain.
+            stop.abandon();
+        }
         if let Some(p) = &progress {
             p.set_position(stop.written.load(Ordering::Relaxed));
         }
@@ -306,8 +335,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         // A WAV file is finalized whatever happened before: it stays valid.
         if let Err(e) = out.finish() {
-            write_error.get_or_insert(e);
+            if !matches!(write_error, Some(OutputError::Closed)) {
+                write_error.get_or_insert(e);
+            }
         }
+    }
+    if let Err(e) = stop.commit_output() {
+        write_error.get_or_insert(OutputError::Io(format!("{}: {e}", args.output)));
     }
     if let Some(w) = &waker {
         w.wake();
@@ -325,6 +359,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             remote.as_ref(),
             latency.as_ref(),
         )?;
+    }
+    if matches!(write_error, Some(OutputError::Closed)) && stop.signal.load(Ordering::SeqCst) == 0 {
+        // Whoever read the output has stopped (`| head -1`): what they read is all
+        // they wanted, so the run ends quietly; what it stopped is an echo of that.
+        return Ok(0);
     }
     if let Some(code) = stop.finish_interrupted() {
         // One line: errors and warnings after a signal are mostly its echoes
@@ -391,11 +430,27 @@ struct Stop {
     signal: AtomicI32,
     /// Output items written so far.
     written: AtomicU64,
+    /// Whether the run was stopped because the output could not take more.
+    closed: AtomicBool,
     /// Whether the summary line was printed (the main thread and the supervisor may
     /// both get there when the run ends just as the supervisor gives up on it).
     reported: AtomicBool,
     out: Mutex<Output>,
+    /// The output file until it is put in place.
+    pending: Mutex<Option<output::PendingFile>>,
+    /// Whether the session started: the output file then replaces the one asked for
+    /// whatever happens.
+    started: AtomicBool,
     progress: Option<ProgressBar>,
+}
+
+/// Removes the output file of a run that ends without putting it in place.
+struct DiscardOutput<'a>(&'a Stop);
+
+impl Drop for DiscardOutput<'_> {
+    fn drop(&mut self) {
+        drop(lock(&self.0.pending).take());
+    }
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -403,16 +458,31 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Stop {
-    fn new(out: Output, progress: Option<ProgressBar>) -> Stop {
+    fn new(
+        out: Output,
+        pending: Option<output::PendingFile>,
+        progress: Option<ProgressBar>,
+    ) -> Stop {
         Stop {
             cancel: CancelToken::new(),
             input: Mutex::new(None),
             input_done: Mutex::new(None),
             signal: AtomicI32::new(0),
             written: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             out: Mutex::new(out),
+            pending: Mutex::new(pending),
+            started: AtomicBool::new(false),
             progress,
+        }
+    }
+
+    /// Puts the output file in place once the session started (else removes it).
+    fn commit_output(&self) -> std::io::Result<()> {
+        match lock(&self.pending).take() {
+            Some(p) if self.started.load(Ordering::SeqCst) => p.commit(),
+            _ => Ok(()),
         }
     }
 
@@ -444,6 +514,19 @@ impl Stop {
 
     fn close_input(&self) {
         lock(&self.input).take();
+    }
+
+    /// The output cannot take more: cancel the run, stop reading input and stop
+    /// waiting for the reader (which may be blocked on a read that never returns).
+    fn abandon(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.cancel.cancel();
+        self.close_input();
+        if let Some(tx) = lock(&self.input_done).take() {
+            let _ = tx.send(None);
+        }
     }
 
     /// The first signal: cancel the run, stop reading input, stop waiting for the
@@ -503,6 +586,14 @@ impl Stop {
         }
         if let Some(p) = &self.progress {
             p.finish_and_clear();
+        }
+        // Destructors do not run after `exit`: the file goes in place (or away) now.
+        if let Ok(mut slot) = self.pending.try_lock() {
+            if let Some(p) = slot.take() {
+                if self.started.load(Ordering::SeqCst) {
+                    let _ = p.commit();
+                }
+            }
         }
         if !self.reported.swap(true, Ordering::SeqCst) {
             eprintln!("{}; {why}", self.summary());

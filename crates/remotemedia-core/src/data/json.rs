@@ -50,9 +50,11 @@ impl Data {
         from_json_at(value, "$", 0)
     }
 
-    /// Parses JSON text into data.
+    /// Parses JSON text into data. An integer literal too large for `i64` is refused
+    /// however large it is (serde_json alone reads one beyond `u64` as a float).
     pub fn from_json_str(text: &str) -> Result<Data, JsonFormError> {
         let value: Value = serde_json::from_str(text).map_err(|e| err("$", e.to_string()))?;
+        check_integer_literals(text, &value)?;
         Data::from_json(&value)
     }
 
@@ -67,6 +69,24 @@ impl Data {
     }
 }
 
+/// Refuses an integer literal of `text` (JSON, parsed into `value`) that does not fit
+/// `i64`, as [`Data::from_json`] refuses one that serde_json read as a `u64`: for
+/// literals beyond `u64`, which serde_json reads as floats. Looks at the text only when
+/// `value` holds a float of integer magnitude.
+pub fn check_integer_literals(text: &str, value: &Value) -> Result<(), JsonFormError> {
+    if !super::literal::has_wide_float(value) {
+        return Ok(());
+    }
+    match super::literal::find_big_integer(text, |l| l.parse::<i64>().is_ok()) {
+        Some(big) => Err(err(&big.data_path(), too_big(&big.literal))),
+        None => Ok(()),
+    }
+}
+
+fn too_big(literal: &str) -> String {
+    format!("integer {literal} does not fit a signed 64-bit int")
+}
+
 /// `value` at `path`, inside `depth` lists and maps.
 fn from_json_at(value: &Value, path: &str, depth: usize) -> Result<Data, JsonFormError> {
     if value.is_array() || value.is_object() {
@@ -79,10 +99,7 @@ fn from_json_at(value: &Value, path: &str, depth: usize) -> Result<Data, JsonFor
             if let Some(i) = n.as_i64() {
                 Data::Int(i)
             } else if n.is_u64() {
-                return Err(err(
-                    path,
-                    format!("integer {n} does not fit a signed 64-bit int"),
-                ));
+                return Err(err(path, too_big(&n.to_string())));
             } else {
                 Data::Float(n.as_f64().unwrap_or(f64::NAN))
             }
@@ -479,6 +496,12 @@ mod tests {
             e.to_string(),
             "$: integer 18446744073709551615 does not fit a signed 64-bit int"
         );
+        let e = Data::from_json_str("[1, 123456789012345678901234567890]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "$[1]: integer 123456789012345678901234567890 does not fit a signed 64-bit int"
+        );
+        assert_eq!(Data::from_json_str("1e30").unwrap(), Data::Float(1e30));
         let e = Data::from_json_str(r#"{"$tensor":{"shape":[2],"dtype":"float32","data":""}}"#)
             .unwrap_err();
         assert_eq!(

@@ -4,6 +4,7 @@
 //! [`Arc`] or [`Bytes`], so fanning a 10 MB audio buffer out to five nodes copies nothing.
 
 mod json;
+pub mod literal;
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use indexmap::IndexMap;
 
-pub use json::{JsonFormError, RESERVED_TAGS};
+pub use json::{check_integer_literals, JsonFormError, RESERVED_TAGS};
 
 /// An insertion-ordered map of string keys to values (the order of a Python dict).
 pub type DataMap = IndexMap<String, Data>;

@@ -237,7 +237,9 @@ impl PlannedNode {
             && fatal.kind != ErrorKind::Panic
             && fatal.kind != ErrorKind::Cancelled
         {
-            tracing::warn!(node = %fatal.node_id, "skipping failed item: {fatal}");
+            // Not a warning: the run's result reports it (`skipped`), and whoever runs
+            // the pipeline says so once.
+            tracing::debug!(node = %fatal.node_id, "skipping failed item: {fatal}");
             skipped.push(*fatal);
             Ok(())
         } else {

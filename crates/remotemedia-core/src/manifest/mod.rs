@@ -103,7 +103,7 @@ pub fn load_str(
     format: Format,
     registry: &Registry,
 ) -> Result<Pipeline, ManifestErrors> {
-    let value = validate::parse_text(text, format)?;
+    let value = validate::parse_text(strip_bom(text), format)?;
     validate_value(&value, registry)
 }
 
@@ -115,5 +115,11 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<Pipeline, ManifestE
             format!("cannot read {}: {e}", path.display()),
         )])
     })?;
-    load_str(&text, Format::detect(Some(path), &text), registry)
+    let text = strip_bom(&text);
+    load_str(text, Format::detect(Some(path), text), registry)
+}
+
+/// Text without the UTF-8 byte-order mark some editors put in front.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }

@@ -21,6 +21,7 @@ use super::types::{
 use super::{
     Format, ManifestError, ManifestErrors, NodeSpec, Pipeline, ResolvedFactories, SharedNames,
 };
+use crate::data::literal::{find_big_integer, has_wide_float, Step};
 use crate::graph::Graph;
 use crate::registry::{closest, json_type_name, quote_list, NodeFactory, Prepared, Registry};
 
@@ -82,9 +83,164 @@ pub(super) fn parse_text(text: &str, format: Format) -> Result<Value, ManifestEr
             if text.trim().is_empty() {
                 return Err(single("$", EMPTY_DOCUMENT));
             }
-            serde_json::from_str(text).map_err(|e| single("$", json_syntax_message(&e)))
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = serde::de::DeserializeSeed::deserialize(UniqueKeys("$"), &mut de)
+                .and_then(|v| de.end().map(|()| v))
+                .map_err(|e| single("$", json_syntax_message(&e)))?;
+            if has_wide_float(&value) {
+                if let Some(big) = find_big_integer(text, fits_64_bits) {
+                    return Err(single(&manifest_path(&big.path), too_big(&big.literal)));
+                }
+            }
+            Ok(value)
         }
         Format::Yaml => parse_yaml(text),
+    }
+}
+
+/// A JSON value whose objects have no key twice (serde_json alone keeps the last one,
+/// where YAML refuses the document): the seed is the path of the value, named in the
+/// error with the line and column of the repeated key.
+struct UniqueKeys<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            seq.next_element_seed(UniqueKeys(&format!("{}[{}]", self.0, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                let at = if self.0 == "$" {
+                    String::new()
+                } else {
+                    format!("{}: ", self.0)
+                };
+                return Err(serde::de::Error::custom(format!(
+                    "{at}duplicate key {}",
+                    Value::from(key)
+                )));
+            }
+            let value = map.next_value_seed(UniqueKeys(&field_path(self.0, &key)))?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Whether an integer literal fits `i64` or `u64` (params of either kind exist).
+fn fits_64_bits(literal: &str) -> bool {
+    literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok()
+}
+
+fn too_big(literal: &str) -> String {
+    format!("integer {literal} does not fit a 64-bit int")
+}
+
+/// `nodes[1].params.operand`, the path of a manifest error.
+fn manifest_path(steps: &[Step]) -> String {
+    steps.iter().fold("$".to_string(), |p, step| match step {
+        Step::Key(k) => field_path(&p, k),
+        Step::Index(i) => format!("{p}[{i}]"),
+    })
+}
+
+/// serde_yaml_ng reads an integer beyond `u64` but within 128 bits as such, which a
+/// JSON value cannot hold: its error then names the path and the literal.
+fn yaml_big_integer(e: &serde_yaml_ng::Error) -> Option<ManifestError> {
+    let text = e.to_string();
+    let (path, rest) = match text.split_once(": invalid type: integer `") {
+        Some((path, rest)) => (path, rest),
+        None => ("$", text.strip_prefix("invalid type: integer `")?),
+    };
+    let (literal, tail) = rest.split_once('`')?;
+    (tail.starts_with(" as u128") || tail.starts_with(" as i128"))
+        .then(|| ManifestError::new(path, too_big(literal)))
+}
+
+/// A float of `value` that YAML `text` wrote as an integer literal too large for 128
+/// bits (which serde_yaml_ng reads as the nearest float, as it does `1e40`). The parsed
+/// value cannot tell the two apart, so the text is searched for a plain integer token
+/// of that value; only floats of at least 2^63 are looked for.
+fn yaml_wide_literal(value: &Value, path: &str, text: &str) -> Option<ManifestError> {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64()?;
+            if f.abs() < 9_223_372_036_854_775_808.0 {
+                return None;
+            }
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let start = i;
+                if matches!(bytes[i], b'-' | b'+') {
+                    i += 1;
+                }
+                let digits = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_');
+                let alone = (start == 0 || !word(bytes[start - 1]))
+                    && (i == bytes.len() || !word(bytes[i]));
+                if i - digits >= 19 && alone {
+                    let literal = &text[start..i];
+                    if !fits_64_bits(literal) && literal.parse::<f64>().ok() == Some(f) {
+                        return Some(ManifestError::new(path, too_big(literal)));
+                    }
+                }
+                i = i.max(start + 1);
+            }
+            None
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| yaml_wide_literal(v, &format!("{path}[{i}]"), text)),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| yaml_wide_literal(v, &field_path(path, k), text)),
+        _ => None,
     }
 }
 
@@ -106,12 +262,17 @@ fn json_syntax_message(e: &serde_json::Error) -> String {
 }
 
 fn parse_yaml(text: &str) -> Result<Value, ManifestErrors> {
-    let mut yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| single("$", yaml_syntax_message(&e)))?;
+    let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        ManifestErrors(vec![yaml_big_integer(&e)
+            .unwrap_or_else(|| ManifestError::new("$", yaml_syntax_message(&e)))])
+    })?;
     yaml.apply_merge()
         .map_err(|e| single("$", yaml_syntax_message(&e)))?;
     let mut errors = Vec::new();
     let value = yaml_to_json(&yaml, "$", &mut errors);
+    if errors.is_empty() && has_wide_float(&value) {
+        errors.extend(yaml_wide_literal(&value, "$", text));
+    }
     if errors.is_empty() {
         Ok(value)
     } else {
@@ -358,14 +519,30 @@ fn build(
     })
 }
 
-/// `the graph has a cycle: a -> b -> c -> a`.
+/// Nodes of a long cycle shown before the elision.
+const CYCLE_HEAD: usize = 5;
+/// Nodes of a long cycle shown after the elision.
+const CYCLE_TAIL: usize = 3;
+
+/// `the graph has a cycle: a -> b -> c -> a`; a long cycle shows its first and last
+/// nodes around `… N more …`, so that the message stays one readable line.
 fn cycle_message(cycle: &[usize], ids: &[&str]) -> String {
-    let mut names: Vec<&str> = cycle
-        .iter()
-        .map(|&i| ids.get(i).copied().unwrap_or("?"))
-        .collect();
-    if let Some(&first) = names.first() {
-        names.push(first);
+    let name = |i: &usize| ids.get(*i).copied().unwrap_or("?");
+    let mut names: Vec<String> = Vec::new();
+    if cycle.len() > CYCLE_HEAD + CYCLE_TAIL + 1 {
+        names.extend(cycle[..CYCLE_HEAD].iter().map(|i| name(i).to_string()));
+        let hidden = cycle.len() - CYCLE_HEAD - CYCLE_TAIL;
+        names.push(format!("… {hidden} more …"));
+        names.extend(
+            cycle[cycle.len() - CYCLE_TAIL..]
+                .iter()
+                .map(|i| name(i).to_string()),
+        );
+    } else {
+        names.extend(cycle.iter().map(|i| name(i).to_string()));
+    }
+    if let Some(first) = cycle.first() {
+        names.push(name(first).to_string());
     }
     format!("the graph has a cycle: {}", names.join(" -> "))
 }
@@ -913,7 +1090,7 @@ impl Walker<'_> {
         } else if !is_valid_id(id) {
             self.error(
                 path,
-                format!("invalid node id `{id}`: use only letters, digits, `_` and `-`"),
+                format!("invalid node id `{id}`: use only ASCII letters and digits, `_` and `-`"),
             );
         }
         if let Some(&first) = ids.first.get(id) {
@@ -1256,6 +1433,23 @@ mod tests {
             [
                 "nodes[0].host: node `a`: invalid host `gpu-box:0`: port 0 is outside 1-65535; expected `name:port`"
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_cycle_shows_its_ends() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("n{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let cycle: Vec<usize> = (0..10_000).collect();
+        assert_eq!(
+            cycle_message(&cycle, &refs),
+            "the graph has a cycle: n0 -> n1 -> n2 -> n3 -> n4 -> … 9992 more … -> n9997 -> \
+             n9998 -> n9999 -> n0"
+        );
+        // Nine nodes are shown whole: eliding one would say no less.
+        assert_eq!(
+            cycle_message(&cycle[..9], &refs),
+            "the graph has a cycle: n0 -> n1 -> n2 -> n3 -> n4 -> n5 -> n6 -> n7 -> n8 -> n0"
         );
     }
 

@@ -10,19 +10,30 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Emits one map per round, keyed by upstream node id, once every input has an item.
+/// An input holds at most `max_pending` items waiting for the others: past that the
+/// item fails (a branch that filters items out would otherwise have the others
+/// buffered without bound).
 #[derive(Debug)]
 pub struct Zip {
     strict: bool,
+    max_pending: usize,
     node_id: String,
     inputs: Vec<String>,
     queues: Vec<VecDeque<Data>>,
 }
 
 impl Zip {
-    /// A zip; `strict` makes leftover unpaired items at end of stream an error.
+    /// A zip; `strict` makes leftover unpaired items at end of stream an error. Each
+    /// input holds up to [`DEFAULT_MAX_PENDING`] unpaired items.
     pub fn new(strict: bool) -> Self {
+        Self::with_max_pending(strict, DEFAULT_MAX_PENDING)
+    }
+
+    /// A zip whose inputs each hold up to `max_pending` unpaired items.
+    pub fn with_max_pending(strict: bool, max_pending: usize) -> Self {
         Self {
             strict,
+            max_pending: max_pending.max(1),
             node_id: String::new(),
             inputs: Vec::new(),
             queues: Vec::new(),
@@ -42,6 +53,49 @@ impl Zip {
             }
             out.push(Data::map(round));
         }
+    }
+}
+
+/// Unpaired items an input may hold unless `max_pending` says otherwise.
+pub const DEFAULT_MAX_PENDING: usize = 10_000;
+
+impl Zip {
+    /// Queues `item` on `port` and emits the rounds it completes; fails, handing the
+    /// item back, when that leaves more than `max_pending` items waiting there.
+    fn push(&mut self, port: usize, item: Data, out: &mut Vec<Data>) -> Result<(), ItemError> {
+        let Some(queue) = self.queues.get_mut(port) else {
+            return Err(ItemError {
+                item,
+                error: unknown_port(port),
+            });
+        };
+        queue.push_back(item);
+        self.emit_rounds(out);
+        let queue = &mut self.queues[port];
+        if queue.len() <= self.max_pending {
+            return Ok(());
+        }
+        let item = queue.pop_back().expect("just pushed");
+        let waiting: Vec<String> = self
+            .inputs
+            .iter()
+            .zip(&self.queues)
+            .filter(|(_, q)| q.is_empty())
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
+        Err(ItemError {
+            item,
+            error: NodeError::new(
+                ErrorKind::Other,
+                format!(
+                    "input `{}` has {} items waiting for an item from {} (max_pending); an \
+                     input that drops items leaves the others unpaired",
+                    self.inputs[port],
+                    self.max_pending,
+                    waiting.join(", ")
+                ),
+            ),
+        })
     }
 }
 
@@ -74,13 +128,7 @@ impl Node for Zip {
         item: Data,
         out: &mut Vec<Data>,
     ) -> Result<(), NodeError> {
-        let queue = self
-            .queues
-            .get_mut(port)
-            .ok_or_else(|| unknown_port(port))?;
-        queue.push_back(item);
-        self.emit_rounds(out);
-        Ok(())
+        self.push(port, item, out).map_err(|e| e.error)
     }
 
     /// Queues the whole batch on its port, then emits every complete round: the same
@@ -94,15 +142,29 @@ impl Node for Zip {
         if items.is_empty() {
             return Ok(());
         }
-        let Some(queue) = self.queues.get_mut(port) else {
+        if port >= self.queues.len() {
             let item = items.remove(0);
             return Err(ItemError {
                 item,
                 error: unknown_port(port),
             });
-        };
-        queue.extend(items.drain(..));
-        self.emit_rounds(out);
+        }
+        // All at once while no input can overflow (the common case)...
+        let queued = self.queues[port].len();
+        if queued + items.len() <= self.max_pending {
+            self.queues[port].extend(items.drain(..));
+            self.emit_rounds(out);
+            return Ok(());
+        }
+        // ...else one by one, failing at the item that overflows, the rest left in
+        // `items`.
+        let mut rest = std::mem::take(items).into_iter();
+        while let Some(item) = rest.next() {
+            if let Err(e) = self.push(port, item, out) {
+                items.extend(rest);
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -135,6 +197,16 @@ pub struct ZipParams {
     /// a warning).
     #[serde(default = "yes")]
     pub strict: bool,
+    /// Unpaired items one input may hold while waiting for the others; the next one
+    /// fails (an input that filters items out would otherwise have the others held
+    /// without bound).
+    #[serde(default = "default_max_pending")]
+    #[schemars(range(min = 1))]
+    pub max_pending: u64,
+}
+
+fn default_max_pending() -> u64 {
+    DEFAULT_MAX_PENDING as u64
 }
 
 fn yes() -> bool {
@@ -151,7 +223,8 @@ impl NodeType for Zip {
     type Params = ZipParams;
 
     fn from_params(params: &ZipParams) -> Result<Self, NodeError> {
-        Ok(Zip::new(params.strict))
+        let max = usize::try_from(params.max_pending).unwrap_or(usize::MAX);
+        Ok(Zip::with_max_pending(params.strict, max))
     }
 }
 
@@ -190,6 +263,36 @@ mod tests {
         })
         .unwrap();
         z
+    }
+
+    #[test]
+    fn an_input_holds_at_most_max_pending_unpaired_items() {
+        let mut z = Zip::with_max_pending(true, 3);
+        z.initialize(&NodeContext {
+            node_id: "z".into(),
+            node_type: "Zip".into(),
+            inputs: ["a", "b"].map(std::sync::Arc::from).into(),
+        })
+        .unwrap();
+        let mut out = vec![];
+        let mut v: Vec<Data> = (0..3).map(Data::Int).collect();
+        z.process_batch(0, &mut v, &mut out).unwrap();
+        // Items paired within a batch do not count.
+        let mut v: Vec<Data> = (10..15).map(Data::Int).collect();
+        z.process_batch(1, &mut v, &mut out).unwrap();
+        assert_eq!(out.len(), 3);
+        // 3 and 4 are paired, 5 to 7 wait, 8 is one too many.
+        let mut v: Vec<Data> = (3..10).map(Data::Int).collect();
+        let e = z.process_batch(0, &mut v, &mut out).unwrap_err();
+        assert_eq!((e.item, v), (Data::Int(8), vec![Data::Int(9)]));
+        assert_eq!(out.len(), 5);
+        assert_eq!(
+            e.error.message,
+            "input `a` has 3 items waiting for an item from `b` (max_pending); an input that \
+             drops items leaves the others unpaired"
+        );
+        let e = z.process_from(0, Data::Int(10), &mut out).unwrap_err();
+        assert!(e.message.starts_with("input `a` has 3 items waiting"));
     }
 
     #[test]

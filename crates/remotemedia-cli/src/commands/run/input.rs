@@ -3,7 +3,7 @@
 //! at the speed of its timestamps (`--realtime`).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufReader, Cursor, Read};
 use std::time::{Duration, Instant};
 
 use remotemedia_audio::decode::{sniff, Decoder, SNIFF_LEN};
@@ -19,7 +19,7 @@ type Peeked<R> = std::io::Chain<Cursor<Vec<u8>>, R>;
 /// An opened input.
 pub enum Input {
     /// JSON Lines.
-    Jsonl(Box<dyn BufRead + Send>),
+    Jsonl(BufReader<Box<dyn Read + Send>>),
     /// An audio file or stream.
     Audio(Box<Decoder>),
     /// Headerless PCM.
@@ -92,7 +92,10 @@ pub fn open(input: &str, pcm: Option<PcmSpec>, chunk_ms: f64) -> Result<Input, S
                 .map_err(|e| format!("input {e}"))?;
             return Ok(Input::Audio(Box::new(d)));
         }
-        return Ok(Input::Jsonl(Box::new(BufReader::new(chain(head, r)))));
+        return Ok(Input::Jsonl(BufReader::with_capacity(
+            JSONL_BUFFER,
+            Box::new(chain(head, r)),
+        )));
     }
     let mut f = File::open(input).map_err(|e| format!("cannot open input {input}: {e}"))?;
     let head = peek(&mut f).map_err(|e| format!("cannot read input {input}: {e}"))?;
@@ -102,11 +105,14 @@ pub fn open(input: &str, pcm: Option<PcmSpec>, chunk_ms: f64) -> Result<Input, S
             .map_err(|e| format!("input {e}"))?;
         return Ok(Input::Audio(Box::new(d)));
     }
-    Ok(Input::Jsonl(Box::new(BufReader::with_capacity(
-        1 << 16,
-        chain(head, f),
-    ))))
+    Ok(Input::Jsonl(BufReader::with_capacity(
+        JSONL_BUFFER,
+        Box::new(chain(head, f)),
+    )))
 }
+
+/// Bytes of JSON Lines read at once.
+const JSONL_BUFFER: usize = 1 << 16;
 
 /// Holds items back until their stream time has come (`--realtime`): an item with
 /// `pts_us` p lasting d is due at `start + p + d`, as a live source delivers it.
@@ -152,17 +158,32 @@ pub fn stream_time_us(item: &Data) -> Option<i64> {
 }
 
 /// Feeds `input` to `send` in batches of up to `batch` items (one at a time when
-/// paced). Returns the items read, or the message of what stopped the input (items
-/// before it have been sent). `send` returns false to stop early.
+/// paced), JSON Lines of at most `max_line` bytes. With `eager` (a pipe or terminal), no item waits for more input: JSON Lines
+/// move in batches of the lines at hand, audio chunk by chunk. Returns the items read,
+/// or the message of what stopped the input (items before it have been sent). `send`
+/// returns false to stop early.
 pub fn feed(
     input: Input,
     batch: usize,
+    eager: bool,
+    max_line: usize,
     pacer: Option<&Pacer>,
     mut send: impl FnMut(Vec<Data>) -> bool,
 ) -> Result<u64, String> {
-    let batch = if pacer.is_some() { 1 } else { batch.max(1) };
+    let batch = batch.max(1);
+    if let Input::Jsonl(r) = input {
+        return match pacer {
+            None => read_items(r, batch, eager, max_line, send),
+            Some(p) => read_items(r, 1, true, max_line, |items| {
+                items.iter().for_each(|i| p.wait_for(i));
+                send(items)
+            }),
+        }
+        .map_err(|bad| format!("input line {}: {}", bad.line, bad.message));
+    }
+    let batch = if pacer.is_some() || eager { 1 } else { batch };
     let mut count = 0u64;
-    let mut pending: Vec<Data> = Vec::with_capacity(batch);
+    let mut pending: Vec<Data> = Vec::new();
     // Queues an item; false when the session stopped taking input.
     let mut push = |item: Data, pending: &mut Vec<Data>| -> bool {
         if let Some(p) = pacer {
@@ -173,17 +194,7 @@ pub fn feed(
         pending.len() < batch || send(std::mem::take(pending))
     };
     let result = match input {
-        Input::Jsonl(r) => {
-            return match pacer {
-                None => read_items(r, batch, send)
-                    .map_err(|bad| format!("input line {}: {}", bad.line, bad.message)),
-                Some(p) => read_items(r, 1, |items| {
-                    items.iter().for_each(|i| p.wait_for(i));
-                    send(items)
-                })
-                .map_err(|bad| format!("input line {}: {}", bad.line, bad.message)),
-            };
-        }
+        Input::Jsonl(_) => Ok(()),
         Input::Audio(mut d) => loop {
             match d.read_chunk() {
                 Ok(Some(buf)) => {
