@@ -132,6 +132,28 @@ else
     echo "the speech benchmark did not build: the speech section is reported as not measured" >&2
 fi
 
+step "Live sessions: load test against Pipecat (benchmark_sessions.py)"
+# Pipecat from PyPI (BSD-2-Clause) into a virtualenv of its own; the VAD model for
+# remotemedia from the speech step's virtualenv.
+PIPECAT_VENV="$(cd "$OUT" && pwd)/pipecat-venv"
+pipecat_args=()
+if [[ ! -x $PIPECAT_VENV/bin/python ]]; then
+    "$PYTHON" -m venv "$PIPECAT_VENV" || true
+fi
+if "$PIPECAT_VENV/bin/python" -m pip install --quiet "pipecat-ai[websocket]==1.14.0" uvicorn; then
+    pipecat_args=(--pipecat-python "$PIPECAT_VENV/bin/python")
+else
+    echo "pip could not install pipecat-ai: remotemedia is measured alone" >&2
+fi
+if [[ -f $OUT/audio.skip ]]; then
+    echo "the sessions benchmark needs the VAD model (audio benchmark's virtualenv): not measured" >&2
+else
+    REMOTEMEDIA_VAD_PYTHON="$AUDIO_VENV/bin/python" \
+        "$PYTHON" python/benchmarks/benchmark_sessions.py --cli "$TARGET/release/remotemedia" \
+        "${pipecat_args[@]}" "${quick_flag[@]}" --json "$OUT/sessions.json" --markdown "$OUT/sessions.md" ||
+        echo "benchmark_sessions.py failed: the sessions section is reported as not measured" >&2
+fi
+
 step "Report"
 report_args=(--criterion-dir "$TARGET/criterion" --bench-dir "$OUT" --since "$SINCE" --out BENCHMARKS.md)
 "$PYTHON" scripts/bench_report.py "${report_args[@]}" "${quick_flag[@]}"

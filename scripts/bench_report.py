@@ -793,6 +793,25 @@ def build(args: argparse.Namespace) -> Tuple[str, List[str]]:
         w("Not measured in this run (see the bench.sh output for why).")
     w("")
 
+    # Live sessions: the markdown benchmark_sessions.py wrote in this run.
+    w("## Live sessions: load test against Pipecat")
+    w("")
+    sessions = bench / "sessions.md"
+    if sessions.exists():
+        w(
+            "`python/benchmarks/benchmark_sessions.py`: N concurrent real-time sessions of a 12 s speech "
+            "file (20 ms frames) through Silero VAD, speech events back; one load generator "
+            "(`remotemedia connect --sessions N --realtime --ramp 2`, `--protocol pipecat` for Pipecat) on "
+            "the same machine as the server. Latency: the input frame that decided an event sent → the "
+            "event received. Target: at least 5x the sessions Pipecat sustains at p99 <= 50 ms, and a "
+            "lower p99 at equal N."
+        )
+        w("")
+        lines.extend(sessions.read_text(encoding="utf-8").rstrip().splitlines())
+    else:
+        w("Not measured in this run (see the bench.sh output for why).")
+    w("")
+
     # Seed report.
     w("## For reference: the seed report (not comparable)")
     w("")

@@ -22,6 +22,9 @@ use super::run::input::{self, Input};
 use crate::cli::ConnectArgs;
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
 
+/// Longest JSON Lines input line (as `run`'s default).
+const MAX_LINE: usize = crate::cli::DEFAULT_MAX_LINE_BYTES as usize;
+
 /// Frames sent this late after their due time count as late in the load report.
 const LATE: Duration = Duration::from_millis(50);
 
@@ -225,7 +228,7 @@ async fn single(
     std::thread::spawn(move || {
         let start = Instant::now();
         let pacer = realtime.then(|| input::Pacer::new(start));
-        let result = input::feed(opened, 1, pacer.as_ref(), |items| {
+        let result = input::feed(opened, 1, true, MAX_LINE, pacer.as_ref(), |items| {
             items.into_iter().all(|i| tx.blocking_send(Ok(i)).is_ok())
         });
         if let Err(e) = result {
@@ -281,7 +284,7 @@ async fn single(
 /// The load generator: `n` sessions of the same input at once.
 async fn load(target: Target, opened: Input, n: usize, realtime: bool, ramp: Duration) -> u8 {
     let mut items = Vec::new();
-    if let Err(e) = input::feed(opened, 1024, None, |batch| {
+    if let Err(e) = input::feed(opened, 1024, false, MAX_LINE, None, |batch| {
         items.extend(batch);
         true
     }) {
