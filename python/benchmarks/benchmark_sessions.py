@@ -245,6 +245,19 @@ def markdown(results: dict) -> str:
     lines.append("")
     for r in results["ladders"]:
         lines.append(f"- {r['name']}: largest N passing (p99 <= 50 ms, nothing failed or late): **{r['max_sessions']}**")
+    by = {r["name"]: r for r in results["ladders"]}
+    for rate in ("16 kHz", "48 kHz (resample)"):
+        ours, theirs = by.get(f"remotemedia {rate}"), by.get(f"pipecat {rate}")
+        if not (ours and theirs):
+            continue
+        ratio = results.get(f"ratio {rate}")
+        lines.append(f"- {rate}: remotemedia sustains **{ratio}x** the sessions Pipecat does (target >= 5x)"
+                     if ratio else f"- {rate}: Pipecat passed no level")
+        theirs_rows = {row["sessions"]: row for row in theirs["rows"]}
+        for row in ours["rows"]:
+            other = theirs_rows.get(row["sessions"])
+            if other and row["p99_ms"] is not None and other["p99_ms"] is not None:
+                lines.append(f"  - N={row['sessions']}: p99 {row['p99_ms']} ms vs Pipecat {other['p99_ms']} ms")
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +269,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="levels 1, 10 and 50 only")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
+    ap.add_argument("--report", help="rewrite --markdown from this --json of an earlier run, measuring nothing")
     args = ap.parse_args()
+    if args.report:
+        results = json.loads(Path(args.report).read_text())
+        Path(args.markdown).write_text(markdown(results))
+        return 0
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed to make the speech file")
@@ -291,7 +309,9 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.markdown:
-        Path(args.markdown).write_text(markdown(results))
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        Path(args.markdown).write_text(f"Measured {stamp} on this machine ({os.cpu_count()} cores shared by "
+                                       "the servers and the load generator).\n\n" + markdown(results))
 
 
 if __name__ == "__main__":

@@ -124,8 +124,6 @@ pub enum ErrorKind {
     FrameTooLarge,
     /// Input arrives faster than the server allows (a multiple of real time).
     TooFast,
-    /// The session held more memory than it may.
-    MemoryLimit,
     /// No message for longer than the idle timeout.
     IdleTimeout,
     /// A node failed; the session ends.
@@ -150,7 +148,6 @@ impl ErrorKind {
             ErrorKind::BadInput => "bad_input",
             ErrorKind::FrameTooLarge => "frame_too_large",
             ErrorKind::TooFast => "too_fast",
-            ErrorKind::MemoryLimit => "memory_limit",
             ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::Node => "node",
             ErrorKind::ShuttingDown => "shutting_down",
