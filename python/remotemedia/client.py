@@ -108,7 +108,7 @@ class Session:
     """An open session; use :func:`connect`."""
 
     def __init__(self, url: str, pipeline: str, *, sample_rate: Optional[int], channels: int,
-                 format: str, params: Optional[dict], token: Optional[str]):
+                 format: str, params: Optional[dict], token: Optional[str], ssl: Any = None):
         if format not in _FORMATS:
             raise ValueError(f"format must be one of {', '.join(_FORMATS)}, not {format!r}")
         self.url = _session_url(url, pipeline)
@@ -117,6 +117,7 @@ class Session:
         self.format = format
         self.params = params
         self.token = token
+        self.ssl = ssl
         self.id: Optional[str] = None
         self.summary: Optional[dict] = None
         self._ws = None
@@ -129,7 +130,8 @@ class Session:
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError("remotemedia.client needs the websockets package: pip install websockets") from e
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        self._ws = await ws_connect(self.url, additional_headers=headers, max_size=None)
+        extra = {"ssl": self.ssl} if self.ssl is not None else {}
+        self._ws = await ws_connect(self.url, additional_headers=headers, max_size=None, **extra)
         start: dict = {"type": "start"}
         if self.sample_rate is not None:
             start["input"] = {"format": self.format, "sample_rate": self.sample_rate, "channels": self.channels}
@@ -226,11 +228,13 @@ class Session:
 
 
 def connect(url: str, pipeline: str, *, sample_rate: Optional[int] = 16000, channels: int = 1,
-            format: str = "f32le", params: Optional[dict] = None, token: Optional[str] = None) -> Session:
+            format: str = "f32le", params: Optional[dict] = None, token: Optional[str] = None,
+            ssl: Any = None) -> Session:
     """Opens a session of ``pipeline`` on the server at ``url`` (``ws://HOST:PORT`` or
     ``HOST:PORT``); use as ``async with``. ``sample_rate``/``channels``/``format``
     describe the audio :meth:`Session.send` sends (``sample_rate=None``: items only);
     ``params`` sets the params the pipeline declares overridable (``{"vad.threshold":
-    0.6}``); ``token`` is the server's bearer token."""
+    0.6}``); ``token`` is the server's bearer token; ``ssl`` an ``ssl.SSLContext`` for
+    ``wss://`` servers whose certificate the system does not trust."""
     return Session(url, pipeline, sample_rate=sample_rate, channels=channels, format=format, params=params,
-                   token=token)
+                   token=token, ssl=ssl)

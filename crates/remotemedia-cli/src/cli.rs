@@ -188,6 +188,13 @@ pub struct ServeArgs {
     /// the server's own page (repeatable).
     #[arg(long = "allowed-origin", value_name = "ORIGIN", requires = "pipelines")]
     pub allowed_origins: Vec<String>,
+    /// Serve TLS (gRPC, HTTP and WebSocket alike) with this PEM certificate chain;
+    /// needs `--tls-key`. Browsers give a microphone only to HTTPS pages (or localhost).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `remotemedia connect`.
@@ -223,6 +230,10 @@ pub struct ConnectArgs {
     /// Bearer token file.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// For `wss://`: trust the server certificates signed by this PEM CA (a
+    /// self-signed server's own certificate works too) instead of the public roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Load test: open N sessions at once, each sending the whole input (read into
     /// memory once), and print one JSON report of latencies instead of the outputs.
     #[arg(long, value_name = "N")]

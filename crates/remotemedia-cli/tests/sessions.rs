@@ -1027,3 +1027,80 @@ fn many_short_sessions_leave_no_threads_or_memory_behind() {
         "RSS {rss} kB -> {rss_after} kB"
     );
 }
+
+#[test]
+fn tls_serves_sessions_to_clients_that_trust_its_certificate() {
+    let setup = Setup::new();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert_pem = write(setup.path(), "cert.pem", &cert.pem());
+    let key_pem = write(setup.path(), "key.pem", &signing_key.serialize_pem());
+    let items = write(setup.path(), "items.jsonl", "1\n2\n");
+    let server = setup.serve(&[
+        "--tls-cert",
+        cert_pem.to_str().unwrap(),
+        "--tls-key",
+        key_pem.to_str().unwrap(),
+    ]);
+    let url = format!("wss://{}", server.addr);
+    let out = Command::new(BIN)
+        .args(["connect", &url, "--pipeline", "calc", "--ca"])
+        .arg(&cert_pem)
+        .arg("--input")
+        .arg(&items)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "output")
+        .map(|v| v["item"].clone())
+        .collect();
+    assert_eq!(outs, vec![json!(2), json!(3)]);
+    // Without trusting the certificate the client refuses the server.
+    let out = Command::new(BIN)
+        .args(["connect", &url, "--pipeline", "calc", "--input"])
+        .arg(&items)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain text on the TLS port gets nowhere.
+    assert_eq!(http_get(&server.addr, "/healthz").0, 0);
+    // A key that is not a key fails the start, naming the file.
+    let bad = write(setup.path(), "bad.pem", "not a key\n");
+    let out = Command::new(BIN)
+        .current_dir(setup.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--capabilities",
+            "caps.json",
+            "--tls-cert",
+        ])
+        .arg(&cert_pem)
+        .arg("--tls-key")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-key") && err.contains("bad.pem"),
+        "{err}"
+    );
+}

@@ -33,6 +33,34 @@ pub(crate) struct H2Settings {
     pub keepalive_timeout: Duration,
 }
 
+/// A TLS client must finish its handshake this soon.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one connection (plain or TLS) until it ends or the shutdown closes it.
+async fn serve_one<I, S>(
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    service: S,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+        .into_owned();
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
 /// An HTTP/1 request's headers must arrive this soon once a request began.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,6 +72,7 @@ pub(crate) async fn serve(
     incoming: Incoming,
     router: axum::Router,
     h2: H2Settings,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: oneshot::Receiver<()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -86,18 +115,27 @@ pub(crate) async fn serve(
                         req.extensions_mut().insert(info.clone());
                         req
                     });
-            let connection = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(conn),
-                    TowerToHyperService::new(service),
-                )
-                .into_owned();
-            let watched = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = watched.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            match &tls {
+                None => {
+                    tokio::spawn(serve_one(builder, watcher, conn, service));
                 }
-            });
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        // A client that never finishes its handshake holds a connection
+                        // slot until this passes.
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(conn))
+                            .await
+                        {
+                            Ok(Ok(stream)) => serve_one(builder, watcher, stream, service).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
         }
     }
     graceful.shutdown().await;

@@ -29,6 +29,7 @@ pub mod probe;
 pub mod runtime;
 pub mod server;
 pub mod stage;
+pub mod tls;
 mod wire;
 
 /// Generated protobuf and gRPC code for `remotemedia.v1`.

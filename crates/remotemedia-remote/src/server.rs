@@ -121,6 +121,8 @@ pub struct ServeConfig {
     /// Routes served beside the executor on the same address (live sessions, a web
     /// page), drained with it.
     pub frontend: Option<SharedFrontend>,
+    /// Serve every connection over TLS (see [`crate::tls::server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The CPU count, for the `"auto"` worker count and the default worker limit.
@@ -164,6 +166,7 @@ impl ServeConfig {
             // A few single-worker nodes are a normal pipeline even on a small machine.
             max_workers: cpu_count().max(4),
             frontend: None,
+            tls: None,
         }
     }
 }
@@ -1173,7 +1176,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
         keepalive_interval: keepalive,
         keepalive_timeout: Duration::from_secs(10),
     };
-    let task = tokio::spawn(crate::http::serve(incoming, router, h2, stopped));
+    let tls = shared
+        .config
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
+    let task = tokio::spawn(crate::http::serve(incoming, router, h2, tls, stopped));
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(serve_metrics(l, Arc::clone(&shared))));
     Ok(RunningServer {

@@ -100,11 +100,20 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
+    let tls = match args.ca.as_deref().map(client_tls) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            eprintln!("error: --ca {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
     let target = Target {
         url,
         token,
         params,
         pipecat,
+        tls,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -125,6 +134,32 @@ struct Target {
     params: Option<Map<String, Value>>,
     /// Speak Pipecat's protobuf framing instead of the remotemedia protocol.
     pipecat: bool,
+    /// For `wss://` with `--ca`: the roots to trust (otherwise the public ones).
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS client trusting the certificates of the PEM file `ca`.
+fn client_tls(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("{}: {e}", ca.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", ca.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// Pipecat's WebSocket frames (`pipecat/frames/frames.proto`, the fields used here):
@@ -427,7 +462,8 @@ async fn session(
         request.headers_mut().insert("authorization", value);
     }
     // Nagle would hold a small frame back until the previous one is acknowledged.
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+    let connector = target.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
         .await
         .map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(r) => {

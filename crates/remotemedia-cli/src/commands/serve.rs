@@ -239,8 +239,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match remotemedia_remote::tls::server_config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(EXIT_INVALID);
+            }
+        },
+        _ => None,
+    };
     let mut config = ServeConfig::new(caps.set, registry, listen.port());
     config.frontend = frontend;
+    config.tls = tls;
     config.python_nodes = python_nodes;
     config.listen = listen;
     config.token = token;
@@ -262,6 +273,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let without_token = config.token.is_none();
     let has_sessions = config.frontend.is_some();
+    let has_tls = config.tls.is_some();
     let result = serve_blocking(config, |server| {
         // Names the bound address: with port 0 the requested one says nothing.
         if without_token && !server.local_addr.ip().is_loopback() {
@@ -273,9 +285,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.local_addr);
         if has_sessions {
+            let scheme = if has_tls { "wss" } else { "ws" };
             let _ = writeln!(
                 out,
-                "sessions on ws://{}/v1/sessions/NAME",
+                "sessions on {scheme}://{}/v1/sessions/NAME",
                 server.local_addr
             );
         }
