@@ -1104,3 +1104,24 @@ fn tls_serves_sessions_to_clients_that_trust_its_certificate() {
         "{err}"
     );
 }
+
+#[test]
+fn every_server_answers_health_readiness_and_metrics_on_its_address() {
+    let setup = Setup::new();
+    // An executor without sessions.
+    let server = Executor::start(setup.path(), "plain", &setup.path().join("caps.json"), &[]);
+    assert_eq!(
+        http_get(&server.addr, "/healthz"),
+        (200, "ok\n".to_string())
+    );
+    assert_eq!(
+        http_get(&server.addr, "/readyz"),
+        (200, "ready\n".to_string())
+    );
+    assert_eq!(metric(&server.addr, "remotemedia_active_streams "), 0);
+    assert_eq!(http_get(&server.addr, "/v1/pipelines").0, 404);
+    // With sessions, their gauge is there too.
+    let with = setup.serve(&[]);
+    assert_eq!(metric(&with.addr, "remotemedia_active_sessions "), 0);
+    assert_eq!(metric(&with.addr, "remotemedia_active_streams "), 0);
+}

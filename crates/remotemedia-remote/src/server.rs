@@ -1168,6 +1168,22 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, RemoteError> {
     if let Some(frontend) = &shared.config.frontend {
         router = router.merge(frontend.0.routes());
     }
+    // Unknown paths: gRPC's UNIMPLEMENTED for gRPC clients, a plain 404 for the rest.
+    router = router.fallback(|req: axum::extract::Request| async move {
+        use axum::response::IntoResponse;
+        let grpc = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/grpc"));
+        if grpc {
+            Status::unimplemented(format!("no method {}", req.uri().path()))
+                .into_http::<axum::body::Body>()
+                .into_response()
+        } else {
+            (axum::http::StatusCode::NOT_FOUND, "not found\n").into_response()
+        }
+    });
     let h2 = H2Settings {
         stream_window: STREAM_WINDOW,
         connection_window: CONNECTION_WINDOW,
@@ -1379,6 +1395,13 @@ fn render_metrics(shared: &Shared) -> String {
         "remotemedia_streams_active",
         "gauge",
         "Streams and runs holding a slot (handshakes included).",
+        &[("", get(&s.active_streams))],
+    );
+    // The name autoscalers are configured with (beside remotemedia_active_sessions).
+    metric(
+        "remotemedia_active_streams",
+        "gauge",
+        "Streams and runs open now (the same count as remotemedia_streams_active).",
         &[("", get(&s.active_streams))],
     );
     metric(
