@@ -1,11 +1,19 @@
-//! Per-item time limits: a node with `timeout_ms` runs on a worker thread of its own,
-//! and a call that overruns is abandoned.
+//! Per-item time limits: each call of a node with `timeout_ms` runs on a thread of a
+//! shared pool, and the caller waits at most the limit for it.
 //!
-//! A thread cannot be killed safely, so on a timeout the worker (and the node instance
-//! it owns) is left to finish its call, after which it runs `cleanup` on that instance
-//! and exits. A fresh instance is built from the factory for later items and retries.
+//! A thread cannot be killed safely, so on a timeout the call (and the node instance
+//! it holds) is abandoned: when the call returns, its thread runs `cleanup` on that
+//! instance and goes back to the pool. A fresh instance is built from the factory for
+//! later items and retries.
+//!
+//! The pool is shared by every timed node of the process: a thread is started only
+//! when no idle one is left, and an idle thread ends after [`IDLE_EXIT`]. So the
+//! threads in use at once are the calls in progress (at most one per stage being run,
+//! which the executor's pools bound) plus the abandoned calls still running, never one
+//! per node.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::data::Data;
@@ -13,7 +21,85 @@ use crate::error::{ErrorKind, NodeError};
 use crate::node::{Execution, Node, NodeContext};
 use crate::registry::{NodeFactory, Params};
 
+/// How long an idle pool thread waits for a call before it ends.
+pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads running timed calls, shared by the process.
+struct CallPool {
+    jobs_tx: flume::Sender<Job>,
+    jobs_rx: flume::Receiver<Job>,
+    /// Threads waiting for a job.
+    idle: AtomicUsize,
+}
+
+fn pool() -> &'static CallPool {
+    static POOL: OnceLock<CallPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (jobs_tx, jobs_rx) = flume::unbounded();
+        CallPool {
+            jobs_tx,
+            jobs_rx,
+            idle: AtomicUsize::new(0),
+        }
+    })
+}
+
+impl CallPool {
+    /// Runs `job` on an idle thread, or on a new one when none is idle.
+    fn submit(&'static self, job: Job) -> Result<(), NodeError> {
+        // Claim an idle thread; when there is none, start one for this job.
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if claimed {
+            self.jobs_tx
+                .send(job)
+                .map_err(|_| NodeError::new(ErrorKind::Resource, "timed call pool is gone"))?;
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("rm-timed".into())
+            .spawn(move || {
+                let mut job = job;
+                loop {
+                    job();
+                    self.idle.fetch_add(1, Ordering::AcqRel);
+                    match self.jobs_rx.recv_timeout(IDLE_EXIT) {
+                        Ok(next) => job = next,
+                        Err(_) => {
+                            // Leave unless a job was meant for this thread meanwhile.
+                            let left = self
+                                .idle
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                            if left {
+                                return;
+                            }
+                            match self.jobs_rx.recv() {
+                                Ok(next) => job = next,
+                                Err(_) => return,
+                            }
+                        }
+                    }
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| {
+                NodeError::new(
+                    ErrorKind::Resource,
+                    format!("cannot start worker thread: {e}"),
+                )
+            })
+    }
+}
+
 enum Call {
+    Initialize(NodeContext),
     Process(usize, Data),
     Finish,
     Cleanup,
@@ -21,94 +107,98 @@ enum Call {
 
 type Reply = Result<Vec<Data>, NodeError>;
 
-struct Worker {
-    calls: flume::Sender<Call>,
-    replies: flume::Receiver<Reply>,
+/// Where a call's result meets its caller.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    done: Condvar,
 }
 
-impl Worker {
-    /// Starts a worker owning `node`, initializes it there and waits for the result.
-    fn start(
-        mut node: Box<dyn Node>,
-        ctx: NodeContext,
-        limit: Duration,
-    ) -> Result<Worker, NodeError> {
-        let (call_tx, call_rx) = flume::bounded::<Call>(1);
-        let (reply_tx, reply_rx) = flume::bounded::<Reply>(1);
-        let name = format!("rm-timed-{}", ctx.node_id);
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                let init = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    node.initialize(&ctx)
-                }))
-                .unwrap_or_else(|_| Err(NodeError::new(ErrorKind::Panic, "initialize panicked")));
-                let ok = init.is_ok();
-                if reply_tx.send(init.map(|_| Vec::new())).is_err() || !ok {
-                    let _ = node.cleanup();
-                    return;
-                }
-                while let Ok(call) = call_rx.recv() {
-                    if let Call::Cleanup = call {
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            node.cleanup()
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(NodeError::new(ErrorKind::Panic, "cleanup panicked"))
-                        });
-                        let _ = reply_tx.send(r.map(|_| Vec::new()));
-                        return;
-                    }
-                    let mut out = Vec::new();
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call {
-                        Call::Process(port, item) => node.process_from(port, item, &mut out),
-                        Call::Finish => node.finish(&mut out),
-                        Call::Cleanup => Ok(()),
-                    }));
-                    let reply = match r {
-                        Ok(Ok(())) => Ok(out),
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(NodeError::new(
-                            ErrorKind::Panic,
-                            "panicked while processing an item",
-                        )),
-                    };
-                    if reply_tx.send(reply).is_err() {
-                        break; // abandoned after a timeout
-                    }
-                }
-                if let Err(e) = node.cleanup() {
-                    tracing::warn!(node = %ctx.node_id, "cleanup failed: {e}");
-                }
-            })
-            .map_err(|e| {
-                NodeError::new(
-                    ErrorKind::Resource,
-                    format!("cannot start worker thread: {e}"),
-                )
-            })?;
-        match reply_rx.recv_timeout(limit) {
-            Ok(Ok(_)) => Ok(Worker {
-                calls: call_tx,
-                replies: reply_rx,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(NodeError::new(
-                ErrorKind::Timeout,
-                format!("initialize took longer than {} ms", limit.as_millis()),
-            )),
+#[derive(Default)]
+struct SlotState {
+    result: Option<(Box<dyn Node>, Reply)>,
+    /// The caller stopped waiting: the instance is cleaned up where the call ran.
+    abandoned: bool,
+}
+
+/// Runs `call` on `node` on a pool thread; waits at most `limit` for the node and the
+/// reply. `Err(None)` when the call did not return in time (it was abandoned).
+fn call_on_pool(
+    mut node: Box<dyn Node>,
+    call: Call,
+    limit: Duration,
+) -> Result<(Box<dyn Node>, Reply), Option<NodeError>> {
+    let slot = Arc::new(Slot::default());
+    let theirs = Arc::clone(&slot);
+    let cleans_up = matches!(call, Call::Cleanup);
+    let job: Job = Box::new(move || {
+        let reply = run_call(&mut *node, call);
+        let mut st = theirs.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.abandoned {
+            drop(st);
+            if cleans_up {
+                return;
+            }
+            if let Err(e) = node.cleanup() {
+                tracing::warn!("cleanup of an abandoned instance failed: {e}");
+            }
+            return;
         }
+        st.result = Some((node, reply));
+        drop(st);
+        theirs.done.notify_one();
+    });
+    pool().submit(job).map_err(Some)?;
+    let deadline = std::time::Instant::now() + limit;
+    let mut st = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if let Some(r) = st.result.take() {
+            return Ok(r);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            st.abandoned = true;
+            return Err(None);
+        }
+        st = slot
+            .done
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+fn run_call(node: &mut dyn Node, call: Call) -> Reply {
+    let mut out = Vec::new();
+    let what = match call {
+        Call::Initialize(_) => "initialize panicked",
+        Call::Process(..) => "panicked while processing an item",
+        Call::Finish => "finish panicked",
+        Call::Cleanup => "cleanup panicked",
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call {
+        Call::Initialize(ctx) => node.initialize(&ctx),
+        Call::Process(port, item) => node.process_from(port, item, &mut out),
+        Call::Finish => node.finish(&mut out),
+        Call::Cleanup => node.cleanup(),
+    }));
+    match r {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(NodeError::new(ErrorKind::Panic, what)),
     }
 }
 
 /// Wraps a node so that each call is bounded by a time limit.
 pub struct TimedNode {
+    /// The instance not initialized yet (the one the plan built).
     pending: Option<Box<dyn Node>>,
+    /// The initialized instance, between calls.
+    live: Option<Box<dyn Node>>,
     factory: Arc<dyn NodeFactory>,
     params: Params,
     limit: Duration,
     ctx: NodeContext,
-    worker: Option<Worker>,
 }
 
 impl TimedNode {
@@ -121,46 +211,57 @@ impl TimedNode {
     ) -> Self {
         Self {
             pending: Some(node),
+            live: None,
             factory,
             params,
             limit,
             ctx: NodeContext::default(),
-            worker: None,
         }
     }
 
-    fn worker(&mut self) -> Result<&Worker, NodeError> {
-        if self.worker.is_none() {
-            let node = match self.pending.take() {
-                Some(n) => n,
-                None => self.factory.create(&self.params)?,
-            };
-            self.worker = Some(Worker::start(node, self.ctx.clone(), self.limit)?);
+    fn too_slow(&self, what: &str) -> NodeError {
+        NodeError::new(
+            ErrorKind::Timeout,
+            format!("{what} took longer than {} ms", self.limit.as_millis()),
+        )
+    }
+
+    /// The initialized instance, initializing the pending one or a fresh one first.
+    fn instance(&mut self) -> Result<Box<dyn Node>, NodeError> {
+        if let Some(n) = self.live.take() {
+            return Ok(n);
         }
-        Ok(self.worker.as_ref().expect("just set"))
+        let node = match self.pending.take() {
+            Some(n) => n,
+            None => self.factory.create(&self.params)?,
+        };
+        match call_on_pool(node, Call::Initialize(self.ctx.clone()), self.limit) {
+            Ok((node, Ok(_))) => Ok(node),
+            Ok((node, Err(e))) => {
+                // Cleanup is owed after a failed initialize too; its outcome is not
+                // waited for beyond the limit.
+                let _ = call_on_pool(node, Call::Cleanup, self.limit);
+                Err(e)
+            }
+            Err(None) => Err(self.too_slow("initialize")),
+            Err(Some(e)) => Err(e),
+        }
     }
 
     fn call(&mut self, call: Call, out: &mut Vec<Data>) -> Result<(), NodeError> {
-        let limit = self.limit;
-        let worker = self.worker()?;
-        if worker.calls.send(call).is_err() {
-            self.worker = None;
-            return Err(NodeError::new(ErrorKind::Crashed, "worker thread is gone"));
-        }
-        match worker.replies.recv_timeout(limit) {
-            Ok(Ok(mut items)) => {
-                out.append(&mut items);
+        let node = self.instance()?;
+        match call_on_pool(node, call, self.limit) {
+            Ok((node, reply)) => {
+                self.live = Some(node);
+                out.append(&mut reply?);
                 Ok(())
             }
-            Ok(Err(e)) => Err(e),
-            Err(_) => {
-                // Abandon the busy worker; the next call starts a fresh instance.
-                self.worker = None;
-                Err(NodeError::new(
-                    ErrorKind::Timeout,
-                    format!("no result within {} ms", limit.as_millis()),
-                ))
-            }
+            // The instance was abandoned; the next call starts a fresh one.
+            Err(None) => Err(NodeError::new(
+                ErrorKind::Timeout,
+                format!("no result within {} ms", self.limit.as_millis()),
+            )),
+            Err(Some(e)) => Err(e),
         }
     }
 }
@@ -168,7 +269,9 @@ impl TimedNode {
 impl Node for TimedNode {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
         self.ctx = ctx.clone();
-        self.worker().map(|_| ())
+        let node = self.instance()?;
+        self.live = Some(node);
+        Ok(())
     }
 
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
@@ -185,7 +288,7 @@ impl Node for TimedNode {
     }
 
     fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), NodeError> {
-        if self.worker.is_none() && self.pending.is_none() {
+        if self.live.is_none() && self.pending.is_none() {
             // The instance that held state was abandoned; nothing left to flush.
             return Ok(());
         }
@@ -193,21 +296,14 @@ impl Node for TimedNode {
     }
 
     fn cleanup(&mut self) -> Result<(), NodeError> {
-        // Abandoned instances clean themselves up when their call returns; the live one
-        // is cleaned up here, synchronously.
-        match self.worker.take() {
-            Some(w) => {
-                if w.calls.send(Call::Cleanup).is_err() {
-                    return Ok(());
-                }
-                match w.replies.recv_timeout(self.limit) {
-                    Ok(r) => r.map(|_| ()),
-                    Err(_) => Err(NodeError::new(
-                        ErrorKind::Timeout,
-                        format!("cleanup took longer than {} ms", self.limit.as_millis()),
-                    )),
-                }
-            }
+        // Abandoned instances are cleaned up when their call returns; the live one is
+        // cleaned up here, waiting at most the limit.
+        match self.live.take() {
+            Some(node) => match call_on_pool(node, Call::Cleanup, self.limit) {
+                Ok((_, reply)) => reply.map(|_| ()),
+                Err(None) => Err(self.too_slow("cleanup")),
+                Err(Some(e)) => Err(e),
+            },
             None => Ok(()),
         }
     }
