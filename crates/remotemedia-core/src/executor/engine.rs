@@ -1,18 +1,33 @@
-//! Threaded execution: one thread per stage, bounded queues of batches between them.
+//! Threaded execution: every stage is a task, run by a small pool of worker threads,
+//! with bounded queues of batches between stages.
 //!
-//! Stages are CPU-bound synchronous loops, or nodes that block on a foreign runtime, so
-//! they run on OS threads rather than async tasks. The queues are `flume` channels,
-//! which have blocking and async ends: stage threads block, async callers (gRPC
-//! handlers, Python's asyncio) await.
+//! A stage task is scheduled when something changes for it: a batch arrived on its
+//! queue, an upstream stage ended, a full queue it sends to made room, or the run
+//! failed. Nothing polls, and an idle stage costs nothing, so the cost of a run grows
+//! with the work done (nodes × items), not with the number of stages waiting.
+//!
+//! Threads are bounded by pool sizes, never by the number of stages: inline stages run
+//! on a pool of `min(available_parallelism, COMPUTE_THREADS)` threads; stages headed
+//! by an [`Execution::Dedicated`] node (foreign runtimes, nodes with `timeout_ms`),
+//! whose calls block on something else, run on a second pool of at most
+//! [`DEDICATED_THREADS`], so they never hold up the inline stages, nor those them.
+//!
+//! Backpressure: a stage (a source included) runs only while every queue it sends to
+//! has room, so a queue holds at most its capacity plus one batch per producer; the
+//! run's callers block (or, async, wait) while a root queue is full.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::data::Data;
 use crate::error::{PipelineNodeError, RunError};
 use crate::metrics::{NodeMetrics, QueueMetrics};
+use crate::node::{Execution, Pull};
 use crate::plan::{Plan, Target};
 
 use super::chain::{Chain, NodeRunner};
@@ -23,9 +38,18 @@ pub(crate) type Msg = (usize, Vec<Data>);
 /// A batch reaching sink number `.0`.
 pub(crate) type SinkMsg = (usize, Vec<Data>);
 
-/// How long an idle root stage waits before checking whether the run failed (a failed
-/// run takes no new input, so an idle root has nothing more to do).
-const FAILURE_POLL: Duration = Duration::from_millis(20);
+/// Most threads of the pool running inline stages (fewer when the machine has fewer
+/// cores, or the plan fewer stages).
+pub const COMPUTE_THREADS: usize = 16;
+/// Most threads of the pool running stages headed by a dedicated node (fewer when the
+/// plan has fewer such stages).
+pub const DEDICATED_THREADS: usize = 16;
+
+/// Locks a mutex, also after a panic elsewhere (the state it guards stays consistent:
+/// every critical section here is a few plain updates).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Items currently waiting in one queue, and the most ever seen.
 #[derive(Debug, Default)]
@@ -44,39 +68,6 @@ impl QueueStat {
     }
     pub(crate) fn peak(&self) -> u64 {
         self.peak.load(Ordering::Acquire).max(0) as u64
-    }
-}
-
-/// The sending end of one stage's input queue.
-#[derive(Clone)]
-pub(crate) struct StageInput {
-    pub(crate) tx: flume::Sender<Msg>,
-    pub(crate) stat: Arc<QueueStat>,
-}
-
-impl StageInput {
-    /// Sends `batch` in pieces of at most `max` items. False when the stage is gone.
-    pub(crate) fn send(&self, port: usize, batch: Vec<Data>, max: usize) -> bool {
-        for piece in split(batch, max) {
-            let n = piece.len();
-            if self.tx.send((port, piece)).is_err() {
-                return false;
-            }
-            self.stat.added(n);
-        }
-        true
-    }
-
-    /// Async version of [`StageInput::send`].
-    pub(crate) async fn send_async(&self, port: usize, batch: Vec<Data>, max: usize) -> bool {
-        for piece in split(batch, max) {
-            let n = piece.len();
-            if self.tx.send_async((port, piece)).await.is_err() {
-                return false;
-            }
-            self.stat.added(n);
-        }
-        true
     }
 }
 
@@ -106,8 +97,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Records a fatal error (the first one wins) and puts the run into draining.
-    pub(crate) fn fail(&self, e: PipelineNodeError) {
-        let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+    fn fail(&self, e: PipelineNodeError) {
+        let mut slot = lock(&self.fatal);
         if slot.is_none() {
             *slot = Some(e);
         }
@@ -118,34 +109,582 @@ impl Shared {
         self.failed.load(Ordering::Acquire)
     }
     pub(crate) fn take_fatal(&self) -> Option<PipelineNodeError> {
-        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
+        lock(&self.fatal).take()
     }
 }
 
-/// What a stage thread hands back when it ends.
+/// What a stage hands back when it ends.
 pub(crate) struct StageReport {
     pub(crate) nodes: Vec<(usize, NodeMetrics)>,
     pub(crate) skipped: Vec<PipelineNodeError>,
     pub(crate) cleanup_errors: Vec<PipelineNodeError>,
 }
 
-enum Out {
-    Stage(StageInput, usize),
-    Sink(flume::Sender<SinkMsg>, usize),
+/// The input queue of one stage.
+struct Queue {
+    inner: Mutex<QueueInner>,
+    /// Signalled when the queue makes room or dies (for blocked external senders).
+    room: Condvar,
+    stat: Arc<QueueStat>,
+    capacity: usize,
 }
 
-impl Out {
-    fn send(&self, batch: Vec<Data>, max: usize) -> bool {
-        match self {
-            Out::Stage(input, port) => input.send(*port, batch, max),
-            Out::Sink(tx, sink) => tx.send((*sink, batch)).is_ok(),
+struct QueueInner {
+    batches: VecDeque<Msg>,
+    /// Senders still open: one per upstream stage, plus the run's input for a root.
+    open: usize,
+    /// The stage ended: nothing more is taken.
+    dead: bool,
+    /// Stages waiting for room here.
+    blocked: Vec<usize>,
+    /// Async external senders waiting for room.
+    wakers: Vec<Waker>,
+}
+
+/// What taking from a queue found.
+enum Took {
+    Batch(Msg),
+    /// Empty, but a sender is still open.
+    Empty,
+    /// Empty, and every sender has closed.
+    Closed,
+}
+
+impl Queue {
+    fn new(capacity: usize, open: usize) -> Self {
+        Self {
+            inner: Mutex::new(QueueInner {
+                batches: VecDeque::new(),
+                open,
+                dead: false,
+                blocked: Vec::new(),
+                wakers: Vec::new(),
+            }),
+            room: Condvar::new(),
+            stat: Arc::default(),
+            capacity,
         }
+    }
+
+    /// Takes the next batch, with the queued batches for the same port behind it up to
+    /// `max` items. Returns the stages to wake because room was made.
+    fn take(&self, max: usize) -> (Took, Vec<usize>) {
+        let mut q = lock(&self.inner);
+        let Some((port, mut batch)) = q.batches.pop_front() else {
+            let took = if q.open == 0 {
+                Took::Closed
+            } else {
+                Took::Empty
+            };
+            return (took, Vec::new());
+        };
+        let mut n = batch.len();
+        while batch.len() < max && q.batches.front().is_some_and(|(p, _)| *p == port) {
+            let (_, more) = q.batches.pop_front().expect("checked");
+            n += more.len();
+            batch.extend(more);
+        }
+        self.stat.removed(n);
+        let woken = if q.batches.len() < self.capacity {
+            for w in q.wakers.drain(..) {
+                w.wake();
+            }
+            std::mem::take(&mut q.blocked)
+        } else {
+            Vec::new()
+        };
+        drop(q);
+        self.room.notify_all();
+        (Took::Batch((port, batch)), woken)
+    }
+
+    /// Appends a batch whatever the queue's length (the sender checked for room before
+    /// it ran). False when the stage has ended.
+    fn push(&self, msg: Msg) -> bool {
+        let mut q = lock(&self.inner);
+        if q.dead {
+            return false;
+        }
+        self.stat.added(msg.1.len());
+        q.batches.push_back(msg);
+        true
+    }
+
+    /// True when the queue has room or is dead (a send will not wait); otherwise
+    /// records `stage` to be woken when it makes room.
+    fn has_room_or_wait(&self, stage: usize) -> bool {
+        let mut q = lock(&self.inner);
+        if q.dead || q.batches.len() < self.capacity {
+            return true;
+        }
+        if !q.blocked.contains(&stage) {
+            q.blocked.push(stage);
+        }
+        false
+    }
+
+    /// Ends the queue: later sends fail, waiting senders are released. Returns the
+    /// stages that were waiting for room.
+    fn kill(&self) -> Vec<usize> {
+        let mut q = lock(&self.inner);
+        q.dead = true;
+        let n: usize = q.batches.drain(..).map(|(_, b)| b.len()).sum();
+        self.stat.removed(n);
+        for w in q.wakers.drain(..) {
+            w.wake();
+        }
+        let blocked = std::mem::take(&mut q.blocked);
+        drop(q);
+        self.room.notify_all();
+        blocked
+    }
+
+    /// One sender closed.
+    fn close_one(&self) {
+        let mut q = lock(&self.inner);
+        q.open = q.open.saturating_sub(1);
     }
 }
 
-/// A running set of stage threads.
+/// Where a stage's output goes.
+enum Out {
+    Stage(usize, usize),
+    Sink(flume::Sender<SinkMsg>, usize),
+}
+
+/// A stage's chain and what it keeps while it runs.
+struct Body {
+    chain: Chain,
+    outs: Vec<Out>,
+    skipped: Vec<PipelineNodeError>,
+    initialized: bool,
+}
+
+/// Task states.
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+/// Running, and notified meanwhile: runs again.
+const NOTIFIED: u8 = 3;
+const DONE: u8 = 4;
+
+struct StageTask {
+    state: AtomicU8,
+    /// Index of the pool that runs it.
+    pool: usize,
+    queue: Queue,
+    /// Targets that are stages.
+    downstream: Vec<usize>,
+    body: Mutex<Option<Body>>,
+    /// Takes the run's inputs.
+    root: bool,
+    source: bool,
+}
+
+/// What a step of a stage leaves to do.
+enum Step {
+    /// Nothing until something changes for the stage.
+    Wait,
+    /// More to do now: run again (behind the tasks already waiting).
+    Again,
+    /// The stage has ended.
+    Done,
+}
+
+/// The ready tasks of one pool.
+#[derive(Default)]
+struct Pool {
+    ready: Mutex<(VecDeque<usize>, bool)>,
+    wake: Condvar,
+}
+
+/// One run's stages and pools.
+pub(crate) struct Run {
+    shared: Arc<Shared>,
+    stages: Vec<StageTask>,
+    pools: [Pool; 2],
+    remaining: AtomicUsize,
+    reports: Mutex<Vec<StageReport>>,
+    panicked: AtomicBool,
+    max: usize,
+    /// Roots and sources: woken when the run fails, so they stop taking input.
+    wake_on_fail: Vec<usize>,
+}
+
+impl Run {
+    /// Schedules stage `s` (or makes it run again if it is running).
+    fn notify(&self, s: usize) {
+        let st = &self.stages[s].state;
+        let mut cur = st.load(Ordering::Acquire);
+        loop {
+            let next = match cur {
+                IDLE => SCHEDULED,
+                RUNNING => NOTIFIED,
+                _ => return,
+            };
+            match st.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) if next == SCHEDULED => {
+                    self.enqueue(s);
+                    return;
+                }
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn enqueue(&self, s: usize) {
+        let pool = &self.pools[self.stages[s].pool];
+        lock(&pool.ready).0.push_back(s);
+        pool.wake.notify_one();
+    }
+
+    fn fail(&self, e: PipelineNodeError) {
+        self.shared.fail(e);
+        for &s in &self.wake_on_fail {
+            self.notify(s);
+        }
+    }
+
+    /// A worker thread of pool `p`: runs ready tasks until every stage has ended.
+    fn work(&self, p: usize) {
+        let pool = &self.pools[p];
+        loop {
+            let s = {
+                let mut ready = lock(&pool.ready);
+                loop {
+                    if let Some(s) = ready.0.pop_front() {
+                        break s;
+                    }
+                    if ready.1 {
+                        return;
+                    }
+                    ready = pool.wake.wait(ready).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            self.run_task(s);
+        }
+    }
+
+    fn run_task(&self, s: usize) {
+        let task = &self.stages[s];
+        task.state.store(RUNNING, Ordering::Release);
+        let step = match catch_unwind(AssertUnwindSafe(|| self.step(s))) {
+            Ok(step) => step,
+            Err(_) => {
+                self.panicked.store(true, Ordering::Release);
+                if let Some(body) = lock(&task.body).take() {
+                    self.end(s, body, false);
+                }
+                Step::Done
+            }
+        };
+        match step {
+            Step::Done => task.state.store(DONE, Ordering::Release),
+            Step::Again => {
+                task.state.store(SCHEDULED, Ordering::Release);
+                self.enqueue(s);
+            }
+            Step::Wait => {
+                if task
+                    .state
+                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    // Notified while running.
+                    task.state.store(SCHEDULED, Ordering::Release);
+                    self.enqueue(s);
+                }
+            }
+        }
+    }
+
+    /// Runs one batch through stage `s` (or initializes it, or ends it).
+    fn step(&self, s: usize) -> Step {
+        let task = &self.stages[s];
+        let mut guard = lock(&task.body);
+        let Some(body) = guard.as_mut() else {
+            return Step::Done;
+        };
+        if !body.initialized {
+            body.initialized = true;
+            if let Err(f) = body.chain.initialize() {
+                self.fail(*f);
+                let body = guard.take().expect("present");
+                drop(guard);
+                self.end(s, body, false);
+                return Step::Done;
+            }
+        }
+        if task.source && self.shared.failed() {
+            // A failed run takes no new input, also from sources.
+            let body = guard.take().expect("present");
+            drop(guard);
+            self.end(s, body, false);
+            return Step::Done;
+        }
+        // Backpressure: run only while every queue this stage sends to has room.
+        for &t in &task.downstream {
+            if !self.stages[t].queue.has_room_or_wait(s) {
+                return Step::Wait;
+            }
+        }
+        if task.source {
+            return self.pull(s, guard);
+        }
+        let (took, woken) = task.queue.take(self.max);
+        for w in woken {
+            self.notify(w);
+        }
+        match took {
+            Took::Batch((port, mut batch)) => {
+                let result =
+                    body.chain
+                        .push(port, &mut batch, &mut body.skipped, &mut Instant::now());
+                // On failure the outputs of the items before the failing one go first.
+                let sent = self.emit(&body.outs, batch);
+                let failed = result.is_err();
+                if let Err(f) = result {
+                    self.fail(*f);
+                }
+                if failed || !sent {
+                    let body = guard.take().expect("present");
+                    drop(guard);
+                    self.end(s, body, false);
+                    return Step::Done;
+                }
+                // Nothing queued and an upstream still open: wait for it. (A queue
+                // closed meanwhile needs one more step, to end the stage.)
+                if task.queue.is_idle() {
+                    Step::Wait
+                } else {
+                    Step::Again
+                }
+            }
+            Took::Closed => {
+                let body = guard.take().expect("present");
+                drop(guard);
+                self.end(s, body, true);
+                Step::Done
+            }
+            Took::Empty => {
+                // A failed run takes no new input: an idle root has drained what was
+                // accepted. Other stages end when their upstream does.
+                if task.root && self.shared.failed() {
+                    let body = guard.take().expect("present");
+                    drop(guard);
+                    self.end(s, body, false);
+                    return Step::Done;
+                }
+                Step::Wait
+            }
+        }
+    }
+
+    /// A step of a stage headed by a source: pulls one batch and sends it on.
+    fn pull(&self, s: usize, mut guard: MutexGuard<'_, Option<Body>>) -> Step {
+        let body = guard.as_mut().expect("present");
+        let mut batch = Vec::new();
+        let pulled = body
+            .chain
+            .pull(self.max, &mut batch, &mut body.skipped, &mut Instant::now());
+        let sent = self.emit(&body.outs, batch);
+        let finish = match pulled {
+            Ok(Pull::More) if sent => return Step::Again,
+            Ok(Pull::More) => false,
+            Ok(Pull::Done) => sent,
+            Err(f) => {
+                self.fail(*f);
+                false
+            }
+        };
+        let body = guard.take().expect("present");
+        drop(guard);
+        self.end(s, body, finish);
+        Step::Done
+    }
+
+    /// Sends a batch to every target (cloning for all but the last). False when a
+    /// target has ended, which only happens when the run is being torn down.
+    fn emit(&self, outs: &[Out], batch: Vec<Data>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let Some((last, rest)) = outs.split_last() else {
+            return true;
+        };
+        for o in rest {
+            if !self.send(o, batch.clone()) {
+                return false;
+            }
+        }
+        self.send(last, batch)
+    }
+
+    fn send(&self, out: &Out, batch: Vec<Data>) -> bool {
+        match out {
+            Out::Stage(t, port) => {
+                let q = &self.stages[*t].queue;
+                for piece in split(batch, self.max) {
+                    if !q.push((*port, piece)) {
+                        return false;
+                    }
+                }
+                self.notify(*t);
+                true
+            }
+            // A session's sink queue is bounded: this waits for its receiver.
+            Out::Sink(tx, sink) => tx.send((*sink, batch)).is_ok(),
+        }
+    }
+
+    /// Ends stage `s`: finishes its chain (at end of stream, unless the run failed),
+    /// closes its queue and its targets', cleans up and reports.
+    fn end(&self, s: usize, mut body: Body, finish: bool) {
+        if finish && !self.shared.failed() {
+            let mut rest = Vec::new();
+            match body
+                .chain
+                .finish(&mut rest, &mut body.skipped, &mut Instant::now())
+            {
+                Ok(()) => {
+                    self.emit(&body.outs, rest);
+                }
+                Err(f) => {
+                    self.emit(&body.outs, rest);
+                    self.fail(*f);
+                }
+            }
+        }
+        let task = &self.stages[s];
+        for w in task.queue.kill() {
+            self.notify(w);
+        }
+        for &t in &task.downstream {
+            self.stages[t].queue.close_one();
+            self.notify(t);
+        }
+        drop(std::mem::take(&mut body.outs));
+        let cleanup_errors = body.chain.cleanup().into_iter().map(|e| *e).collect();
+        lock(&self.reports).push(StageReport {
+            nodes: body.chain.runners.iter().map(NodeRunner::metrics).collect(),
+            skipped: body.skipped,
+            cleanup_errors,
+        });
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shutdown();
+        }
+    }
+
+    /// Lets every worker thread return once its pool has nothing ready.
+    fn shutdown(&self) {
+        for pool in &self.pools {
+            lock(&pool.ready).1 = true;
+            pool.wake.notify_all();
+        }
+    }
+
+    /// Sends `msg` to root stage `s` from outside the pool, waiting while its queue
+    /// is full. False when the stage has ended.
+    fn send_external(&self, s: usize, msg: Msg) -> bool {
+        let q = &self.stages[s].queue;
+        let mut inner = lock(&q.inner);
+        while !inner.dead && inner.batches.len() >= q.capacity {
+            inner = q.room.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+        if inner.dead {
+            return false;
+        }
+        q.stat.added(msg.1.len());
+        inner.batches.push_back(msg);
+        drop(inner);
+        self.notify(s);
+        true
+    }
+
+    /// Async [`Run::send_external`]: `msg` is taken when there is room.
+    fn poll_send_external(
+        &self,
+        s: usize,
+        msg: &mut Option<Msg>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<bool> {
+        let q = &self.stages[s].queue;
+        let mut inner = lock(&q.inner);
+        if inner.dead {
+            return Poll::Ready(false);
+        }
+        if inner.batches.len() >= q.capacity {
+            inner.wakers.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let Some(m) = msg.take() else {
+            return Poll::Ready(true);
+        };
+        q.stat.added(m.1.len());
+        inner.batches.push_back(m);
+        drop(inner);
+        self.notify(s);
+        Poll::Ready(true)
+    }
+}
+
+impl Queue {
+    /// Empty, with a sender still open.
+    fn is_idle(&self) -> bool {
+        let q = lock(&self.inner);
+        q.batches.is_empty() && q.open > 0
+    }
+}
+
+/// Closes a root's input when the last handle on it is dropped.
+struct InputCloser {
+    run: Arc<Run>,
+    stage: usize,
+}
+
+impl Drop for InputCloser {
+    fn drop(&mut self) {
+        self.run.stages[self.stage].queue.close_one();
+        self.run.notify(self.stage);
+    }
+}
+
+/// The run's input into one root stage; the input ends when every clone is dropped.
+#[derive(Clone)]
+pub(crate) struct StageInput {
+    closer: Arc<InputCloser>,
+}
+
+impl StageInput {
+    /// Sends `batch` in pieces of at most `max` items, waiting while the queue is
+    /// full. False when the stage is gone.
+    pub(crate) fn send(&self, port: usize, batch: Vec<Data>, max: usize) -> bool {
+        let c = &self.closer;
+        split(batch, max)
+            .into_iter()
+            .all(|piece| c.run.send_external(c.stage, (port, piece)))
+    }
+
+    /// Async version of [`StageInput::send`].
+    pub(crate) async fn send_async(&self, port: usize, batch: Vec<Data>, max: usize) -> bool {
+        let c = &self.closer;
+        for piece in split(batch, max) {
+            let mut msg = Some((port, piece));
+            let sent =
+                std::future::poll_fn(|cx| c.run.poll_send_external(c.stage, &mut msg, cx)).await;
+            if !sent {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A running set of stages and the worker threads that run them.
 pub(crate) struct Engine {
-    pub(crate) handles: Vec<JoinHandle<StageReport>>,
+    threads: Vec<JoinHandle<()>>,
+    run: Arc<Run>,
     pub(crate) roots: Vec<StageInput>,
     pub(crate) outputs: flume::Receiver<SinkMsg>,
     pub(crate) shared: Arc<Shared>,
@@ -154,9 +693,15 @@ pub(crate) struct Engine {
     pub(crate) stage_count: usize,
 }
 
+/// Threads of the pool running inline stages.
+fn compute_threads(stages: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.clamp(1, COMPUTE_THREADS).min(stages)
+}
+
 impl Engine {
-    /// Starts one thread per stage. `output_capacity` bounds the sink queue (None:
-    /// unbounded, for finite runs whose caller collects everything anyway).
+    /// Starts the stages on the worker pools. `output_capacity` bounds the sink queue
+    /// (None: unbounded, for finite runs whose caller collects everything anyway).
     pub(crate) fn start(
         plan: Plan,
         opts: &RunOptions,
@@ -169,57 +714,128 @@ impl Engine {
             None => flume::unbounded(),
         };
         let stage_count = plan.stages.len();
-        let mut inputs: Vec<(StageInput, flume::Receiver<Msg>)> = Vec::with_capacity(stage_count);
-        let mut queues = Vec::with_capacity(stage_count);
+        let capacity = opts.channel_capacity.max(1);
+        // Senders of each stage's queue: one per upstream stage, plus the run's input.
+        let mut open = vec![0usize; stage_count];
         for stage in &plan.stages {
-            let (tx, rx) = flume::bounded(opts.channel_capacity.max(1));
-            let stat = Arc::new(QueueStat::default());
-            queues.push((stage.nodes[0].ctx.node_id.to_string(), Arc::clone(&stat)));
-            inputs.push((StageInput { tx, stat }, rx));
+            for t in &stage.targets {
+                if let Target::Stage { stage, .. } = *t {
+                    open[stage] += 1;
+                }
+            }
         }
-        let roots: Vec<StageInput> = plan.roots.iter().map(|&r| inputs[r].0.clone()).collect();
-        let mut handles = Vec::with_capacity(stage_count);
-        let senders: Vec<StageInput> = inputs.iter().map(|(i, _)| i.clone()).collect();
-        let mut receivers: Vec<Option<flume::Receiver<Msg>>> =
-            inputs.into_iter().map(|(_, rx)| Some(rx)).collect();
+        for &r in &plan.roots {
+            open[r] += 1;
+        }
+        let mut tasks = Vec::with_capacity(stage_count);
+        let mut queues = Vec::with_capacity(stage_count);
+        let mut wake_on_fail = Vec::new();
+        let mut dedicated = 0;
         for (si, stage) in plan.stages.into_iter().enumerate() {
             let outs: Vec<Out> = stage
                 .targets
                 .iter()
                 .map(|t| match *t {
-                    Target::Stage { stage, port } => Out::Stage(senders[stage].clone(), port),
+                    Target::Stage { stage, port } => Out::Stage(stage, port),
                     Target::Sink(s) => Out::Sink(out_tx.clone(), s),
                 })
                 .collect();
-            let rx = receivers[si].take().expect("one receiver per stage");
-            let stat = Arc::clone(&queues[si].1);
-            let shared = Arc::clone(&shared);
-            let max = opts.batch_size.max(1);
+            let downstream = outs
+                .iter()
+                .filter_map(|o| match o {
+                    Out::Stage(t, _) => Some(*t),
+                    Out::Sink(..) => None,
+                })
+                .collect();
             let source = stage.is_source();
+            let root = plan.roots.contains(&si);
+            if source || root {
+                wake_on_fail.push(si);
+            }
+            let pool = usize::from(stage.nodes[0].node.execution() == Execution::Dedicated);
+            dedicated += pool;
             let mut chain = Chain::new(stage.nodes);
             chain.set_cancel(&opts.cancel);
-            let name = format!("rm-stage-{}", queues[si].0);
-            let root = stage.input_ports == 0;
-            let handle = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || {
-                    if source {
-                        drop(rx);
-                        source_main(chain, outs, shared, max)
-                    } else {
-                        stage_main(chain, rx, stat, outs, shared, max, root)
-                    }
-                })
-                .map_err(|e| {
-                    shared_abort_on_spawn_error();
-                    RunError::Spawn(e.to_string())
-                })?;
-            handles.push(handle);
+            let queue = Queue::new(capacity, open[si]);
+            queues.push((
+                chain.runners[0].ctx.node_id.to_string(),
+                Arc::clone(&queue.stat),
+            ));
+            tasks.push(StageTask {
+                state: AtomicU8::new(IDLE),
+                pool,
+                queue,
+                downstream,
+                body: Mutex::new(Some(Body {
+                    chain,
+                    outs,
+                    skipped: Vec::new(),
+                    initialized: false,
+                })),
+                root,
+                source,
+            });
         }
-        drop(senders);
         drop(out_tx);
+        let run = Arc::new(Run {
+            shared: Arc::clone(&shared),
+            stages: tasks,
+            pools: [Pool::default(), Pool::default()],
+            remaining: AtomicUsize::new(stage_count),
+            reports: Mutex::new(Vec::with_capacity(stage_count)),
+            panicked: AtomicBool::new(false),
+            max: opts.batch_size.max(1),
+            wake_on_fail,
+        });
+        let roots: Vec<StageInput> = plan
+            .roots
+            .iter()
+            .map(|&stage| StageInput {
+                closer: Arc::new(InputCloser {
+                    run: Arc::clone(&run),
+                    stage,
+                }),
+            })
+            .collect();
+        let sizes = [
+            compute_threads(stage_count - dedicated),
+            dedicated.min(DEDICATED_THREADS),
+        ];
+        let mut threads = Vec::new();
+        for (p, &n) in sizes.iter().enumerate() {
+            for i in 0..n {
+                let r = Arc::clone(&run);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("rm-{}-{i}", ["worker", "dedicated"][p]))
+                    .spawn(move || r.work(p));
+                match spawned {
+                    Ok(h) => threads.push(h),
+                    Err(e) if i == 0 => {
+                        tracing::error!("could not spawn a worker thread: {e}");
+                        // A pool without a thread would never run its stages. No stage
+                        // has run yet: the threads started end at once.
+                        run.shutdown();
+                        for h in threads {
+                            let _ = h.join();
+                        }
+                        return Err(RunError::Spawn(e.to_string()));
+                    }
+                    // A smaller pool still runs every stage.
+                    Err(e) => tracing::warn!("could not spawn a worker thread: {e}"),
+                }
+            }
+        }
+        // Every stage runs once at the start: it initializes its chain (and a source
+        // starts pulling).
+        for s in 0..stage_count {
+            run.notify(s);
+        }
+        if stage_count == 0 {
+            run.shutdown();
+        }
         Ok(Engine {
-            handles,
+            threads,
+            run,
             roots,
             outputs: out_rx,
             shared,
@@ -228,158 +844,18 @@ impl Engine {
             stage_count,
         })
     }
-}
 
-fn shared_abort_on_spawn_error() {
-    tracing::error!("could not spawn a stage thread");
-}
-
-fn stage_main(
-    mut chain: Chain,
-    rx: flume::Receiver<Msg>,
-    stat: Arc<QueueStat>,
-    outs: Vec<Out>,
-    shared: Arc<Shared>,
-    max: usize,
-    root: bool,
-) -> StageReport {
-    let mut skipped = Vec::new();
-    if let Err(f) = chain.initialize() {
-        shared.fail(*f);
-    } else {
-        let mut pending: Option<Msg> = None;
-        'run: loop {
-            let (port, mut batch) = match pending.take() {
-                Some(m) => m,
-                None => match rx.recv_timeout(FAILURE_POLL) {
-                    Ok(m) => {
-                        stat.removed(m.1.len());
-                        m
-                    }
-                    Err(flume::RecvTimeoutError::Timeout) => {
-                        // A failed run takes no new input: an idle root has drained
-                        // what was accepted. Other stages end when their upstream does.
-                        if root && shared.failed() {
-                            break 'run;
-                        }
-                        continue;
-                    }
-                    Err(flume::RecvTimeoutError::Disconnected) => {
-                        // End of stream; after a failure nothing is finished.
-                        if !shared.failed() {
-                            let mut rest = Vec::new();
-                            match chain.finish(&mut rest, &mut skipped, &mut Instant::now()) {
-                                Ok(()) => {
-                                    emit(&outs, rest, max);
-                                }
-                                Err(f) => shared.fail(*f),
-                            }
-                        }
-                        break 'run;
-                    }
-                },
-            };
-            // Coalesce queued batches for the same port, up to the batch limit.
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok((p, more)) => {
-                        stat.removed(more.len());
-                        if p == port {
-                            batch.extend(more);
-                        } else {
-                            pending = Some((p, more));
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            if let Err(f) = chain.push(port, &mut batch, &mut skipped, &mut Instant::now()) {
-                // Outputs of the items before the failing one go out first.
-                if !batch.is_empty() {
-                    emit(&outs, batch, max);
-                }
-                shared.fail(*f);
-                break;
-            }
-            if !batch.is_empty() && !emit(&outs, batch, max) {
-                break;
+    /// Waits for every worker thread; returns the stage reports and whether a stage
+    /// task panicked. Call once every sink batch has been received.
+    pub(crate) fn join(&mut self) -> (Vec<StageReport>, bool) {
+        for h in self.threads.drain(..) {
+            if h.join().is_err() {
+                self.run.panicked.store(true, Ordering::Release);
             }
         }
+        let reports = std::mem::take(&mut *lock(&self.run.reports));
+        (reports, self.run.panicked.load(Ordering::Acquire))
     }
-    drop(rx);
-    drop(outs);
-    let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
-    StageReport {
-        nodes: chain.runners.iter().map(NodeRunner::metrics).collect(),
-        skipped,
-        cleanup_errors,
-    }
-}
-
-/// A stage headed by a source: pulls batches from it and sends them downstream until
-/// the source ends (then the chain is finished), the run fails or a target is gone.
-/// Sending blocks while the next queue is full, so the source runs only as fast as its
-/// consumers.
-fn source_main(mut chain: Chain, outs: Vec<Out>, shared: Arc<Shared>, max: usize) -> StageReport {
-    let mut skipped = Vec::new();
-    if let Err(f) = chain.initialize() {
-        shared.fail(*f);
-    } else {
-        loop {
-            // A failed run takes no new input, also from sources.
-            if shared.failed() {
-                break;
-            }
-            let mut batch = Vec::new();
-            let pulled = chain.pull(max, &mut batch, &mut skipped, &mut Instant::now());
-            let sent = emit(&outs, batch, max);
-            match pulled {
-                Ok(crate::node::Pull::More) if sent => {}
-                Ok(crate::node::Pull::More) => break,
-                Ok(crate::node::Pull::Done) => {
-                    if sent && !shared.failed() {
-                        let mut rest = Vec::new();
-                        match chain.finish(&mut rest, &mut skipped, &mut Instant::now()) {
-                            Ok(()) => {
-                                emit(&outs, rest, max);
-                            }
-                            Err(f) => shared.fail(*f),
-                        }
-                    }
-                    break;
-                }
-                Err(f) => {
-                    shared.fail(*f);
-                    break;
-                }
-            }
-        }
-    }
-    drop(outs);
-    let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
-    StageReport {
-        nodes: chain.runners.iter().map(NodeRunner::metrics).collect(),
-        skipped,
-        cleanup_errors,
-    }
-}
-
-/// Sends a batch to every target (cloning for all but the last). False when a target
-/// is gone, which only happens when the run is being torn down.
-fn emit(outs: &[Out], batch: Vec<Data>, max: usize) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
-    let Some((last, rest)) = outs.split_last() else {
-        return true;
-    };
-    for o in rest {
-        if !o.send(batch.clone(), max) {
-            return false;
-        }
-    }
-    last.send(batch, max)
 }
 
 /// Queue metrics in stage order.

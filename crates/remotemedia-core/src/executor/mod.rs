@@ -2,7 +2,9 @@
 //!
 //! A finite run of a plan of one stage (a plain chain), or of inline nodes only, runs
 //! on the caller's thread: no thread, no queue. Anything else, and every session, runs
-//! one thread per stage (see `engine`).
+//! its stages as tasks on a bounded pool of worker threads (see `engine`): at most
+//! [`COMPUTE_THREADS`] for inline stages and [`DEDICATED_THREADS`] for stages headed by
+//! a dedicated node, whatever the number of stages.
 
 mod cancel;
 mod chain;
@@ -24,6 +26,7 @@ pub use cancel::{CancelOnDrop, CancelToken};
 use chain::Chain;
 pub(crate) use chain::NodeState;
 use engine::Engine;
+pub use engine::{COMPUTE_THREADS, DEDICATED_THREADS};
 pub use session::{start_session, Session, SessionReceiver, SessionSender, SinkItem};
 pub use stepper::{ChainReport, ChainRunner, NotAChain};
 
@@ -132,7 +135,7 @@ pub fn run_pipeline(
 ///
 /// A plan of one stage, or of inline nodes only, runs on the caller's thread, stage by
 /// stage in topological order (see [`RunOptions::force_threads`]); anything else runs
-/// one thread per stage.
+/// its stages as tasks on the engine's bounded worker pools.
 pub fn run(plan: Plan, inputs: Vec<Data>, options: &RunOptions) -> Result<RunResult, RunFailure> {
     if plan.roots.is_empty() && !inputs.is_empty() {
         return Err(RunFailure {
@@ -158,7 +161,7 @@ pub(crate) fn in_manifest_order(mut reported: Vec<(usize, NodeMetrics)>) -> Vec<
 }
 
 /// Node metrics in manifest order from `(index, metrics)` pairs; nodes without a report
-/// (their stage thread died) get empty metrics under their name from `names`.
+/// (their stage task panicked) get empty metrics under their name from `names`.
 fn node_metrics(
     names: &[(std::sync::Arc<str>, std::sync::Arc<str>)],
     mut reported: Vec<(usize, NodeMetrics)>,

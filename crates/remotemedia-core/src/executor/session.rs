@@ -25,7 +25,7 @@ pub struct SinkItem {
     pub item: Data,
 }
 
-/// Starts a streaming session on its own threads.
+/// Starts a streaming session on its own worker threads (see `engine`).
 pub fn start_session(plan: Plan, options: &RunOptions) -> Result<Session, RunError> {
     let sinks = plan.sinks.clone();
     let names = plan.node_names();
@@ -192,7 +192,7 @@ impl SessionReceiver {
     }
 }
 
-/// Drains sink batches, joins stage threads and assembles the result.
+/// Drains sink batches, waits for the worker threads and assembles the result.
 pub(crate) struct Collector {
     engine: Engine,
     pub(crate) sinks: Vec<String>,
@@ -258,17 +258,13 @@ impl Collector {
         let mut reported = Vec::new();
         let mut skipped: Vec<PipelineNodeError> = Vec::new();
         let mut cleanup_errors = Vec::new();
-        let mut panicked = None;
-        for h in self.engine.handles.drain(..) {
-            match h.join() {
-                Ok(report) => {
-                    reported.extend(report.nodes);
-                    skipped.extend(report.skipped);
-                    cleanup_errors.extend(report.cleanup_errors);
-                }
-                Err(_) => panicked = Some(RunError::Spawn("a stage thread panicked".into())),
-            }
+        let (reports, panicked) = self.engine.join();
+        for report in reports {
+            reported.extend(report.nodes);
+            skipped.extend(report.skipped);
+            cleanup_errors.extend(report.cleanup_errors);
         }
+        let panicked = panicked.then(|| RunError::Spawn("a stage task panicked".into()));
         let items_in = match &self.sent {
             Some(s) => s.load(std::sync::atomic::Ordering::Relaxed),
             None => self.items_in,

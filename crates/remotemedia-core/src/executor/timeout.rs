@@ -1,16 +1,23 @@
-//! Per-item time limits: a node with `timeout_ms` runs on a worker thread of its own,
-//! and a call that overruns is abandoned.
+//! Per-item time limits: each call of a node with `timeout_ms` runs on a thread of a
+//! shared pool, and the caller waits at most the limit for it.
 //!
-//! A thread cannot be killed safely, so on a timeout the worker (and the node instance
-//! it owns) is left to finish its call, after which it runs `cleanup` on that instance
-//! and exits. A fresh instance is built from the factory for later items and retries,
-//! on a worker thread of its own and within the same limit: building may need what the
-//! abandoned call still holds (an interpreter that runs one call at a time), so a call
-//! made while the replacement is not ready fails with a timeout (to be retried or
-//! skipped as any other) instead of waiting for it, and the replacement is used once
-//! it is.
+//! A thread cannot be killed safely, so on a timeout the call (and the node instance
+//! it holds) is abandoned: when the call returns, its thread runs `cleanup` on that
+//! instance and goes back to the pool. A fresh instance is built from the factory for
+//! later items and retries — made and initialized on a pool thread too, within the
+//! same limit: making it may need what the abandoned call still holds (an interpreter
+//! that runs one call at a time), so a call made while the replacement is not ready
+//! fails with a timeout (retried or skipped as any other) instead of waiting for it,
+//! and the replacement is used once it is.
+//!
+//! The pool is shared by every timed node of the process: a thread is started only
+//! when no idle one is left, and an idle thread ends after [`IDLE_EXIT`]. So the
+//! threads in use at once are the calls in progress (at most one per stage being run,
+//! which the executor's pools bound) plus the abandoned calls still running, never one
+//! per node.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::data::Data;
@@ -18,7 +25,85 @@ use crate::error::{ErrorKind, NodeError};
 use crate::node::{Execution, Node, NodeContext};
 use crate::registry::{NodeFactory, Params};
 
+/// How long an idle pool thread waits for a call before it ends.
+pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads running timed calls, shared by the process.
+struct CallPool {
+    jobs_tx: flume::Sender<Job>,
+    jobs_rx: flume::Receiver<Job>,
+    /// Threads waiting for a job.
+    idle: AtomicUsize,
+}
+
+fn pool() -> &'static CallPool {
+    static POOL: OnceLock<CallPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (jobs_tx, jobs_rx) = flume::unbounded();
+        CallPool {
+            jobs_tx,
+            jobs_rx,
+            idle: AtomicUsize::new(0),
+        }
+    })
+}
+
+impl CallPool {
+    /// Runs `job` on an idle thread, or on a new one when none is idle.
+    fn submit(&'static self, job: Job) -> Result<(), NodeError> {
+        // Claim an idle thread; when there is none, start one for this job.
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if claimed {
+            self.jobs_tx
+                .send(job)
+                .map_err(|_| NodeError::new(ErrorKind::Resource, "timed call pool is gone"))?;
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("rm-timed".into())
+            .spawn(move || {
+                let mut job = job;
+                loop {
+                    job();
+                    self.idle.fetch_add(1, Ordering::AcqRel);
+                    match self.jobs_rx.recv_timeout(IDLE_EXIT) {
+                        Ok(next) => job = next,
+                        Err(_) => {
+                            // Leave unless a job was meant for this thread meanwhile.
+                            let left = self
+                                .idle
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                            if left {
+                                return;
+                            }
+                            match self.jobs_rx.recv() {
+                                Ok(next) => job = next,
+                                Err(_) => return,
+                            }
+                        }
+                    }
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| {
+                NodeError::new(
+                    ErrorKind::Resource,
+                    format!("cannot start worker thread: {e}"),
+                )
+            })
+    }
+}
+
 enum Call {
+    Initialize(NodeContext),
     Process(usize, Data),
     Finish,
     Cleanup,
@@ -26,98 +111,183 @@ enum Call {
 
 type Reply = Result<Vec<Data>, NodeError>;
 
-struct Worker {
-    calls: flume::Sender<Call>,
-    replies: flume::Receiver<Reply>,
+/// Where a call's result meets its caller.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    done: Condvar,
 }
 
-/// Makes the node instance a worker owns (on the worker's thread).
+#[derive(Default)]
+struct SlotState {
+    result: Option<(Box<dyn Node>, Reply)>,
+    /// The caller stopped waiting: the instance is cleaned up where the call ran.
+    abandoned: bool,
+}
+
+/// Runs `call` on `node` on a pool thread; waits at most `limit` for the node and the
+/// reply. `Err(None)` when the call did not return in time (it was abandoned).
+fn call_on_pool(
+    mut node: Box<dyn Node>,
+    call: Call,
+    limit: Duration,
+) -> Result<(Box<dyn Node>, Reply), Option<NodeError>> {
+    let slot = Arc::new(Slot::default());
+    let theirs = Arc::clone(&slot);
+    let cleans_up = matches!(call, Call::Cleanup);
+    let job: Job = Box::new(move || {
+        let reply = run_call(&mut *node, call);
+        let mut st = theirs.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.abandoned {
+            drop(st);
+            if cleans_up {
+                return;
+            }
+            if let Err(e) = node.cleanup() {
+                tracing::warn!("cleanup of an abandoned instance failed: {e}");
+            }
+            return;
+        }
+        st.result = Some((node, reply));
+        drop(st);
+        theirs.done.notify_one();
+    });
+    pool().submit(job).map_err(Some)?;
+    let deadline = std::time::Instant::now() + limit;
+    let mut st = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if let Some(r) = st.result.take() {
+            return Ok(r);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            st.abandoned = true;
+            return Err(None);
+        }
+        st = slot
+            .done
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// A node instance being made and initialized on a pool thread.
+#[derive(Default)]
+struct Starting {
+    state: Mutex<StartState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct StartState {
+    result: Option<Result<Box<dyn Node>, NodeError>>,
+    /// Nobody will take the instance: the pool thread cleans it up.
+    abandoned: bool,
+}
+
 type Make = Box<dyn FnOnce() -> Result<Box<dyn Node>, NodeError> + Send>;
 
-impl Worker {
-    /// Starts a worker that makes its node with `make` and initializes it; its first
-    /// reply says whether that worked.
-    fn spawn(make: Make, ctx: NodeContext) -> Result<Worker, NodeError> {
-        let (call_tx, call_rx) = flume::bounded::<Call>(1);
-        let (reply_tx, reply_rx) = flume::bounded::<Reply>(1);
-        let name = format!("rm-timed-{}", ctx.node_id);
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
-                    .unwrap_or_else(|_| Err(NodeError::new(ErrorKind::Panic, "create panicked")));
-                let mut node = match made {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = reply_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let init = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    node.initialize(&ctx)
-                }))
-                .unwrap_or_else(|_| Err(NodeError::new(ErrorKind::Panic, "initialize panicked")));
-                let ok = init.is_ok();
-                if reply_tx.send(init.map(|_| Vec::new())).is_err() || !ok {
-                    let _ = node.cleanup();
-                    return;
+/// Makes and initializes an instance on a pool thread; the result waits in the slot.
+fn start_on_pool(make: Make, ctx: NodeContext) -> Result<Arc<Starting>, NodeError> {
+    let slot = Arc::new(Starting::default());
+    let theirs = Arc::clone(&slot);
+    let job: Job = Box::new(move || {
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
+            .unwrap_or_else(|_| Err(NodeError::new(ErrorKind::Panic, "create panicked")));
+        let result = made.and_then(|mut node| {
+            match run_call(&mut *node, Call::Initialize(ctx)) {
+                Ok(_) => Ok(node),
+                Err(e) => {
+                    // Cleanup is owed after a failed initialize too.
+                    let _ = run_call(&mut *node, Call::Cleanup);
+                    Err(e)
                 }
-                while let Ok(call) = call_rx.recv() {
-                    if let Call::Cleanup = call {
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            node.cleanup()
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(NodeError::new(ErrorKind::Panic, "cleanup panicked"))
-                        });
-                        let _ = reply_tx.send(r.map(|_| Vec::new()));
-                        return;
-                    }
-                    let mut out = Vec::new();
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call {
-                        Call::Process(port, item) => node.process_from(port, item, &mut out),
-                        Call::Finish => node.finish(&mut out),
-                        Call::Cleanup => Ok(()),
-                    }));
-                    let reply = match r {
-                        Ok(Ok(())) => Ok(out),
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(NodeError::new(
-                            ErrorKind::Panic,
-                            "panicked while processing an item",
-                        )),
-                    };
-                    if reply_tx.send(reply).is_err() {
-                        break; // abandoned after a timeout
-                    }
-                }
+            }
+        });
+        let mut st = theirs.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.abandoned {
+            drop(st);
+            if let Ok(mut node) = result {
                 if let Err(e) = node.cleanup() {
-                    tracing::warn!(node = %ctx.node_id, "cleanup failed: {e}");
+                    tracing::warn!("cleanup of an abandoned instance failed: {e}");
                 }
-            })
-            .map_err(|e| {
-                NodeError::new(
-                    ErrorKind::Resource,
-                    format!("cannot start worker thread: {e}"),
-                )
-            })?;
-        Ok(Worker {
-            calls: call_tx,
-            replies: reply_rx,
-        })
+            }
+            return;
+        }
+        st.result = Some(result);
+        drop(st);
+        theirs.done.notify_one();
+    });
+    pool().submit(job)?;
+    Ok(slot)
+}
+
+impl Starting {
+    /// The instance, if it is ready within `limit` (else it stays in the slot).
+    fn wait(&self, limit: Duration) -> Option<Result<Box<dyn Node>, NodeError>> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = st.result.take() {
+                return Some(r);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            st = self
+                .done
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Nobody will wait for it any more: cleaned up where it was made.
+    fn abandon(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.abandoned = true;
+        if let Some(Ok(mut node)) = st.result.take() {
+            drop(st);
+            let _ = node.cleanup();
+        }
+    }
+}
+
+fn run_call(node: &mut dyn Node, call: Call) -> Reply {
+    let mut out = Vec::new();
+    let what = match call {
+        Call::Initialize(_) => "initialize panicked",
+        Call::Process(..) => "panicked while processing an item",
+        Call::Finish => "finish panicked",
+        Call::Cleanup => "cleanup panicked",
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call {
+        Call::Initialize(ctx) => node.initialize(&ctx),
+        Call::Process(port, item) => node.process_from(port, item, &mut out),
+        Call::Finish => node.finish(&mut out),
+        Call::Cleanup => node.cleanup(),
+    }));
+    match r {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(NodeError::new(ErrorKind::Panic, what)),
     }
 }
 
 /// Wraps a node so that each call is bounded by a time limit.
 pub struct TimedNode {
+    /// The instance not initialized yet (the one the plan built).
     pending: Option<Box<dyn Node>>,
+    /// The initialized instance, between calls.
+    live: Option<Box<dyn Node>>,
     factory: Arc<dyn NodeFactory>,
     params: Params,
     limit: Duration,
     ctx: NodeContext,
-    worker: Option<Worker>,
-    /// A worker whose instance is being made and initialized.
-    starting: Option<Worker>,
+    /// An instance being made and initialized.
+    starting: Option<Arc<Starting>>,
     /// Whether an instance was abandoned after a timeout (so `starting` replaces it).
     replacing: bool,
 }
@@ -132,90 +302,78 @@ impl TimedNode {
     ) -> Self {
         Self {
             pending: Some(node),
+            live: None,
             factory,
             params,
             limit,
             ctx: NodeContext::default(),
-            worker: None,
             starting: None,
             replacing: false,
         }
     }
 
-    /// The ready worker: the one in use, else the one starting (started now if there is
-    /// none) once it is ready, waiting for it at most the time limit.
-    fn worker(&mut self) -> Result<&Worker, NodeError> {
-        if self.worker.is_none() {
-            if self.starting.is_none() {
-                let make: Make = match self.pending.take() {
-                    Some(n) => Box::new(move || Ok(n)),
-                    None => {
-                        let factory = Arc::clone(&self.factory);
-                        let params = self.params.clone();
-                        Box::new(move || factory.create(&params))
-                    }
-                };
-                self.starting = Some(Worker::spawn(make, self.ctx.clone())?);
-            }
-            let starting = self.starting.as_ref().expect("just set");
-            match starting.replies.recv_timeout(self.limit) {
-                Ok(Ok(_)) => {
-                    self.worker = self.starting.take();
-                    self.replacing = false;
-                }
-                Ok(Err(e)) => {
-                    self.starting = None;
-                    return Err(e);
-                }
-                Err(flume::RecvTimeoutError::Disconnected) => {
-                    self.starting = None;
-                    return Err(NodeError::new(ErrorKind::Crashed, "worker thread is gone"));
-                }
-                // Still starting: kept, and used once ready.
-                Err(flume::RecvTimeoutError::Timeout) if self.replacing => {
-                    return Err(NodeError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "no result within {} ms: the instance replacing one abandoned \
-                             after a timeout is not ready (the abandoned call may still hold \
-                             what it needs)",
-                            self.limit.as_millis()
-                        ),
-                    ));
-                }
-                Err(flume::RecvTimeoutError::Timeout) => {
-                    return Err(NodeError::new(
-                        ErrorKind::Timeout,
-                        format!("initialize took longer than {} ms", self.limit.as_millis()),
-                    ));
-                }
-            }
+    fn too_slow(&self, what: &str) -> NodeError {
+        NodeError::new(
+            ErrorKind::Timeout,
+            format!("{what} took longer than {} ms", self.limit.as_millis()),
+        )
+    }
+
+    /// The initialized instance: the live one, else the one starting (started now if
+    /// there is none: the pending instance or a fresh one from the factory), once it is
+    /// ready, waiting for it at most the limit.
+    fn instance(&mut self) -> Result<Box<dyn Node>, NodeError> {
+        if let Some(n) = self.live.take() {
+            return Ok(n);
         }
-        Ok(self.worker.as_ref().expect("just set"))
+        if self.starting.is_none() {
+            let make: Make = match self.pending.take() {
+                Some(n) => Box::new(move || Ok(n)),
+                None => {
+                    let factory = Arc::clone(&self.factory);
+                    let params = self.params.clone();
+                    Box::new(move || factory.create(&params))
+                }
+            };
+            self.starting = Some(start_on_pool(make, self.ctx.clone())?);
+        }
+        let starting = Arc::clone(self.starting.as_ref().expect("just set"));
+        match starting.wait(self.limit) {
+            Some(result) => {
+                self.starting = None;
+                self.replacing = false;
+                result
+            }
+            // Still starting: kept, and used once ready.
+            None if self.replacing => Err(NodeError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no result within {} ms: the instance replacing one abandoned after a \
+                     timeout is not ready (the abandoned call may still hold what it needs)",
+                    self.limit.as_millis()
+                ),
+            )),
+            None => Err(self.too_slow("initialize")),
+        }
     }
 
     fn call(&mut self, call: Call, out: &mut Vec<Data>) -> Result<(), NodeError> {
-        let limit = self.limit;
-        let worker = self.worker()?;
-        if worker.calls.send(call).is_err() {
-            self.worker = None;
-            return Err(NodeError::new(ErrorKind::Crashed, "worker thread is gone"));
-        }
-        match worker.replies.recv_timeout(limit) {
-            Ok(Ok(mut items)) => {
-                out.append(&mut items);
+        let node = self.instance()?;
+        match call_on_pool(node, call, self.limit) {
+            Ok((node, reply)) => {
+                self.live = Some(node);
+                out.append(&mut reply?);
                 Ok(())
             }
-            Ok(Err(e)) => Err(e),
-            Err(_) => {
-                // Abandon the busy worker; the next call starts a fresh instance.
-                self.worker = None;
+            // The instance was abandoned; the next call starts a fresh one.
+            Err(None) => {
                 self.replacing = true;
                 Err(NodeError::new(
                     ErrorKind::Timeout,
-                    format!("no result within {} ms", limit.as_millis()),
+                    format!("no result within {} ms", self.limit.as_millis()),
                 ))
             }
+            Err(Some(e)) => Err(e),
         }
     }
 }
@@ -223,7 +381,9 @@ impl TimedNode {
 impl Node for TimedNode {
     fn initialize(&mut self, ctx: &NodeContext) -> Result<(), NodeError> {
         self.ctx = ctx.clone();
-        self.worker().map(|_| ())
+        let node = self.instance()?;
+        self.live = Some(node);
+        Ok(())
     }
 
     fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
@@ -240,132 +400,32 @@ impl Node for TimedNode {
     }
 
     fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), NodeError> {
-        if self.worker.is_none() && self.pending.is_none() {
-            // The instance that held state was abandoned; nothing left to flush (a
-            // replacement still starting has seen no item either).
+        // (A replacement still starting has processed nothing either.)
+        if self.live.is_none() && self.pending.is_none() {
+            // The instance that held state was abandoned; nothing left to flush.
             return Ok(());
         }
         self.call(Call::Finish, out)
     }
 
     fn cleanup(&mut self) -> Result<(), NodeError> {
-        // Abandoned instances clean themselves up when their call returns; the live one
-        // is cleaned up here, synchronously.
-        match self.worker.take() {
-            Some(w) => {
-                if w.calls.send(Call::Cleanup).is_err() {
-                    return Ok(());
-                }
-                match w.replies.recv_timeout(self.limit) {
-                    Ok(r) => r.map(|_| ()),
-                    Err(_) => Err(NodeError::new(
-                        ErrorKind::Timeout,
-                        format!("cleanup took longer than {} ms", self.limit.as_millis()),
-                    )),
-                }
-            }
+        // Abandoned instances are cleaned up when their call returns, one still
+        // starting when it is ready; the live one is cleaned up here, waiting at most
+        // the limit.
+        if let Some(s) = self.starting.take() {
+            s.abandon();
+        }
+        match self.live.take() {
+            Some(node) => match call_on_pool(node, Call::Cleanup, self.limit) {
+                Ok((_, reply)) => reply.map(|_| ()),
+                Err(None) => Err(self.too_slow("cleanup")),
+                Err(Some(e)) => Err(e),
+            },
             None => Ok(()),
         }
     }
 
     fn execution(&self) -> Execution {
         Execution::Dedicated
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::registry::{NodeDoc, ParamIssue};
-    use std::sync::Mutex;
-
-    /// Instances share one "interpreter": a lock held for every call and for making an
-    /// instance. Item -1 holds it until `release` is sent.
-    struct Interp {
-        lock: Arc<Mutex<()>>,
-        release: Arc<Mutex<flume::Receiver<()>>>,
-    }
-
-    struct Shared(Arc<Mutex<()>>, Arc<Mutex<flume::Receiver<()>>>);
-
-    impl Node for Shared {
-        fn process(&mut self, item: Data, out: &mut Vec<Data>) -> Result<(), NodeError> {
-            let _held = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            if item == Data::Int(-1) {
-                let _ = self.1.lock().unwrap().recv();
-            }
-            out.push(item);
-            Ok(())
-        }
-    }
-
-    struct SharedFactory(Arc<NodeDoc>, Interp);
-
-    impl NodeFactory for SharedFactory {
-        fn doc(&self) -> &NodeDoc {
-            &self.0
-        }
-        fn validate(&self, _: &Params) -> Vec<ParamIssue> {
-            Vec::new()
-        }
-        fn create(&self, _: &Params) -> Result<Box<dyn Node>, NodeError> {
-            let _held = self.1.lock.lock().unwrap_or_else(|p| p.into_inner());
-            Ok(Box::new(Shared(
-                Arc::clone(&self.1.lock),
-                Arc::clone(&self.1.release),
-            )))
-        }
-    }
-
-    #[derive(serde::Deserialize, schemars::JsonSchema)]
-    struct NoParams {}
-
-    #[test]
-    fn a_replacement_that_cannot_be_made_yet_fails_calls_until_it_is_ready() {
-        let (release_tx, release_rx) = flume::unbounded();
-        let factory = Arc::new(SharedFactory(
-            NodeDoc::with_params::<NoParams>("Shared", &[], "test", "any", "the input"),
-            Interp {
-                lock: Arc::default(),
-                release: Arc::new(Mutex::new(release_rx)),
-            },
-        ));
-        let first = factory.create(&Params::new()).unwrap();
-        let (calls_tx, calls_rx) = flume::unbounded::<i64>();
-        let (tx, rx) = flume::unbounded();
-        // The calls run on a thread of their own so that a hang fails the test.
-        std::thread::spawn(move || {
-            let mut node = TimedNode::new(first, factory, Params::new(), Duration::from_millis(50));
-            node.initialize(&NodeContext::default()).unwrap();
-            while let Ok(i) = calls_rx.recv() {
-                let mut out = Vec::new();
-                let r = node.process(Data::Int(i), &mut out).map(|()| out);
-                tx.send(r.map_err(|e| e.message)).unwrap();
-            }
-        });
-        let call = |i: i64| {
-            calls_tx.send(i).unwrap();
-            rx.recv_timeout(Duration::from_secs(20))
-                .expect("a call hung")
-        };
-        assert_eq!(call(1), Ok(vec![Data::Int(1)]));
-        // Times out, and keeps holding the lock.
-        assert_eq!(call(-1), Err("no result within 50 ms".to_string()));
-        // The replacement waits for the lock.
-        let not_ready = "no result within 50 ms: the instance replacing one abandoned after a \
-                         timeout is not ready (the abandoned call may still hold what it needs)";
-        assert_eq!(call(2), Err(not_ready.to_string()));
-        assert_eq!(call(3), Err(not_ready.to_string()));
-        release_tx.send(()).unwrap();
-        // Once the abandoned call returns, the replacement is made and used.
-        let mut got = call(4);
-        for _ in 0..400 {
-            if got.is_ok() {
-                break;
-            }
-            assert_eq!(got, Err(not_ready.to_string()));
-            got = call(4);
-        }
-        assert_eq!(got, Ok(vec![Data::Int(4)]));
     }
 }
