@@ -1125,3 +1125,56 @@ fn every_server_answers_health_readiness_and_metrics_on_its_address() {
     assert_eq!(metric(&with.addr, "remotemedia_active_sessions "), 0);
     assert_eq!(metric(&with.addr, "remotemedia_active_streams "), 0);
 }
+
+#[test]
+fn a_client_sending_faster_than_the_pipeline_is_held_back_not_buffered() {
+    let setup = Setup::new();
+    let server = setup.serve(&[]);
+    let pid = server.child.id();
+    let rss = || -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let before = rss();
+    rt_test(async {
+        let c = connect(&server.addr, "slow").await;
+        let Client { ws } = c;
+        let (mut tx, _rx) = ws.split();
+        // The node is stuck on the first item; 400 items of 512 KiB follow (200 MiB).
+        tx.send(Message::Text(json!({"type": "start"}).to_string().into()))
+            .await
+            .unwrap();
+        tx.send(Message::Text(
+            json!({"type": "item", "item": "slow"}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+        let big = json!({"type": "item", "item": "x".repeat(512 * 1024)}).to_string();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&sent);
+        let sender = tokio::spawn(async move {
+            for _ in 0..400 {
+                if tx.send(Message::Text(big.clone().into())).await.is_err() {
+                    break;
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let n = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            n < 400,
+            "every frame was taken while the pipeline was stuck"
+        );
+        sender.abort();
+    });
+    let grown_kb = rss().saturating_sub(before);
+    assert!(
+        grown_kb < 64 * 1024,
+        "the server grew by {grown_kb} kB holding a stuck session's input"
+    );
+}

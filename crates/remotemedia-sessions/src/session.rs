@@ -36,6 +36,11 @@ pub const CHUNK_MS: u32 = 20;
 /// Audio waiting to enter the pipeline before the session stops reading the client.
 const MAX_PENDING_MS: u64 = 1000;
 
+/// Input (bytes of its frames) waiting to enter the pipeline before the session stops
+/// reading the client; with the pipeline's own bounded queues, this bounds what one
+/// session holds.
+const MAX_PENDING_BYTES: usize = 4 << 20;
+
 /// Input chunks remembered to compute output latency (about 10 s of 20 ms chunks).
 const LATENCY_WINDOW: usize = 512;
 
@@ -140,6 +145,11 @@ struct Session {
     frames: u64,
     pending: VecDeque<Data>,
     pending_audio_us: u64,
+    /// Sizes of the pending items' frames, in the same order.
+    pending_sizes: VecDeque<usize>,
+    pending_bytes: usize,
+    /// Length of the text frame being handled.
+    frame_len: usize,
     run: Option<Run>,
     generation: u64,
     events_tx: mpsc::Sender<RunEvent>,
@@ -175,6 +185,9 @@ impl Session {
             frames: 0,
             pending: VecDeque::new(),
             pending_audio_us: 0,
+            pending_sizes: VecDeque::new(),
+            pending_bytes: 0,
+            frame_len: 0,
             run: None,
             generation: 0,
             events_tx,
@@ -198,7 +211,8 @@ impl Session {
         loop {
             let reading = !self.ended
                 && self.pending_audio_us < MAX_PENDING_MS * 1000
-                && self.pending.len() < 64;
+                && self.pending.len() < 64
+                && self.pending_bytes < MAX_PENDING_BYTES;
             let input = self.run.as_ref().and_then(|r| r.input.clone());
             let can_feed = !self.pending.is_empty() && input.is_some();
             let end_at = end_deadline
@@ -221,6 +235,7 @@ impl Session {
                     match permit {
                         Ok(permit) => {
                             let item = self.pending.pop_front().expect("checked");
+                            self.pending_bytes -= self.pending_sizes.pop_front().unwrap_or(0);
                             if let Data::Audio(a) = &item {
                                 self.pending_audio_us = self.pending_audio_us.saturating_sub(chunk_us(a));
                                 self.sent.push_back(Sent { start_us: a.pts_us, end_us: a.end_pts_us(), at: Instant::now() });
@@ -234,7 +249,7 @@ impl Session {
                             }
                         }
                         // The run stopped taking input: it failed, and its end event says why.
-                        Err(_) => { self.pending.clear(); self.pending_audio_us = 0; }
+                        Err(_) => self.clear_pending(),
                     }
                 }
                 frame = transport.recv(), if reading => {
@@ -317,6 +332,7 @@ impl Session {
                 Step::Go
             }
             Frame::Text(text) => {
+                self.frame_len = text.len();
                 let message = match parse_client(&text) {
                     Ok(m) => m,
                     Err(e) => return self.complain(transport, ErrorKind::BadMessage, e).await,
@@ -396,7 +412,7 @@ impl Session {
                         self.pending_audio_us += chunk_us(a);
                         self.received_us += chunk_us(a);
                     }
-                    self.pending.push_back(data);
+                    self.push_pending(data, self.frame_len);
                     Step::Go
                 }
                 Err(e) => {
@@ -433,6 +449,19 @@ impl Session {
         }
     }
 
+    fn push_pending(&mut self, item: Data, bytes: usize) {
+        self.pending.push_back(item);
+        self.pending_sizes.push_back(bytes);
+        self.pending_bytes += bytes;
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_sizes.clear();
+        self.pending_bytes = 0;
+        self.pending_audio_us = 0;
+    }
+
     /// Moves whole chunks of `partial` to the pending queue (and the rest too, at the
     /// end of the stream).
     fn cut_chunks(&mut self, spec: PcmSpec, last: bool) {
@@ -448,7 +477,7 @@ impl Session {
             self.pending_audio_us +=
                 remotemedia_core::frames_to_us(((end - start) / ch) as u64, spec.sample_rate)
                     as u64;
-            self.pending.push_back(Data::Audio(Arc::new(buf)));
+            self.push_pending(Data::Audio(Arc::new(buf)), (end - start) * 4);
             start = end;
         }
         self.partial.drain(..start);
@@ -530,8 +559,7 @@ impl Session {
         let dropped = self.pending.len() as u64;
         self.dropped += dropped;
         self.metrics.dropped.fetch_add(dropped, Ordering::Relaxed);
-        self.pending.clear();
-        self.pending_audio_us = 0;
+        self.clear_pending();
         self.partial.clear();
         if let Some(spec) = self.decoder.as_ref().map(|d| d.spec()) {
             // A partial frame belongs to the audio dropped.
