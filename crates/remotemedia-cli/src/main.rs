@@ -5,6 +5,8 @@
 
 mod cli;
 mod commands;
+#[cfg(unix)]
+mod crash;
 mod jsonl;
 
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose, cli.quiet);
+    #[cfg(unix)]
+    crash::install();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Validate(args) => commands::validate::run(args),

@@ -456,3 +456,70 @@ fn a_cpython_call_that_never_returns_fails_later_items_instead_of_hanging() {
         )
     );
 }
+
+/// Runs items 1..=4 through an embedded-CPython node doing `body` on item 3.
+#[cfg(feature = "cpython")]
+fn cpython_node_doing(body: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = support::write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            r#"
+version: v1
+metadata: {{ name: native }}
+nodes:
+  - id: native
+    node_type: PythonNode
+    params:
+      class: Native
+      runtime: cpython
+      source: |
+        import ctypes, os
+        class Native:
+            def process(self, value):
+                if value == 3:
+                    {body}
+                return value
+"#
+        ),
+    );
+    assert_cmd::Command::new(BIN)
+        .arg("run")
+        .arg(&manifest)
+        .args(["--input", "-"])
+        .write_stdin("1\n2\n3\n4\n")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
+#[cfg(feature = "cpython")]
+#[test]
+fn os_exit_in_an_embedded_cpython_node_fails_the_node_and_keeps_earlier_outputs() {
+    let out = cpython_node_doing("os._exit(1)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n");
+    assert!(
+        stderr.starts_with(
+            "error: node `native` (PythonNode) failed in process: python: RuntimeError: \
+             os._exit(1) would end the whole remotemedia process"
+        ),
+        "{stderr}"
+    );
+}
+
+#[cfg(all(feature = "cpython", unix))]
+#[test]
+fn a_segfault_in_an_embedded_cpython_node_is_reported_not_silent() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = cpython_node_doing("ctypes.string_at(0)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{stderr}");
+    assert!(
+        stderr.contains("error: remotemedia crashed in native code (SIGSEGV/SIGBUS)")
+            && stderr.contains("runtime: process"),
+        "{stderr}"
+    );
+}

@@ -107,6 +107,19 @@ fn status_message(status: ffi::PyStatus) -> String {
     }
 }
 
+/// Replaces `os._exit` in the interpreter this host starts itself.
+const REFUSE_EXIT: &std::ffi::CStr = c"import os as _os
+
+def _remotemedia_refuse_exit(code=0, /):
+    raise RuntimeError(
+        f'os._exit({code!r}) would end the whole remotemedia process: a PythonNode in the '
+        'embedded interpreter (runtime: cpython) cannot exit it, so the node fails instead '
+        '(runtime: process runs a node in a worker process of its own)')
+
+_os._exit = _remotemedia_refuse_exit
+del _os, _remotemedia_refuse_exit
+";
+
 /// Initializes CPython on this thread (unless something else already did), reporting
 /// failure instead of aborting the process, then releases the GIL.
 fn init_python() -> Result<(), String> {
@@ -134,6 +147,13 @@ fn init_python() -> Result<(), String> {
         ffi::PyConfig_Clear(config);
         if ffi::PyStatus_Exception(status) != 0 {
             return Err(status_message(status));
+        }
+        // This interpreter is ours (not the one of a Python program embedding us):
+        // `os._exit` in a node would end the whole process, silently and with the
+        // code meant for bad input; it fails the node instead.
+        if ffi::PyRun_SimpleString(REFUSE_EXIT.as_ptr()) != 0 {
+            ffi::PyEval_SaveThread();
+            return Err("cannot set up the embedded interpreter (os._exit guard)".into());
         }
         ffi::PyEval_SaveThread();
     }
