@@ -146,9 +146,15 @@ fn describe(e: &serde_json::Error) -> String {
 /// Writes one output line: the item itself, or `{"sink", "item"}` when the pipeline
 /// has several sinks.
 pub fn write_item(out: &mut impl Write, sink: Option<&str>, item: &Data) -> std::io::Result<()> {
+    /// The labelled line, serialized straight from the item (no JSON value built).
+    #[derive(serde::Serialize)]
+    struct Labelled<'a> {
+        sink: &'a str,
+        item: &'a Data,
+    }
     match sink {
         None => serde_json::to_writer(&mut *out, item)?,
-        Some(s) => serde_json::to_writer(&mut *out, &serde_json::json!({"sink": s, "item": item}))?,
+        Some(sink) => serde_json::to_writer(&mut *out, &Labelled { sink, item })?,
     }
     out.write_all(b"\n")
 }
