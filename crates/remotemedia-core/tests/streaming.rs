@@ -81,16 +81,21 @@ fn recv_ends_when_the_sender_is_dropped() {
     let (tx, mut rx) = start_session(Plan::build(&p, &r).unwrap(), &RunOptions::default())
         .unwrap()
         .into_split();
-    for i in 0..10 {
-        tx.send(Data::Int(i)).unwrap();
-    }
-    drop(tx);
+    // From another thread, as documented: every queue is bounded, so a sender that
+    // also has to receive could fill them all and wait for itself.
+    let sender = std::thread::spawn(move || {
+        for i in 0..10 {
+            tx.send(Data::Int(i)).unwrap();
+        }
+        drop(tx);
+    });
     let mut got = Vec::new();
     while let Some(item) = rx.recv() {
         assert_eq!(rx.sink_ids()[item.sink], "slow");
         got.push(item.item.as_i64().unwrap());
     }
     assert_eq!(got, (1..=10).collect::<Vec<_>>());
+    sender.join().unwrap();
     let res = rx.finish().unwrap();
     assert_eq!(res.metrics.items_out, 10);
 }
