@@ -1178,3 +1178,83 @@ fn a_client_sending_faster_than_the_pipeline_is_held_back_not_buffered() {
         "the server grew by {grown_kb} kB holding a stuck session's input"
     );
 }
+
+#[test]
+fn grpc_sessions_are_attacked_like_websocket_ones() {
+    use remotemedia_sessions::pb::session_frame::Frame;
+    use remotemedia_sessions::pb::sessions_client::SessionsClient;
+    use remotemedia_sessions::pb::SessionFrame;
+    let setup = Setup::new();
+    let token = write(setup.path(), "token", "s3cret\n");
+    let server = setup.serve(&[
+        "--token-file",
+        token.to_str().unwrap(),
+        "--max-frame-bytes",
+        "4096",
+    ]);
+    let text = |v: Value| SessionFrame {
+        frame: Some(Frame::Text(v.to_string())),
+    };
+    rt_test(async {
+        let mut client = SessionsClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap();
+        let request = |frames: Vec<SessionFrame>, token: Option<&str>, pipeline: Option<&str>| {
+            let mut req = tonic::Request::new(tokio_stream::iter(frames));
+            if let Some(t) = token {
+                req.metadata_mut()
+                    .insert("authorization", format!("Bearer {t}").parse().unwrap());
+            }
+            if let Some(p) = pipeline {
+                req.metadata_mut()
+                    .insert("remotemedia-pipeline", p.parse().unwrap());
+            }
+            req
+        };
+        let e = client
+            .stream(request(vec![], None, Some("calc")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e}");
+        let e = client
+            .stream(request(vec![], Some("wrong"), Some("calc")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e}");
+        let e = client
+            .stream(request(vec![], Some("s3cret"), None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+        assert!(e.message().contains("remotemedia-pipeline"), "{e}");
+        // A frame over the limit closes the session, saying why.
+        let frames = vec![
+            text(json!({"type": "start"})),
+            text(json!({"type": "item", "item": "x".repeat(8192)})),
+        ];
+        let mut stream = client
+            .stream(request(frames, Some("s3cret"), Some("calc")))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut texts = Vec::new();
+        while let Some(f) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap()
+        {
+            match f {
+                Ok(SessionFrame {
+                    frame: Some(Frame::Text(t)),
+                }) => texts.push(serde_json::from_str::<Value>(&t).unwrap()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        assert_eq!(texts[0]["type"], "ready", "{texts:?}");
+        let e = texts
+            .iter()
+            .find(|t| t["type"] == "error")
+            .unwrap_or_else(|| panic!("{texts:?}"));
+        assert_eq!(e["kind"], "frame_too_large", "{e}");
+    });
+}

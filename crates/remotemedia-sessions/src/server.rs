@@ -186,8 +186,7 @@ impl Drop for Slot {
 impl Shared {
     /// Checks the bearer token (an `Authorization: Bearer` header, or for browsers a
     /// `bearer.TOKEN` WebSocket subprotocol; for gRPC, `authorization` metadata) and
-    /// the origin of browser requests. Returns the token subprotocol the client
-    /// offered, if it used one.
+    /// the origin of browser requests; a refusal is counted in the metrics.
     pub fn authorize(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), Refusal> {
         let result = self.check(headers, peer);
         if result.is_err() {

@@ -148,8 +148,6 @@ struct Session {
     /// Sizes of the pending items' frames, in the same order.
     pending_sizes: VecDeque<usize>,
     pending_bytes: usize,
-    /// Length of the text frame being handled.
-    frame_len: usize,
     run: Option<Run>,
     generation: u64,
     events_tx: mpsc::Sender<RunEvent>,
@@ -187,7 +185,6 @@ impl Session {
             pending_audio_us: 0,
             pending_sizes: VecDeque::new(),
             pending_bytes: 0,
-            frame_len: 0,
             run: None,
             generation: 0,
             events_tx,
@@ -332,19 +329,21 @@ impl Session {
                 Step::Go
             }
             Frame::Text(text) => {
-                self.frame_len = text.len();
                 let message = match parse_client(&text) {
                     Ok(m) => m,
                     Err(e) => return self.complain(transport, ErrorKind::BadMessage, e).await,
                 };
-                self.on_message(message, transport).await
+                self.on_message(message, text.len(), transport).await
             }
         }
     }
 
+    /// Handles one message; `frame_len` is its text frame's length (what a pending
+    /// `item` counts against the input bound).
     async fn on_message<T: Transport>(
         &mut self,
         message: ClientMessage,
+        frame_len: usize,
         transport: &mut T,
     ) -> Step {
         match message {
@@ -412,7 +411,7 @@ impl Session {
                         self.pending_audio_us += chunk_us(a);
                         self.received_us += chunk_us(a);
                     }
-                    self.push_pending(data, self.frame_len);
+                    self.push_pending(data, frame_len);
                     Step::Go
                 }
                 Err(e) => {

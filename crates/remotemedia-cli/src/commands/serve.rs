@@ -74,12 +74,6 @@ fn sessions(args: &ServeArgs, token: Option<String>) -> Result<Option<SharedFron
     let Some(dir) = &args.pipelines else {
         return Ok(None);
     };
-    let seconds = |flag: &str, v: f64| match Duration::try_from_secs_f64(v) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "{flag} must be a positive number of seconds, not {v}"
-        )),
-    };
     if args.max_sessions == 0 || args.max_frame_bytes == 0 {
         return Err("--max-sessions and --max-frame-bytes must be at least 1".into());
     }
@@ -120,6 +114,16 @@ fn sessions(args: &ServeArgs, token: Option<String>) -> Result<Option<SharedFron
     tracing::info!(pipelines = ?catalog.names(), "serving live sessions");
     let server = SessionServer::new(catalog, registry, limits, token);
     Ok(Some(SharedFrontend(std::sync::Arc::new(server))))
+}
+
+/// A flag's positive number of seconds, or the message saying it is not one.
+fn seconds(flag: &str, v: f64) -> Result<Duration, String> {
+    match Duration::try_from_secs_f64(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "{flag} must be a positive number of seconds, not {v}"
+        )),
+    }
 }
 
 fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, String> {
@@ -165,12 +169,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_INVALID);
     }
-    let seconds = |flag: &str, v: f64| match Duration::try_from_secs_f64(v) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "{flag} must be a positive number of seconds, not {v}"
-        )),
-    };
     let (handshake_timeout, idle_timeout) = match (
         seconds("--handshake-timeout", args.handshake_timeout),
         seconds("--idle-timeout", args.idle_timeout),
