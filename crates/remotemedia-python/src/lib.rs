@@ -36,6 +36,8 @@
 
 #[cfg(feature = "cpython")]
 pub mod cpython;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod node;
 pub mod process;

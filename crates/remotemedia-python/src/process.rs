@@ -525,7 +525,7 @@ impl Drop for Worker {
     }
 }
 
-fn forward_log(payload: &[u8]) {
+pub(crate) fn forward_log(payload: &[u8]) {
     if let Ok(Data::List(fields)) = Reader::new(payload).value() {
         if let [Data::Int(level), logger, node, message] = fields.as_slice() {
             emit_log(
@@ -539,7 +539,7 @@ fn forward_log(payload: &[u8]) {
 }
 
 /// Decodes an `E` frame: `(kind, message, traceback, compat)`.
-fn error_frame(payload: &[u8]) -> (NodeError, bool) {
+pub(crate) fn error_frame(payload: &[u8]) -> (NodeError, bool) {
     match Reader::new(payload).value() {
         Ok(Data::Map(m)) => {
             let s = |k: &str| m.get(k).and_then(Data::as_str).unwrap_or("").to_string();
@@ -562,13 +562,13 @@ fn protocol_error(what: impl std::fmt::Display) -> NodeError {
 
 /// The outcome of a batch reply, with the output count of each leading item so that
 /// the outcome can be split per item.
-struct Chunk {
+pub(crate) struct Chunk {
     outcome: BatchOutcome,
     counts: Vec<usize>,
 }
 
 impl Chunk {
-    fn into_items(self) -> Vec<ItemOutcome> {
+    pub(crate) fn into_items(self) -> Vec<ItemOutcome> {
         let mut outputs = self.outcome.outputs.into_iter();
         let mut items: Vec<ItemOutcome> = self
             .counts
@@ -580,14 +580,17 @@ impl Chunk {
     }
 }
 
-fn parse_batch(payload: &[u8]) -> Result<Chunk, NodeError> {
+pub(crate) fn parse_batch(payload: &[u8]) -> Result<Chunk, NodeError> {
     let mut r = Reader::new(payload);
     let n = r.u32().map_err(protocol_error)? as usize;
+    // Counts come from the worker: reserve no more than the payload could hold (an
+    // item takes at least one byte), so a corrupt count fails on decoding instead of
+    // asking for gigabytes.
     let mut outcome = BatchOutcome {
-        outputs: Vec::with_capacity(n),
+        outputs: Vec::with_capacity(n.min(r.remaining())),
         ..Default::default()
     };
-    let mut counts = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n.min(r.remaining()));
     for _ in 0..n {
         match r.u8().map_err(protocol_error)? {
             0 => {
@@ -599,7 +602,7 @@ fn parse_batch(payload: &[u8]) -> Result<Chunk, NodeError> {
                     outcome.ok += 1;
                     counts.push(k);
                 } else {
-                    let mut outs = Vec::with_capacity(k);
+                    let mut outs = Vec::with_capacity(k.min(r.remaining()));
                     for _ in 0..k {
                         outs.push(r.value().map_err(protocol_error)?);
                     }

@@ -22,6 +22,8 @@ pub mod detect;
 pub mod distributed;
 pub mod error;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod listener;
 mod memory;
