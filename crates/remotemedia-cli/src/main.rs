@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose, cli.quiet);
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     #[cfg(unix)]
     crash::install();
     let result = match cli.command {
@@ -51,6 +52,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_INVALID)
         }
+    }
+}
+
+/// `-q`: only errors on stderr.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints `warning: MESSAGE` on stderr, unless `-q` was given.
+pub fn warn(message: impl std::fmt::Display) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("warning: {message}");
     }
 }
 

@@ -63,6 +63,7 @@ fn manifest_of(d: &Dag) -> ManifestV1 {
         })
         .collect();
     ManifestV1 {
+        schema: None,
         version: "v1".into(),
         metadata: Metadata {
             name: "random".into(),

@@ -596,3 +596,45 @@ impl Instance for CPythonInstance {
         })?
     }
 }
+
+/// Compiles `source` in the embedded interpreter without running it: `Ok(None)` when
+/// it compiles, `Ok(Some(message))` for a syntax error (message, line and column),
+/// `Err` when the interpreter is unavailable here.
+pub fn syntax_error(source: &str) -> Result<Option<String>, String> {
+    let interp = interp().map_err(|e| e.to_string())?;
+    let source = source.to_owned();
+    interp
+        .thread
+        .call(move || {
+            Python::attach(|py| {
+                let compile = py
+                    .import(intern!(py, "builtins"))
+                    .and_then(|b| b.getattr(intern!(py, "compile")))
+                    .map_err(|e| e.to_string())?;
+                let Err(e) = compile.call1((source, "<source>", "exec")) else {
+                    return Ok(None);
+                };
+                let exc = e.value(py);
+                let attr = |name: &str| {
+                    exc.getattr(name)
+                        .ok()
+                        .filter(|v| !v.is_none())
+                        .map(|v| v.to_string())
+                };
+                let kind = exc
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "SyntaxError".into());
+                let message = attr("msg").unwrap_or_else(|| exc.to_string());
+                Ok(Some(match (attr("lineno"), attr("offset")) {
+                    (Some(line), Some(col)) => {
+                        format!("{kind}: {message} (line {line}, column {col})")
+                    }
+                    (Some(line), None) => format!("{kind}: {message} (line {line})"),
+                    _ => format!("{kind}: {message}"),
+                }))
+            })
+        })
+        .ok_or_else(|| "the interpreter thread panicked".to_string())?
+}

@@ -72,6 +72,82 @@ pub fn register_served(registry: &mut Registry, served: ServedPython) {
     registry.register(Arc::new(ServedPythonFactory::new(served)));
 }
 
+/// The syntax errors of the `PythonNode`s of `pipeline` whose code is inline
+/// (`source`), as `(node id, message)`: each source is compiled, not run, in the
+/// embedded CPython. Empty when every source compiles — or when no embedded CPython
+/// is available to compile them (the host that runs them then reports any error).
+///
+/// Not part of manifest validation itself, which also checks what clients send a
+/// server: compiling a client's code there would let it spend the server's CPU.
+pub fn source_syntax_errors(
+    pipeline: &remotemedia_core::manifest::Pipeline,
+) -> Vec<(String, String)> {
+    let sources = pipeline.nodes.iter().filter_map(|n| {
+        let source = n.params.get("source")?.as_str()?;
+        (n.node_type == PYTHON_NODE_TYPE).then(|| (n.id.clone(), source))
+    });
+    let mut errors = Vec::new();
+    for (id, source) in sources {
+        #[cfg(feature = "cpython")]
+        if let Ok(Some(message)) = cpython::syntax_error(source) {
+            errors.push((id, message));
+        }
+        #[cfg(not(feature = "cpython"))]
+        let _ = (id, source);
+    }
+    errors
+}
+
+/// Resolves the relative paths in every `PythonNode`'s params — `python_path`
+/// entries, and `python` when it is a path rather than a command name — against
+/// `base`, the directory of the manifest, so that a manifest runs the same from any
+/// working directory. Rewrites the manifest as written (`pipeline.manifest`); returns
+/// whether anything changed, in which case it must be validated again (validation
+/// prepares each node's params).
+pub fn resolve_relative_paths(
+    pipeline: &mut remotemedia_core::manifest::Pipeline,
+    base: &std::path::Path,
+) -> bool {
+    use serde_json::Value;
+
+    let relative = |p: &str| std::path::Path::new(p).is_relative();
+    let mut changed = false;
+    let mut resolve = |params: &mut serde_json::Map<String, Value>| {
+        let join = |p: &str| base.join(p).to_string_lossy().into_owned();
+        if let Some(Value::Array(entries)) = params.get_mut("python_path") {
+            for entry in entries {
+                if let Value::String(p) = entry {
+                    if relative(p) {
+                        *p = join(p);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if let Some(Value::String(p)) = params.get_mut("python") {
+            // `python3` is looked up on PATH; `.venv/bin/python` is a path.
+            if p.contains('/') && relative(p) {
+                *p = join(p);
+                changed = true;
+            }
+        }
+    };
+    let python_nodes: Vec<&str> = pipeline
+        .nodes
+        .iter()
+        .filter(|n| n.node_type == PYTHON_NODE_TYPE)
+        .map(|n| n.id.as_str())
+        .collect();
+    for node in &mut pipeline.manifest.nodes {
+        if python_nodes.contains(&node.id.as_str()) {
+            if let Some(params) = node.params.as_mut() {
+                resolve(params);
+            }
+        }
+    }
+    changed
+}
+
 /// A registry with the built-in node types and `PythonNode`.
 pub fn registry() -> Registry {
     let mut r = Registry::builtin();

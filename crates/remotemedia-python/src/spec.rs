@@ -278,6 +278,22 @@ pub fn check(params: &Params) -> Vec<ParamIssue> {
             ));
         }
     }
+    // A node without `runtime` takes the environment's choice: a bad one is a
+    // configuration error now, not a failure once the run has started.
+    if given("runtime").is_none() {
+        if let Ok(v) = std::env::var(RUNTIME_ENV) {
+            if !v.trim().is_empty() && Runtime::from_name(v.trim()).is_none() {
+                issues.push(ParamIssue::new(
+                    "",
+                    format!(
+                        "{RUNTIME_ENV}={v:?} (the host of nodes that do not set `runtime`) is \
+                         not a Python runtime; expected one of {}",
+                        RUNTIME_NAMES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
     issues
 }
 

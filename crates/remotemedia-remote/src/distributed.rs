@@ -124,6 +124,7 @@ pub fn distribute(
         });
     }
     let manifest = ManifestV1 {
+        schema: None,
         version: "v1".into(),
         metadata: pipeline.manifest.metadata.clone(),
         nodes,
@@ -197,6 +198,7 @@ fn sub_manifest(
         .map(|&v| pipeline.nodes[v].id.as_str())
         .collect();
     let m = ManifestV1 {
+        schema: None,
         version: "v1".into(),
         metadata: Metadata {
             name: format!("{}/{}", pipeline.name, ids.join("+")),

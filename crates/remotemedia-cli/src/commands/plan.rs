@@ -3,7 +3,7 @@
 //! Also the placement step of `remotemedia run`: gather executors (flags, environment,
 //! `remotemedia.toml`, nodes' `host`), probe them, detect this machine, place.
 
-use remotemedia_core::manifest::{self, Pipeline};
+use remotemedia_core::manifest::Pipeline;
 use remotemedia_core::placement::{
     self, ExecutorInfo, ExecutorState, Placement, PlacementError, Policy, Target,
 };
@@ -244,7 +244,7 @@ fn print_text(pipeline: &Pipeline, placed: &Placed) {
 /// Prints the placement; exit 0 when every node has a place, 2 when some has none.
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let registry = super::registry();
-    let pipeline = match manifest::load_file(&args.manifest, &registry) {
+    let pipeline = match super::load_manifest(&args.manifest, &registry) {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors.0 {
@@ -272,7 +272,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     match &placed.placement {
         Ok(p) => {
             for w in p.warnings() {
-                eprintln!("warning: {w}");
+                crate::warn(w);
             }
             Ok(0)
         }

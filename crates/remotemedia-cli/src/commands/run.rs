@@ -24,7 +24,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use remotemedia_core::executor::{
     start_session, CancelToken, RunOptions, RunResult, SessionSender,
 };
-use remotemedia_core::manifest;
 use remotemedia_core::metrics::peak_rss_bytes;
 use remotemedia_core::plan::Plan;
 use remotemedia_core::Data;
@@ -46,7 +45,7 @@ use output::{Output, OutputError, OutputKind};
 /// Runs the pipeline, streaming input lines in and output lines out.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let registry = super::registry();
-    let pipeline = match manifest::load_file(&args.manifest, &registry) {
+    let pipeline = match super::load_manifest(&args.manifest, &registry) {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors.0 {
@@ -110,7 +109,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 }
             };
             for w in placement.warnings() {
-                eprintln!("warning: {w}");
+                crate::warn(w);
             }
             let options = StageOptions {
                 local_registry: super::registry(),
@@ -146,7 +145,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     let input = match args.input.as_deref() {
-        None => None,
+        None => {
+            // Without --input the pipeline gets no items (its sources make their own).
+            // Data piped in is then almost surely meant as input: say how to read it.
+            let has_source = pipeline
+                .nodes
+                .iter()
+                .any(|n| registry.get(&n.node_type).is_some_and(|f| f.is_source()));
+            if !has_source && stdin_is_data() {
+                crate::warn(
+                    "stdin is a pipe or file, but without --input no items are read from it; \
+                     give `--input -` to read them",
+                );
+            }
+            None
+        }
         Some(name) => match input::open(name, pcm_spec, args.chunk_ms) {
             Ok(i) => Some(i),
             Err(e) => {
@@ -372,20 +385,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     if let Some(r) = &remote {
         for e in &r.events {
-            eprintln!("warning: {e}");
+            crate::warn(e);
         }
         for skipped in &r.skipped {
-            eprintln!("warning: skipped item: {skipped}");
+            crate::warn(format_args!("skipped item: {skipped}"));
         }
         for e in &r.cleanup_errors {
-            eprintln!("warning: {e}");
+            crate::warn(e);
         }
     }
     for skipped in &result.skipped {
-        eprintln!("warning: skipped item: {skipped}");
+        crate::warn(format_args!("skipped item: {skipped}"));
     }
     for e in &result.cleanup_errors {
-        eprintln!("warning: {e}");
+        crate::warn(e);
     }
     if let Some(e) = write_error {
         eprintln!("error: {e}");
@@ -781,4 +794,25 @@ fn write_metrics(
     std::fs::write(path, text + "\n")
         .with_context(|| format!("cannot write metrics {}", path.display()))?;
     Ok(())
+}
+
+/// Whether stdin is a pipe or a regular file (not a terminal, not `/dev/null`).
+fn stdin_is_data() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        // A duplicate of the descriptor: dropping the file closes only the copy.
+        let stdin = std::io::stdin();
+        let fd = std::os::fd::AsFd::as_fd(&stdin);
+        match fd.try_clone_to_owned().map(std::fs::File::from) {
+            Ok(file) => file
+                .metadata()
+                .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_file()),
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
 }

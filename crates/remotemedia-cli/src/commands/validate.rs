@@ -9,7 +9,26 @@ use crate::EXIT_INVALID;
 /// Validates the manifest; exit 0 when valid, 1 when not.
 pub fn run(args: ValidateArgs) -> anyhow::Result<u8> {
     let registry = super::registry();
-    let result = manifest::load_file(&args.manifest, &registry);
+    let result = super::load_manifest(&args.manifest, &registry).and_then(|p| {
+        // Inline Python is compiled too, so that `validate` and `run` agree.
+        let errors: Vec<_> = remotemedia_python::source_syntax_errors(&p)
+            .into_iter()
+            .map(|(id, message)| {
+                let at = p
+                    .index_of(&id)
+                    .map_or_else(String::new, |i| format!("nodes[{i}]."));
+                manifest::ManifestError::new(
+                    format!("{at}params.source"),
+                    format!("node `{id}` (PythonNode): {message}"),
+                )
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(p)
+        } else {
+            Err(manifest::ManifestErrors(errors))
+        }
+    });
     if args.json {
         let body = match &result {
             Ok(_) => json!({"valid": true, "errors": []}),

@@ -13,6 +13,10 @@ pub const SUPPORTED_VERSIONS: [&str; 1] = ["v1"];
 #[serde(deny_unknown_fields)]
 #[schemars(title = "remotemedia pipeline manifest v1")]
 pub struct ManifestV1 {
+    /// The JSON Schema this file follows (e.g. a path or URL of
+    /// `schemas/manifest.v1.json`), for editors; the runtime does not read it.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// Manifest format version; `"v1"`.
     pub version: String,
     /// Pipeline name and description.

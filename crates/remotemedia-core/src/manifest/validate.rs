@@ -900,6 +900,15 @@ impl Walker<'_> {
                 "metadata" => self.metadata(value, &ids),
                 "nodes" => self.nodes(value, &ids),
                 "connections" => self.connections(value, &ids),
+                // For editors (which schema the file follows); not read.
+                "$schema" if !value.is_string() => self.error(
+                    "$schema",
+                    format!(
+                        "expected the path or URL of a JSON Schema, found {}",
+                        json_type_name(value)
+                    ),
+                ),
+                "$schema" => {}
                 _ => self.unknown_field("$", "", key, &TOP_FIELDS),
             }
         }
