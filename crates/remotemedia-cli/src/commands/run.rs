@@ -713,11 +713,29 @@ fn progress_bar(disabled: bool) -> Option<ProgressBar> {
     }
     let p = ProgressBar::new_spinner();
     p.set_style(
-        ProgressStyle::with_template("{spinner} {pos} items out ({per_sec}) {elapsed}")
+        ProgressStyle::with_template("{spinner} {pos} items out ({rate}) {elapsed}")
+            .map(|s| {
+                s.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        // Whole items per second: indicatif's own `per_sec` shows four decimals.
+                        let _ = write!(w, "{}/s", rate_text(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     p.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(p)
+}
+
+/// A rate for people: whole numbers, one decimal below 10.
+fn rate_text(per_sec: f64) -> String {
+    if per_sec < 10.0 {
+        format!("{per_sec:.1}")
+    } else {
+        format!("{per_sec:.0}")
+    }
 }
 
 /// Nodes no edge leaves: the sinks.
@@ -814,5 +832,17 @@ fn stdin_is_data() -> bool {
     #[cfg(not(unix))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_text;
+
+    #[test]
+    fn rates_are_shown_without_noise_digits() {
+        assert_eq!(rate_text(96.7326), "97");
+        assert_eq!(rate_text(2.46), "2.5");
+        assert_eq!(rate_text(0.0), "0.0");
     }
 }
