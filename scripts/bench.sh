@@ -2,18 +2,19 @@
 # Runs the Rust benchmarks and the pure-Python baseline side by side on this machine,
 # measures memory, and rewrites BENCHMARKS.md.
 #
-#   scripts/bench.sh           full run (several minutes)
-#   scripts/bench.sh --quick   short run (indicative numbers)
+#   scripts/bench.sh           full run (several minutes); rewrites BENCHMARKS.md
+#   scripts/bench.sh --quick   short run (indicative numbers), reported in
+#                              target/bench/BENCHMARKS.quick.md instead
 #
 # Needs cargo and python3; the audio peers (numpy, soundfile, soxr, scipy) are installed
 # from PyPI into a virtualenv under target/bench, and `sox` is used when installed. Writes only under the cargo target
 # directory (target/criterion, target/bench) and BENCHMARKS.md. PYTHON selects the
-# interpreter (default python3); the Python SDK rows are filled when that interpreter
-# can `import remotemedia`.
+# interpreter with the SDK installed; without it, .venv/bin/python when that imports
+# remotemedia, else the SDK is built into a virtualenv of its own (target/bench-sdk-venv).
 set -euo pipefail
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 QUICK=0
@@ -26,9 +27,20 @@ for arg in "$@"; do
 done
 
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-target}
 OUT="$TARGET/bench"
+if [[ -z ${PYTHON:-} ]]; then
+    if [[ -x .venv/bin/python ]] && .venv/bin/python -c "import remotemedia" 2>/dev/null; then
+        PYTHON=.venv/bin/python
+    else
+        SDK_VENV="$TARGET/bench-sdk-venv"
+        printf '==> building the Python SDK into %s\n' "$SDK_VENV"
+        [[ -x $SDK_VENV/bin/python ]] || python3 -m venv "$SDK_VENV"
+        "$SDK_VENV/bin/python" -m pip install --quiet "maturin>=1.9.4,<2"
+        "$SDK_VENV/bin/python" -m pip install --quiet .
+        PYTHON="$SDK_VENV/bin/python"
+    fi
+fi
 export PYTHONDONTWRITEBYTECODE=1
 
 mkdir -p "$OUT"
@@ -155,5 +167,8 @@ else
 fi
 
 step "Report"
-report_args=(--criterion-dir "$TARGET/criterion" --bench-dir "$OUT" --since "$SINCE" --out BENCHMARKS.md)
+# A quick run's figures are indicative only: they never replace the tracked report.
+report="BENCHMARKS.md"
+[[ $QUICK == 1 ]] && report="$OUT/BENCHMARKS.quick.md"
+report_args=(--criterion-dir "$TARGET/criterion" --bench-dir "$OUT" --since "$SINCE" --out "$report")
 "$PYTHON" scripts/bench_report.py "${report_args[@]}" "${quick_flag[@]}"
