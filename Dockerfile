@@ -1,14 +1,17 @@
 # remotemedia server image: `docker build -t remotemedia .`, then
-# `docker run -p 50051:50051 remotemedia` serves gRPC and HTTP (/healthz, /readyz,
-# /metrics) on 0.0.0.0:50051; see docs/deploy-kubernetes.md.
+#   docker run -p 50051:50051 -v "$PWD/token:/run/token:ro" remotemedia \
+#     serve --listen 0.0.0.0:50051 --token-file /run/token
+# serves gRPC and HTTP (/healthz, /readyz, /metrics) on port 50051. Without
+# --token-file, gRPC and sessions accept loopback clients only (the HTTP health
+# and metrics routes answer anyone). See docs/deploy-kubernetes.md.
 #
 # Python: the default build (feature `cpython`) links libpython dynamically through
 # pyo3 and records, at build time, the interpreter it was built against as the default
 # for Python worker processes (REMOTEMEDIA_BUILD_PYTHON) and libpython's directory as
 # an rpath. The binary therefore needs, at run time, a libpython of the very same
 # minor version (the CPython ABI changes between minors) and preferably the same
-# paths. Both stages use Debian bookworm's own CPython 3.11 (/usr/bin/python3.11,
-# /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0 from the same source package), so
+# paths. Both stages use Debian bookworm's own CPython 3.11 (/usr/bin/python3.11 and
+# /usr/lib/<triplet>/libpython3.11.so.1.0, from the same source package), so
 # the runtime stage has exactly the library and interpreter the build saw; the Rust
 # image and the slim runtime image are both bookworm, so glibc matches too.
 
