@@ -1,0 +1,336 @@
+//! Executors discovered through DNS, as a Kubernetes headless Service publishes its
+//! pods: a small authoritative DNS server on loopback, run by the test with records it
+//! changes while running (TTL 1 s), plays the Service; real `remotemedia serve`
+//! processes play the pods. Unix only: the tests send signals.
+#![cfg(unix)]
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde_json::Value;
+
+mod support;
+
+use support::{repo, write, Executor, BIN};
+
+/// The SRV name the tests publish, as a headless Service in namespace `test` would.
+const SRV_NAME: &str = "_grpc._tcp.remotemedia-executor.test.svc.cluster.local";
+/// The TTL of every record served.
+const TTL: u32 = 1;
+
+/// Records by (lower-case name with the final dot, type).
+type Zone = HashMap<(String, RecordType), Vec<Record>>;
+
+/// An authoritative DNS server on a loopback UDP port, answering from a zone the test
+/// may change at any time. Stops when dropped.
+struct DnsServer {
+    addr: String,
+    zone: Arc<Mutex<Zone>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn fqdn(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with('.') {
+        n
+    } else {
+        format!("{n}.")
+    }
+}
+
+impl DnsServer {
+    fn start() -> DnsServer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        let zone = Arc::new(Mutex::new(Zone::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (z, s) = (Arc::clone(&zone), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+                reply.metadata.authoritative = true;
+                reply.metadata.recursion_desired = query.metadata.recursion_desired;
+                let mut found = false;
+                let mut known = false;
+                for q in &query.queries {
+                    reply.add_query(q.clone());
+                    let name = fqdn(&q.name().to_ascii());
+                    let zone = z.lock().unwrap();
+                    known |= zone.keys().any(|(n, _)| *n == name);
+                    if let Some(records) = zone.get(&(name, q.query_type())) {
+                        found = true;
+                        reply.add_answers(records.iter().cloned());
+                    }
+                }
+                if !found && !known {
+                    reply.metadata.response_code = ResponseCode::NXDomain;
+                }
+                if let Ok(bytes) = reply.to_vec() {
+                    let _ = socket.send_to(&bytes, from);
+                }
+            }
+        });
+        DnsServer { addr, zone, stop }
+    }
+
+    /// Publishes `ports` (executors on 127.0.0.1) as the SRV records of [`SRV_NAME`],
+    /// each pointing at a host name of its own, and the A record `remotemedia-executor`.
+    fn publish(&self, ports: &[u16]) {
+        let mut zone = self.zone.lock().unwrap();
+        zone.clear();
+        let mut srv = Vec::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let host = format!("pod-{i}.remotemedia-executor.test.svc.cluster.local.");
+            let target = Name::from_ascii(&host).unwrap();
+            srv.push(Record::from_rdata(
+                Name::from_ascii(fqdn(SRV_NAME)).unwrap(),
+                TTL,
+                RData::SRV(SRV::new(0, 0, port, target.clone())),
+            ));
+            zone.insert(
+                (host, RecordType::A),
+                vec![Record::from_rdata(
+                    target,
+                    TTL,
+                    RData::A(A(Ipv4Addr::LOCALHOST)),
+                )],
+            );
+        }
+        zone.insert((fqdn(SRV_NAME), RecordType::SRV), srv);
+        zone.insert(
+            (fqdn("remotemedia-executor"), RecordType::A),
+            vec![Record::from_rdata(
+                Name::from_ascii("remotemedia-executor.").unwrap(),
+                TTL,
+                RData::A(A(Ipv4Addr::LOCALHOST)),
+            )],
+        );
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn gpu_caps() -> PathBuf {
+    repo("examples/remote/gpu-capabilities.json")
+}
+
+fn port_of(e: &Executor) -> u16 {
+    e.addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+/// A `remotemedia` command in `dir`: this machine a CPU box, no executors or DNS
+/// server from the environment.
+fn rm(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env(
+            "REMOTEMEDIA_CAPABILITIES",
+            repo("examples/remote/cpu-capabilities.json"),
+        )
+        .env_remove("REMOTEMEDIA_EXECUTORS")
+        .env_remove("REMOTEMEDIA_DNS_SERVER")
+        .env_remove("REMOTEMEDIA_LOG");
+    c
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn run_plan(dir: &Path, args: &[&str]) -> (i32, Value, String) {
+    let o = rm(dir)
+        .arg("plan")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let v = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (o.status.code().unwrap_or(-1), v, err)
+}
+
+#[test]
+fn plan_shows_the_pool_its_addresses_and_when_they_were_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    dns.publish(&ports);
+    let url = format!("dns+srv://{SRV_NAME}");
+    let (code, plan, err) = run_plan(dir.path(), &["--executor", &url, "--dns-server", &dns.addr]);
+    assert_eq!(code, 0, "{err}");
+    let pool = &plan["discovery"][0];
+    assert_eq!(pool["pool"], "remotemedia-executor", "{plan:#}");
+    assert_eq!(pool["record_type"], "SRV");
+    assert_eq!(pool["record_ttl_s"], TTL);
+    assert_eq!(pool["ttl_s"], 1);
+    assert!(pool["server"].as_str().unwrap().contains(&dns.addr));
+    assert!(pool["resolved_at_unix"].as_f64().unwrap() > 1.0e9);
+    let mut want: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    want.sort();
+    let got: Vec<&str> = pool["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    let executors = plan["executors"].as_array().unwrap();
+    assert_eq!(executors.len(), 3);
+    for e in executors {
+        assert_eq!(e["reachable"], true, "{e:#}");
+        assert!(e["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("remotemedia-executor@127.0.0.1:"));
+    }
+    assert!(plan["groups"][0]["executor"]
+        .as_str()
+        .unwrap()
+        .starts_with("remotemedia-executor@"));
+
+    // The same through the environment and A records on one port, under a pool name.
+    let one = format!("dns://remotemedia-executor:{}", ports[0]);
+    let o = rm(dir.path())
+        .env("REMOTEMEDIA_EXECUTORS", format!("gpus={one}"))
+        .env("REMOTEMEDIA_DNS_SERVER", &dns.addr)
+        .arg("plan")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains(&format!(
+            "discovered gpus at {one} (A/AAAA via DNS server {}",
+            dns.addr
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("gpus@127.0.0.1:{}", ports[0])),
+        "{out}"
+    );
+
+    // And `[[executors]]` with `discover`, its token file applying to each address.
+    write(
+        dir.path(),
+        "remotemedia.toml",
+        &format!("[[executors]]\nname = \"pods\"\ndiscover = \"{url}\"\ntoken_file = \"t\"\n"),
+    );
+    write(dir.path(), "t", "unused\n");
+    let (code, plan, err) = run_plan(dir.path(), &["--dns-server", &dns.addr]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plan["discovery"][0]["pool"], "pods");
+    assert_eq!(plan["executors"].as_array().unwrap().len(), 3, "{plan:#}");
+}
+
+/// A name that does not resolve, a DNS server that never answers and records that
+/// point at nothing listening: each a message naming what was asked, a non-zero exit,
+/// no hang.
+#[test]
+fn discovery_failures_are_clear_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    dns.publish(&[]);
+
+    let missing = "dns+srv://_grpc._tcp.nothing-here.test.svc.cluster.local";
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &["--executor", missing, "--dns-server", &dns.addr],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot discover executors of `nothing-here`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(missing) && err.contains("SRV") && err.contains(&dns.addr),
+        "{err}"
+    );
+
+    // A UDP socket that reads every query and never replies.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let start = Instant::now();
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &[
+            "--executor",
+            "dns://remotemedia-executor:50051",
+            "--dns-server",
+            &silent_addr,
+        ],
+    );
+    let took = start.elapsed();
+    assert_ne!(code, 0);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(
+        err.contains("dns://remotemedia-executor:50051")
+            && err.contains("A/AAAA")
+            && err.contains(&silent_addr),
+        "{err}"
+    );
+    drop(silent);
+
+    // Records pointing at a port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dns.publish(&[closed]);
+    let (code, plan, err) = run_plan(
+        dir.path(),
+        &[
+            "--executor",
+            &format!("dns+srv://{SRV_NAME}"),
+            "--dns-server",
+            &dns.addr,
+        ],
+    );
+    assert_ne!(code, 0, "{plan:#}");
+    let e = &plan["executors"][0];
+    assert_eq!(
+        e["name"],
+        format!("remotemedia-executor@127.0.0.1:{closed}")
+    );
+    assert_eq!(e["reachable"], false);
+    assert!(err.contains("scale") || err.contains("gpu"), "{err}");
+
+    // A bad server address is refused before anything is asked.
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &["--executor", missing, "--dns-server", "localhost"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("DNS server `localhost`"), "{err}");
+}
