@@ -334,3 +334,98 @@ fn discovery_failures_are_clear_and_bounded() {
     assert_ne!(code, 0);
     assert!(err.contains("DNS server `localhost`"), "{err}");
 }
+
+/// An executor found through DNS that is killed mid-stream: the run fails over to the
+/// other address of the pool, as with static executors, and its output equals a local
+/// run's (nothing lost or repeated).
+#[test]
+fn discovered_executor_killed_mid_stream_fails_over() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let mut pods: Vec<Executor> = (0..2)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    dns.publish(&pods.iter().map(port_of).collect::<Vec<_>>());
+    // Greedy takes the first address of the pool, and addresses are sorted.
+    pods.sort_by_key(|p| p.addr.clone());
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    let input = write(dir.path(), "numbers.jsonl", &text);
+    let url = format!("dns+srv://{SRV_NAME}");
+    let mut child = rm(dir.path())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .args(["--executor", &url, "--dns-server", &dns.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&done);
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            if d.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut out = String::new();
+    for _ in 0..1000 {
+        assert!(
+            stdout.read_line(&mut out).unwrap() > 0,
+            "output ended early"
+        );
+    }
+    pods[0].kill();
+    stdout.read_to_string(&mut out).unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    done.store(true, Ordering::Relaxed);
+    let err = err_reader.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    let local = rm(dir.path())
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(local.status.code(), Some(0));
+    assert_eq!(out.lines().count() as u64, n);
+    assert!(
+        out.as_bytes() == local.stdout.as_slice(),
+        "outputs differ from the local run"
+    );
+    let from = format!("remotemedia-executor@{}", pods[0].addr);
+    let to = format!("remotemedia-executor@{}", pods[1].addr);
+    assert!(
+        err.contains(&format!(
+            "failover: scale → offset moved from {from} to {to} ("
+        )),
+        "{err}"
+    );
+}
