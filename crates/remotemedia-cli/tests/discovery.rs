@@ -429,3 +429,178 @@ fn discovered_executor_killed_mid_stream_fails_over() {
         "{err}"
     );
 }
+
+/// A `remotemedia run` held open: its output is read up to `lines` and no further, so
+/// its remote stream stays open (the bounded queues behind the pipe hold it back).
+struct HeldRun {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    out: String,
+    metrics: PathBuf,
+}
+
+impl HeldRun {
+    fn start(dir: &Path, input: &Path, dns: &DnsServer, tag: &str) -> HeldRun {
+        use std::io::BufRead;
+        let metrics = dir.join(format!("metrics-{tag}.json"));
+        let mut child = rm(dir)
+            .arg("run")
+            .arg(repo("examples/remote/gpu-pipeline.yaml"))
+            .arg("--input")
+            .arg(input)
+            .arg("--metrics")
+            .arg(&metrics)
+            .args(["--policy", "balanced"])
+            .args(["--executor", &format!("dns+srv://{SRV_NAME}")])
+            .args(["--dns-server", &dns.addr])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.join(format!("{tag}.stderr"))).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut out = String::new();
+        for _ in 0..1000 {
+            assert!(
+                stdout.read_line(&mut out).unwrap() > 0,
+                "output ended early"
+            );
+        }
+        HeldRun {
+            child,
+            stdout,
+            out,
+            metrics,
+        }
+    }
+
+    /// Reads the rest; the output and the executor that ran the remote group.
+    fn finish(mut self) -> (String, String) {
+        use std::io::Read;
+        self.stdout.read_to_string(&mut self.out).unwrap();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.metrics).unwrap()).unwrap();
+        let executor = m["remote"]["remote_metrics"][0]["executor"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (self.out, executor)
+    }
+}
+
+/// The pool scales from one executor to three while a stream is open on the first:
+/// the new streams, placed with `balanced`, go to the two new executors (one stream
+/// on each of the three), and every output equals a local run.
+#[test]
+fn new_streams_spread_over_executors_that_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    let input = write(dir.path(), "numbers.jsonl", &text);
+
+    dns.publish(&ports[..1]);
+    let first = HeldRun::start(dir.path(), &input, &dns, "a");
+    dns.publish(&ports);
+    // Past the records' TTL, as a client that cached them would wait.
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = HeldRun::start(dir.path(), &input, &dns, "b");
+    let third = HeldRun::start(dir.path(), &input, &dns, "c");
+
+    let local = rm(dir.path())
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let mut used = Vec::new();
+    for run in [first, second, third] {
+        let (out, executor) = run.finish();
+        assert!(
+            out.as_bytes() == local.stdout.as_slice(),
+            "outputs differ from the local run"
+        );
+        used.push(executor);
+    }
+    assert_eq!(
+        used[0],
+        format!("remotemedia-executor@127.0.0.1:{}", ports[0])
+    );
+    let mut all = used.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 3, "streams per executor: {used:?}");
+}
+
+/// The pool scales from three executors to one: the two that leave the records get
+/// SIGTERM while each has a stream open. They drain: each finishes its stream (no
+/// failover, output equal to a local run), and a new stream goes to the one left.
+#[test]
+fn executors_that_leave_finish_their_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    let input = write(dir.path(), "numbers.jsonl", &text);
+    dns.publish(&ports);
+    let runs: Vec<HeldRun> = ["a", "b", "c"]
+        .iter()
+        .map(|t| HeldRun::start(dir.path(), &input, &dns, t))
+        .collect();
+    dns.publish(&ports[..1]);
+    pods[1].signal("TERM");
+    pods[2].signal("TERM");
+    std::thread::sleep(Duration::from_millis(1100));
+    let local = rm(dir.path())
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let late = HeldRun::start(dir.path(), &input, &dns, "d");
+    let mut used = Vec::new();
+    for (run, tag) in runs.into_iter().zip(["a", "b", "c"]) {
+        let (out, executor) = run.finish();
+        assert!(
+            out.as_bytes() == local.stdout.as_slice(),
+            "outputs differ from the local run"
+        );
+        let err = std::fs::read_to_string(dir.path().join(format!("{tag}.stderr"))).unwrap();
+        assert!(!err.contains("failover"), "{err}");
+        used.push(executor);
+    }
+    let mut all = used.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 3, "streams per executor: {used:?}");
+    let (out, executor) = late.finish();
+    assert!(out.as_bytes() == local.stdout.as_slice());
+    assert_eq!(
+        executor,
+        format!("remotemedia-executor@127.0.0.1:{}", ports[0])
+    );
+}
