@@ -51,10 +51,16 @@ pub enum Command {
 /// Which executors a run or plan may use, and how to choose among them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RemoteArgs {
-    /// A remote executor, `NAME=HOST:PORT` (repeatable). Also read from
-    /// REMOTEMEDIA_EXECUTORS (comma-separated) and `[[executors]]` in remotemedia.toml.
+    /// A remote executor, `NAME=HOST:PORT` (repeatable), or a pool of them found
+    /// through DNS: `dns+srv://NAME` (SRV records) or `dns://NAME:PORT` (A/AAAA
+    /// records), optionally as `POOL=URL`. Also read from REMOTEMEDIA_EXECUTORS
+    /// (comma-separated) and `[[executors]]` in remotemedia.toml.
     #[arg(long = "executor", value_name = "NAME=HOST:PORT")]
     pub executors: Vec<String>,
+    /// Ask this DNS server (IP:PORT, over UDP and TCP) to discover executors instead
+    /// of the system resolver. Also read from REMOTEMEDIA_DNS_SERVER.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<String>,
     /// How to choose among executors that fit: greedy, balanced, latency or cost.
     #[arg(long, default_value = "greedy", value_name = "POLICY")]
     pub policy: String,

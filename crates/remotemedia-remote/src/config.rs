@@ -8,13 +8,22 @@
 //! address = "10.0.0.5:50051"
 //! token_file = "secrets/gpu-1.token"   # relative to the toml file
 //! cost_per_hour = 1.20
+//!
+//! [[executors]]
+//! name = "pods"                          # every address found is an executor `pods@IP:PORT`
+//! discover = "dns+srv://_grpc._tcp.remotemedia-executor.ml.svc.cluster.local"
+//! token_file = "secrets/pods.token"      # applies to each of them
 //! ```
+//!
+//! `--executor` and `REMOTEMEDIA_EXECUTORS` also take `dns+srv://NAME` and
+//! `dns://NAME:PORT`, bare or as `POOL=URL` (see [`crate::discovery`]).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::client::Endpoint;
+use crate::discovery::{self, DiscoveryUrl};
 use crate::error::RemoteError;
 
 /// Environment variable listing executors, `NAME=HOST:PORT,…`.
@@ -28,8 +37,12 @@ pub const CONFIG_FILE: &str = "remotemedia.toml";
 pub struct ExecutorConfig {
     /// Name in messages and `host` fields.
     pub name: String,
-    /// `host:port`.
+    /// `host:port` (empty when the executor is discovered).
+    #[serde(default)]
     pub address: String,
+    /// `dns+srv://NAME` or `dns://NAME:PORT`: the executors are the addresses found.
+    #[serde(default)]
+    pub discover: Option<String>,
     /// File holding its bearer token.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
@@ -53,9 +66,41 @@ fn check_address(address: &str) -> Result<(), String> {
     }
 }
 
-/// Parses `NAME=HOST:PORT`, or a bare `HOST:PORT` named after itself.
+/// Parses `NAME=HOST:PORT`, or a bare `HOST:PORT` named after itself; or a discovery
+/// URL (`dns+srv://…`, `dns://…`), bare (the pool named after the DNS name) or as
+/// `POOL=URL`.
 pub fn parse_executor(spec: &str) -> Result<ExecutorConfig, RemoteError> {
     let spec = spec.trim();
+    if discovery::is_discovery(spec) {
+        let url =
+            DiscoveryUrl::parse(spec).map_err(|e| RemoteError::Config(format!("executor {e}")))?;
+        return Ok(ExecutorConfig {
+            name: url.pool_name(),
+            address: String::new(),
+            discover: Some(spec.to_string()),
+            token_file: None,
+            cost_per_hour: None,
+        });
+    }
+    if let Some((name, url)) = spec
+        .split_once('=')
+        .filter(|(_, u)| discovery::is_discovery(u.trim()))
+    {
+        let (name, url) = (name.trim(), url.trim());
+        DiscoveryUrl::parse(url).map_err(|e| RemoteError::Config(format!("executor {e}")))?;
+        if name.is_empty() {
+            return Err(RemoteError::Config(format!(
+                "executor `{spec}`: the pool name is empty; expected POOL=dns+srv://NAME"
+            )));
+        }
+        return Ok(ExecutorConfig {
+            name: name.to_string(),
+            address: String::new(),
+            discover: Some(url.to_string()),
+            token_file: None,
+            cost_per_hour: None,
+        });
+    }
     let (name, address) = match spec.split_once('=') {
         Some((n, a)) => (n.trim(), a.trim()),
         None => (spec, spec),
@@ -69,6 +114,7 @@ pub fn parse_executor(spec: &str) -> Result<ExecutorConfig, RemoteError> {
     Ok(ExecutorConfig {
         name: name.to_string(),
         address: address.to_string(),
+        discover: None,
         token_file: None,
         cost_per_hour: None,
     })
@@ -95,9 +141,22 @@ pub fn load_file(path: &Path) -> Result<Vec<ExecutorConfig>, RemoteError> {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut out = Vec::with_capacity(file.executors.len());
     for mut e in file.executors {
-        check_address(&e.address).map_err(|m| {
+        let at = |m: String| {
             RemoteError::Config(format!("{}: executor `{}`: {m}", path.display(), e.name))
-        })?;
+        };
+        match &e.discover {
+            Some(url) if e.address.is_empty() => {
+                DiscoveryUrl::parse(url).map_err(|m| at(m.to_string()))?;
+            }
+            Some(_) => return Err(at("give `address` or `discover`, not both".into())),
+            None if e.address.is_empty() => {
+                return Err(at(
+                    "missing `address` (HOST:PORT) or `discover` (dns+srv://NAME, dns://NAME:PORT)"
+                        .into(),
+                ))
+            }
+            None => check_address(&e.address).map_err(at)?,
+        }
         if let Some(t) = &e.token_file {
             if t.is_relative() {
                 e.token_file = Some(base.join(t));

@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod detect;
+pub mod discovery;
 pub mod distributed;
 pub mod error;
 pub mod frontend;

@@ -10,6 +10,7 @@ use remotemedia_core::placement::{
 use remotemedia_remote::client::Endpoint;
 use remotemedia_remote::config::{self, ExecutorConfig};
 use remotemedia_remote::detect::{self, LocalCapabilities};
+use remotemedia_remote::discovery::{self, Pool};
 use remotemedia_remote::probe::{probe_all, PROBE_TIMEOUT};
 use serde_json::{json, Value};
 
@@ -26,6 +27,21 @@ pub struct Placed {
     pub endpoints: Vec<Endpoint>,
     /// The placement, or every node that fits nowhere.
     pub placement: Result<Placement, PlacementError>,
+    /// The pools discovered through DNS, as resolved for this placement.
+    pub pools: Vec<Pool>,
+}
+
+/// The DNS server to discover executors with: `--dns-server`, else
+/// `REMOTEMEDIA_DNS_SERVER`, else none (the system resolver).
+fn dns_server(args: &RemoteArgs) -> Result<Option<std::net::SocketAddr>, String> {
+    let spec = match &args.dns_server {
+        Some(s) => Some(s.clone()),
+        None => std::env::var(discovery::DNS_SERVER_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty()),
+    };
+    spec.map(|s| discovery::parse_dns_server(&s).map_err(|e| e.to_string()))
+        .transpose()
 }
 
 /// Whether a run needs the placement step: some executor is configured, or some node
@@ -45,8 +61,10 @@ pub fn needs_placement(pipeline: &Pipeline, args: &RemoteArgs) -> bool {
 /// configuration problem, already worded for the user.
 pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
     let policy: Policy = args.policy.parse()?;
-    let mut configs =
+    let server = dns_server(args)?;
+    let configs =
         config::collect(&args.executors, args.config.as_deref()).map_err(|e| e.to_string())?;
+    let (mut configs, pools) = discovery::expand(configs, server).map_err(|e| e.to_string())?;
     // A `host` that names no configured executor is an executor of its own.
     for n in &pipeline.nodes {
         let Some(host) = &n.host else { continue };
@@ -58,6 +76,7 @@ pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
             configs.push(ExecutorConfig {
                 name: host.clone(),
                 address: host.clone(),
+                discover: None,
                 token_file: None,
                 cost_per_hour: None,
             });
@@ -89,6 +108,7 @@ pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
         executors,
         endpoints,
         placement,
+        pools,
     })
 }
 
@@ -114,6 +134,27 @@ fn executor_json(e: &ExecutorInfo) -> Value {
     v
 }
 
+fn unix_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn pool_json(p: &Pool) -> Value {
+    json!({
+        "pool": p.name,
+        "url": p.url,
+        "record_type": p.record_type,
+        "server": p.server,
+        "resolved_at_unix": unix_secs(p.resolved_at),
+        "record_ttl_s": p.record_ttl,
+        "ttl_s": p.ttl.as_secs(),
+        "addresses": p.addresses.iter().map(|a| json!({
+            "executor": p.executor_name(a),
+            "address": a,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn target_name(t: Target, executors: &[ExecutorInfo]) -> String {
     match t {
         Target::Local => "local".into(),
@@ -131,6 +172,7 @@ pub fn placed_json(pipeline: &Pipeline, placed: &Placed) -> Value {
             "source": placed.local.source,
         },
         "executors": executors,
+        "discovery": placed.pools.iter().map(pool_json).collect::<Vec<_>>(),
     });
     match &placed.placement {
         Ok(p) => {
@@ -188,6 +230,23 @@ fn print_text(pipeline: &Pipeline, placed: &Placed) {
         placed.local.set.summary(),
         placed.local.source
     );
+    for p in &placed.pools {
+        println!(
+            "discovered {} at {} ({} via {}, resolved at unix {:.3}, record TTL {} s, re-resolved every {} s): {}",
+            p.name,
+            p.url,
+            p.record_type,
+            p.server,
+            unix_secs(p.resolved_at),
+            p.record_ttl,
+            p.ttl.as_secs(),
+            if p.addresses.is_empty() {
+                "no addresses".to_string()
+            } else {
+                p.addresses.join(", ")
+            }
+        );
+    }
     if !placed.executors.is_empty() {
         println!("executors:");
         for e in &placed.executors {

@@ -1,0 +1,606 @@
+//! Executors discovered through DNS, as a Kubernetes headless Service publishes its
+//! pods: a small authoritative DNS server on loopback, run by the test with records it
+//! changes while running (TTL 1 s), plays the Service; real `remotemedia serve`
+//! processes play the pods. Unix only: the tests send signals.
+#![cfg(unix)]
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde_json::Value;
+
+mod support;
+
+use support::{repo, write, Executor, BIN};
+
+/// The SRV name the tests publish, as a headless Service in namespace `test` would.
+const SRV_NAME: &str = "_grpc._tcp.remotemedia-executor.test.svc.cluster.local";
+/// The TTL of every record served.
+const TTL: u32 = 1;
+
+/// Records by (lower-case name with the final dot, type).
+type Zone = HashMap<(String, RecordType), Vec<Record>>;
+
+/// An authoritative DNS server on a loopback UDP port, answering from a zone the test
+/// may change at any time. Stops when dropped.
+struct DnsServer {
+    addr: String,
+    zone: Arc<Mutex<Zone>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn fqdn(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with('.') {
+        n
+    } else {
+        format!("{n}.")
+    }
+}
+
+impl DnsServer {
+    fn start() -> DnsServer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        let zone = Arc::new(Mutex::new(Zone::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (z, s) = (Arc::clone(&zone), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+                reply.metadata.authoritative = true;
+                reply.metadata.recursion_desired = query.metadata.recursion_desired;
+                let mut found = false;
+                let mut known = false;
+                for q in &query.queries {
+                    reply.add_query(q.clone());
+                    let name = fqdn(&q.name().to_ascii());
+                    let zone = z.lock().unwrap();
+                    known |= zone.keys().any(|(n, _)| *n == name);
+                    if let Some(records) = zone.get(&(name, q.query_type())) {
+                        found = true;
+                        reply.add_answers(records.iter().cloned());
+                    }
+                }
+                if !found && !known {
+                    reply.metadata.response_code = ResponseCode::NXDomain;
+                }
+                if let Ok(bytes) = reply.to_vec() {
+                    let _ = socket.send_to(&bytes, from);
+                }
+            }
+        });
+        DnsServer { addr, zone, stop }
+    }
+
+    /// Publishes `ports` (executors on 127.0.0.1) as the SRV records of [`SRV_NAME`],
+    /// each pointing at a host name of its own, and the A record `remotemedia-executor`.
+    fn publish(&self, ports: &[u16]) {
+        let mut zone = self.zone.lock().unwrap();
+        zone.clear();
+        let mut srv = Vec::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let host = format!("pod-{i}.remotemedia-executor.test.svc.cluster.local.");
+            let target = Name::from_ascii(&host).unwrap();
+            srv.push(Record::from_rdata(
+                Name::from_ascii(fqdn(SRV_NAME)).unwrap(),
+                TTL,
+                RData::SRV(SRV::new(0, 0, port, target.clone())),
+            ));
+            zone.insert(
+                (host, RecordType::A),
+                vec![Record::from_rdata(
+                    target,
+                    TTL,
+                    RData::A(A(Ipv4Addr::LOCALHOST)),
+                )],
+            );
+        }
+        zone.insert((fqdn(SRV_NAME), RecordType::SRV), srv);
+        zone.insert(
+            (fqdn("remotemedia-executor"), RecordType::A),
+            vec![Record::from_rdata(
+                Name::from_ascii("remotemedia-executor.").unwrap(),
+                TTL,
+                RData::A(A(Ipv4Addr::LOCALHOST)),
+            )],
+        );
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn gpu_caps() -> PathBuf {
+    repo("examples/remote/gpu-capabilities.json")
+}
+
+fn port_of(e: &Executor) -> u16 {
+    e.addr.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+/// A `remotemedia` command in `dir`: this machine a CPU box, no executors or DNS
+/// server from the environment.
+fn rm(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env(
+            "REMOTEMEDIA_CAPABILITIES",
+            repo("examples/remote/cpu-capabilities.json"),
+        )
+        .env_remove("REMOTEMEDIA_EXECUTORS")
+        .env_remove("REMOTEMEDIA_DNS_SERVER")
+        .env_remove("REMOTEMEDIA_LOG");
+    c
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn run_plan(dir: &Path, args: &[&str]) -> (i32, Value, String) {
+    let o = rm(dir)
+        .arg("plan")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let v = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (o.status.code().unwrap_or(-1), v, err)
+}
+
+#[test]
+fn plan_shows_the_pool_its_addresses_and_when_they_were_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    dns.publish(&ports);
+    let url = format!("dns+srv://{SRV_NAME}");
+    let (code, plan, err) = run_plan(dir.path(), &["--executor", &url, "--dns-server", &dns.addr]);
+    assert_eq!(code, 0, "{err}");
+    let pool = &plan["discovery"][0];
+    assert_eq!(pool["pool"], "remotemedia-executor", "{plan:#}");
+    assert_eq!(pool["record_type"], "SRV");
+    assert_eq!(pool["record_ttl_s"], TTL);
+    assert_eq!(pool["ttl_s"], 1);
+    assert!(pool["server"].as_str().unwrap().contains(&dns.addr));
+    assert!(pool["resolved_at_unix"].as_f64().unwrap() > 1.0e9);
+    let mut want: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    want.sort();
+    let got: Vec<&str> = pool["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    let executors = plan["executors"].as_array().unwrap();
+    assert_eq!(executors.len(), 3);
+    for e in executors {
+        assert_eq!(e["reachable"], true, "{e:#}");
+        assert!(e["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("remotemedia-executor@127.0.0.1:"));
+    }
+    assert!(plan["groups"][0]["executor"]
+        .as_str()
+        .unwrap()
+        .starts_with("remotemedia-executor@"));
+
+    // The same through the environment and A records on one port, under a pool name.
+    let one = format!("dns://remotemedia-executor:{}", ports[0]);
+    let o = rm(dir.path())
+        .env("REMOTEMEDIA_EXECUTORS", format!("gpus={one}"))
+        .env("REMOTEMEDIA_DNS_SERVER", &dns.addr)
+        .arg("plan")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains(&format!(
+            "discovered gpus at {one} (A/AAAA via DNS server {}",
+            dns.addr
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("gpus@127.0.0.1:{}", ports[0])),
+        "{out}"
+    );
+
+    // And `[[executors]]` with `discover`, its token file applying to each address.
+    write(
+        dir.path(),
+        "remotemedia.toml",
+        &format!("[[executors]]\nname = \"pods\"\ndiscover = \"{url}\"\ntoken_file = \"t\"\n"),
+    );
+    write(dir.path(), "t", "unused\n");
+    let (code, plan, err) = run_plan(dir.path(), &["--dns-server", &dns.addr]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plan["discovery"][0]["pool"], "pods");
+    assert_eq!(plan["executors"].as_array().unwrap().len(), 3, "{plan:#}");
+}
+
+/// A name that does not resolve, a DNS server that never answers and records that
+/// point at nothing listening: each a message naming what was asked, a non-zero exit,
+/// no hang.
+#[test]
+fn discovery_failures_are_clear_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    dns.publish(&[]);
+
+    let missing = "dns+srv://_grpc._tcp.nothing-here.test.svc.cluster.local";
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &["--executor", missing, "--dns-server", &dns.addr],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot discover executors of `nothing-here`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(missing) && err.contains("SRV") && err.contains(&dns.addr),
+        "{err}"
+    );
+
+    // A UDP socket that reads every query and never replies.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let start = Instant::now();
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &[
+            "--executor",
+            "dns://remotemedia-executor:50051",
+            "--dns-server",
+            &silent_addr,
+        ],
+    );
+    let took = start.elapsed();
+    assert_ne!(code, 0);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(
+        err.contains("dns://remotemedia-executor:50051")
+            && err.contains("A/AAAA")
+            && err.contains(&silent_addr),
+        "{err}"
+    );
+    drop(silent);
+
+    // Records pointing at a port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dns.publish(&[closed]);
+    let (code, plan, err) = run_plan(
+        dir.path(),
+        &[
+            "--executor",
+            &format!("dns+srv://{SRV_NAME}"),
+            "--dns-server",
+            &dns.addr,
+        ],
+    );
+    assert_ne!(code, 0, "{plan:#}");
+    let e = &plan["executors"][0];
+    assert_eq!(
+        e["name"],
+        format!("remotemedia-executor@127.0.0.1:{closed}")
+    );
+    assert_eq!(e["reachable"], false);
+    assert!(err.contains("scale") || err.contains("gpu"), "{err}");
+
+    // A bad server address is refused before anything is asked.
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &["--executor", missing, "--dns-server", "localhost"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("DNS server `localhost`"), "{err}");
+}
+
+/// An executor found through DNS that is killed mid-stream: the run fails over to the
+/// other address of the pool, as with static executors, and its output equals a local
+/// run's (nothing lost or repeated).
+#[test]
+fn discovered_executor_killed_mid_stream_fails_over() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let mut pods: Vec<Executor> = (0..2)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    dns.publish(&pods.iter().map(port_of).collect::<Vec<_>>());
+    // Greedy takes the first address of the pool, and addresses are sorted.
+    pods.sort_by_key(|p| p.addr.clone());
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    let input = write(dir.path(), "numbers.jsonl", &text);
+    let url = format!("dns+srv://{SRV_NAME}");
+    let mut child = rm(dir.path())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .args(["--executor", &url, "--dns-server", &dns.addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&done);
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            if d.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut out = String::new();
+    for _ in 0..1000 {
+        assert!(
+            stdout.read_line(&mut out).unwrap() > 0,
+            "output ended early"
+        );
+    }
+    pods[0].kill();
+    stdout.read_to_string(&mut out).unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    done.store(true, Ordering::Relaxed);
+    let err = err_reader.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    let local = rm(dir.path())
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(local.status.code(), Some(0));
+    assert_eq!(out.lines().count() as u64, n);
+    assert!(
+        out.as_bytes() == local.stdout.as_slice(),
+        "outputs differ from the local run"
+    );
+    let from = format!("remotemedia-executor@{}", pods[0].addr);
+    let to = format!("remotemedia-executor@{}", pods[1].addr);
+    assert!(
+        err.contains(&format!(
+            "failover: scale → offset moved from {from} to {to} ("
+        )),
+        "{err}"
+    );
+}
+
+/// A `remotemedia run` held open: its output is read up to `lines` and no further, so
+/// its remote stream stays open (the bounded queues behind the pipe hold it back).
+struct HeldRun {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    out: String,
+    metrics: PathBuf,
+}
+
+impl HeldRun {
+    fn start(dir: &Path, input: &Path, dns: &DnsServer, tag: &str) -> HeldRun {
+        use std::io::BufRead;
+        let metrics = dir.join(format!("metrics-{tag}.json"));
+        let mut child = rm(dir)
+            .arg("run")
+            .arg(repo("examples/remote/gpu-pipeline.yaml"))
+            .arg("--input")
+            .arg(input)
+            .arg("--metrics")
+            .arg(&metrics)
+            .args(["--policy", "balanced"])
+            .args(["--executor", &format!("dns+srv://{SRV_NAME}")])
+            .args(["--dns-server", &dns.addr])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.join(format!("{tag}.stderr"))).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut out = String::new();
+        for _ in 0..1000 {
+            assert!(
+                stdout.read_line(&mut out).unwrap() > 0,
+                "output ended early"
+            );
+        }
+        HeldRun {
+            child,
+            stdout,
+            out,
+            metrics,
+        }
+    }
+
+    /// Reads the rest; the output and the executor that ran the remote group.
+    fn finish(mut self) -> (String, String) {
+        use std::io::Read;
+        self.stdout.read_to_string(&mut self.out).unwrap();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.metrics).unwrap()).unwrap();
+        let executor = m["remote"]["remote_metrics"][0]["executor"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (self.out, executor)
+    }
+}
+
+/// The pool scales from one executor to three while a stream is open on the first:
+/// the new streams, placed with `balanced`, go to the two new executors (one stream
+/// on each of the three), and every output equals a local run.
+#[test]
+fn new_streams_spread_over_executors_that_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    let input = write(dir.path(), "numbers.jsonl", &text);
+
+    dns.publish(&ports[..1]);
+    let first = HeldRun::start(dir.path(), &input, &dns, "a");
+    dns.publish(&ports);
+    // Past the records' TTL, as a client that cached them would wait.
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = HeldRun::start(dir.path(), &input, &dns, "b");
+    let third = HeldRun::start(dir.path(), &input, &dns, "c");
+
+    let local = rm(dir.path())
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let mut used = Vec::new();
+    for run in [first, second, third] {
+        let (out, executor) = run.finish();
+        assert!(
+            out.as_bytes() == local.stdout.as_slice(),
+            "outputs differ from the local run"
+        );
+        used.push(executor);
+    }
+    assert_eq!(
+        used[0],
+        format!("remotemedia-executor@127.0.0.1:{}", ports[0])
+    );
+    let mut all = used.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 3, "streams per executor: {used:?}");
+}
+
+/// The pool scales from three executors to one: the two that leave the records get
+/// SIGTERM while each has a stream open. They drain: each finishes its stream (no
+/// failover, output equal to a local run), and a new stream goes to the one left.
+#[test]
+fn executors_that_leave_finish_their_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    let input = write(dir.path(), "numbers.jsonl", &text);
+    dns.publish(&ports);
+    let runs: Vec<HeldRun> = ["a", "b", "c"]
+        .iter()
+        .map(|t| HeldRun::start(dir.path(), &input, &dns, t))
+        .collect();
+    dns.publish(&ports[..1]);
+    pods[1].signal("TERM");
+    pods[2].signal("TERM");
+    std::thread::sleep(Duration::from_millis(1100));
+    let local = rm(dir.path())
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let late = HeldRun::start(dir.path(), &input, &dns, "d");
+    let mut used = Vec::new();
+    for (run, tag) in runs.into_iter().zip(["a", "b", "c"]) {
+        let (out, executor) = run.finish();
+        assert!(
+            out.as_bytes() == local.stdout.as_slice(),
+            "outputs differ from the local run"
+        );
+        let err = std::fs::read_to_string(dir.path().join(format!("{tag}.stderr"))).unwrap();
+        assert!(!err.contains("failover"), "{err}");
+        used.push(executor);
+    }
+    let mut all = used.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 3, "streams per executor: {used:?}");
+    let (out, executor) = late.finish();
+    assert!(out.as_bytes() == local.stdout.as_slice());
+    assert_eq!(
+        executor,
+        format!("remotemedia-executor@127.0.0.1:{}", ports[0])
+    );
+}
