@@ -28,6 +28,13 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Coverflow-checks"
 export CARGO_TARGET_DIR="$PWD/target/fuzz/build"
 echo "==> building fuzz targets"
+# fuzz/ has its own lock file: a dependency added to the workspace must reach it too.
+if ! cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null 2>&1; then
+    echo "fuzz.sh: fuzz/Cargo.lock is out of date with the workspace's dependencies;" >&2
+    echo "  run: cargo metadata --format-version 1 --manifest-path fuzz/Cargo.toml > /dev/null" >&2
+    echo "  and commit fuzz/Cargo.lock" >&2
+    exit 1
+fi
 cargo build --locked --release --manifest-path fuzz/Cargo.toml --target "$triple" --bins
 bin="$CARGO_TARGET_DIR/$triple/release"
 
