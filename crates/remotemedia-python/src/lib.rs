@@ -86,16 +86,18 @@ pub fn source_syntax_errors(
         let source = n.params.get("source")?.as_str()?;
         (n.node_type == PYTHON_NODE_TYPE).then(|| (n.id.clone(), source))
     });
-    let mut errors = Vec::new();
-    for (id, source) in sources {
-        #[cfg(feature = "cpython")]
-        if let Ok(Some(message)) = cpython::syntax_error(source) {
-            errors.push((id, message));
-        }
-        #[cfg(not(feature = "cpython"))]
-        let _ = (id, source);
-    }
-    errors
+    sources
+        .filter_map(|(id, source)| {
+            #[cfg(feature = "cpython")]
+            let found = cpython::syntax_error(source).ok().flatten();
+            #[cfg(not(feature = "cpython"))]
+            let found: Option<String> = {
+                let _ = source;
+                None
+            };
+            found.map(|message| (id, message))
+        })
+        .collect()
 }
 
 /// Resolves the relative paths in every `PythonNode`'s params — `python_path`
