@@ -155,6 +155,40 @@ fn rm(dir: &Path) -> Command {
     c
 }
 
+/// The stream of the long tests: the numbers 1..=N in `dir` (N from
+/// `REMOTEMEDIA_DISCOVERY_ITEMS`, default 100,000).
+fn numbers(dir: &Path) -> (PathBuf, u64) {
+    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut text = String::with_capacity(n as usize * 7);
+    for i in 1..=n {
+        text.push_str(&format!("{i}\n"));
+    }
+    (write(dir, "numbers.jsonl", &text), n)
+}
+
+/// The output of the GPU pipeline over `input` run on this machine (declared a GPU
+/// box), to compare the remote runs with.
+fn local_run(dir: &Path, input: &Path) -> Vec<u8> {
+    let out = rm(dir)
+        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
+        .arg("run")
+        .arg(repo("examples/remote/gpu-pipeline.yaml"))
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -351,15 +385,7 @@ fn discovered_executor_killed_mid_stream_fails_over() {
     dns.publish(&pods.iter().map(port_of).collect::<Vec<_>>());
     // Greedy takes the first address of the pool, and addresses are sorted.
     pods.sort_by_key(|p| p.addr.clone());
-    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let mut text = String::with_capacity(n as usize * 7);
-    for i in 1..=n {
-        text.push_str(&format!("{i}\n"));
-    }
-    let input = write(dir.path(), "numbers.jsonl", &text);
+    let (input, n) = numbers(dir.path());
     let url = format!("dns+srv://{SRV_NAME}");
     let mut child = rm(dir.path())
         .arg("run")
@@ -406,18 +432,10 @@ fn discovered_executor_killed_mid_stream_fails_over() {
     done.store(true, Ordering::Relaxed);
     let err = err_reader.join().unwrap();
     assert_eq!(code, 0, "{err}");
-    let local = rm(dir.path())
-        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
-        .arg("run")
-        .arg(repo("examples/remote/gpu-pipeline.yaml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert_eq!(local.status.code(), Some(0));
+    let local = local_run(dir.path(), &input);
     assert_eq!(out.lines().count() as u64, n);
     assert!(
-        out.as_bytes() == local.stdout.as_slice(),
+        out.as_bytes() == local.as_slice(),
         "outputs differ from the local run"
     );
     let from = format!("remotemedia-executor@{}", pods[0].addr);
@@ -499,15 +517,7 @@ fn new_streams_spread_over_executors_that_appear() {
         .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
         .collect();
     let ports: Vec<u16> = pods.iter().map(port_of).collect();
-    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let mut text = String::with_capacity(n as usize * 7);
-    for i in 1..=n {
-        text.push_str(&format!("{i}\n"));
-    }
-    let input = write(dir.path(), "numbers.jsonl", &text);
+    let (input, _) = numbers(dir.path());
 
     dns.publish(&ports[..1]);
     let first = HeldRun::start(dir.path(), &input, &dns, "a");
@@ -517,19 +527,12 @@ fn new_streams_spread_over_executors_that_appear() {
     let second = HeldRun::start(dir.path(), &input, &dns, "b");
     let third = HeldRun::start(dir.path(), &input, &dns, "c");
 
-    let local = rm(dir.path())
-        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
-        .arg("run")
-        .arg(repo("examples/remote/gpu-pipeline.yaml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let local = local_run(dir.path(), &input);
     let mut used = Vec::new();
     for run in [first, second, third] {
         let (out, executor) = run.finish();
         assert!(
-            out.as_bytes() == local.stdout.as_slice(),
+            out.as_bytes() == local.as_slice(),
             "outputs differ from the local run"
         );
         used.push(executor);
@@ -555,15 +558,7 @@ fn executors_that_leave_finish_their_streams() {
         .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
         .collect();
     let ports: Vec<u16> = pods.iter().map(port_of).collect();
-    let n: u64 = std::env::var("REMOTEMEDIA_DISCOVERY_ITEMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let mut text = String::with_capacity(n as usize * 7);
-    for i in 1..=n {
-        text.push_str(&format!("{i}\n"));
-    }
-    let input = write(dir.path(), "numbers.jsonl", &text);
+    let (input, _) = numbers(dir.path());
     dns.publish(&ports);
     let runs: Vec<HeldRun> = ["a", "b", "c"]
         .iter()
@@ -573,20 +568,13 @@ fn executors_that_leave_finish_their_streams() {
     pods[1].signal("TERM");
     pods[2].signal("TERM");
     std::thread::sleep(Duration::from_millis(1100));
-    let local = rm(dir.path())
-        .env("REMOTEMEDIA_CAPABILITIES", gpu_caps())
-        .arg("run")
-        .arg(repo("examples/remote/gpu-pipeline.yaml"))
-        .arg("--input")
-        .arg(&input)
-        .output()
-        .unwrap();
+    let local = local_run(dir.path(), &input);
     let late = HeldRun::start(dir.path(), &input, &dns, "d");
     let mut used = Vec::new();
     for (run, tag) in runs.into_iter().zip(["a", "b", "c"]) {
         let (out, executor) = run.finish();
         assert!(
-            out.as_bytes() == local.stdout.as_slice(),
+            out.as_bytes() == local.as_slice(),
             "outputs differ from the local run"
         );
         let err = std::fs::read_to_string(dir.path().join(format!("{tag}.stderr"))).unwrap();
@@ -598,7 +586,7 @@ fn executors_that_leave_finish_their_streams() {
     all.dedup();
     assert_eq!(all.len(), 3, "streams per executor: {used:?}");
     let (out, executor) = late.finish();
-    assert!(out.as_bytes() == local.stdout.as_slice());
+    assert!(out.as_bytes() == local.as_slice());
     assert_eq!(
         executor,
         format!("remotemedia-executor@127.0.0.1:{}", ports[0])

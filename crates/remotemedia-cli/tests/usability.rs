@@ -24,6 +24,14 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 const PASS: &str =
     "version: v1\nmetadata: {name: t}\nnodes:\n  - {id: a, node_type: PassThrough}\n";
 
+/// A manifest of one inline `PythonNode` `py` whose class `Node` has `def_line`.
+fn python_manifest(def_line: &str) -> String {
+    format!(
+        "version: v1\nmetadata: {{name: t}}\nnodes:\n  - {{id: py, node_type: PythonNode, params: \
+         {{class: Node, source: \"class Node:\\n  {def_line}\\n    return x\\n\"}}}}\n"
+    )
+}
+
 const STDIN_HINT: &str = "without --input no items are read from it; give `--input -`";
 
 #[test]
@@ -97,12 +105,7 @@ fn q_silences_skipped_item_warnings_but_not_errors() {
 #[test]
 fn validate_compiles_inline_python_source() {
     let dir = tempfile::tempdir().unwrap();
-    let m = write(
-        &dir,
-        "py.yaml",
-        "version: v1\nmetadata: {name: t}\nnodes:\n  - {id: py, node_type: PythonNode, params: \
-         {class: Node, source: \"class Node:\\n  def process(self, x)\\n    return x\\n\"}}\n",
-    );
+    let m = write(&dir, "py.yaml", &python_manifest("def process(self, x)"));
     rm().arg("validate")
         .arg(&m)
         .assert()
@@ -110,24 +113,14 @@ fn validate_compiles_inline_python_source() {
         .stderr(predicate::str::contains(
             "nodes[0].params.source: node `py` (PythonNode): SyntaxError: expected ':' (line 2",
         ));
-    let good = write(
-        &dir,
-        "good.yaml",
-        "version: v1\nmetadata: {name: t}\nnodes:\n  - {id: py, node_type: PythonNode, params: \
-         {class: Node, source: \"class Node:\\n  def process(self, x):\\n    return x\\n\"}}\n",
-    );
+    let good = write(&dir, "good.yaml", &python_manifest("def process(self, x):"));
     rm().arg("validate").arg(&good).assert().success();
 }
 
 #[test]
 fn a_bad_python_runtime_variable_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
-    let m = write(
-        &dir,
-        "py.yaml",
-        "version: v1\nmetadata: {name: t}\nnodes:\n  - {id: py, node_type: PythonNode, params: \
-         {class: Node, source: \"class Node:\\n  def process(self, x):\\n    return x\\n\"}}\n",
-    );
+    let m = write(&dir, "py.yaml", &python_manifest("def process(self, x):"));
     for command in ["validate", "run", "plan"] {
         rm().arg(command)
             .arg(&m)

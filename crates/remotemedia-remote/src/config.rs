@@ -71,30 +71,24 @@ fn check_address(address: &str) -> Result<(), String> {
 /// `POOL=URL`.
 pub fn parse_executor(spec: &str) -> Result<ExecutorConfig, RemoteError> {
     let spec = spec.trim();
-    if discovery::is_discovery(spec) {
-        let url =
-            DiscoveryUrl::parse(spec).map_err(|e| RemoteError::Config(format!("executor {e}")))?;
-        return Ok(ExecutorConfig {
-            name: url.pool_name(),
-            address: String::new(),
-            discover: Some(spec.to_string()),
-            token_file: None,
-            cost_per_hour: None,
-        });
-    }
-    if let Some((name, url)) = spec
-        .split_once('=')
-        .filter(|(_, u)| discovery::is_discovery(u.trim()))
-    {
-        let (name, url) = (name.trim(), url.trim());
-        DiscoveryUrl::parse(url).map_err(|e| RemoteError::Config(format!("executor {e}")))?;
-        if name.is_empty() {
+    // A pool: `URL` (named after its DNS name) or `POOL=URL`.
+    let pool = if discovery::is_discovery(spec) {
+        Some((None, spec))
+    } else {
+        spec.split_once('=')
+            .map(|(n, u)| (Some(n.trim()), u.trim()))
+            .filter(|(_, u)| discovery::is_discovery(u))
+    };
+    if let Some((name, url)) = pool {
+        let parsed =
+            DiscoveryUrl::parse(url).map_err(|e| RemoteError::Config(format!("executor {e}")))?;
+        if name == Some("") {
             return Err(RemoteError::Config(format!(
                 "executor `{spec}`: the pool name is empty; expected POOL=dns+srv://NAME"
             )));
         }
         return Ok(ExecutorConfig {
-            name: name.to_string(),
+            name: name.map_or_else(|| parsed.pool_name(), str::to_string),
             address: String::new(),
             discover: Some(url.to_string()),
             token_file: None,

@@ -7,13 +7,13 @@
 //! - `dns://remotemedia-executor:50051`: every A/AAAA record of the name, on one port.
 //!
 //! Each address found becomes an executor of its own, named `POOL@ADDRESS`, with the
-//! pool's token file and cost. The records' TTL, clamped to
-//! [`MIN_TTL`]..=[`MAX_TTL`], says how long a resolution stands before it is asked
-//! again. The system resolver is asked unless a server is given (`--dns-server`,
+//! pool's token file and cost. Pools are resolved when a run or plan places its
+//! nodes (each new run asks again); the records' TTL, clamped to
+//! [`MIN_TTL`]..=[`MAX_TTL`], is reported with them. The system resolver is asked unless a server is given (`--dns-server`,
 //! `REMOTEMEDIA_DNS_SERVER`), which is asked over UDP and TCP.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -174,19 +174,12 @@ pub struct Pool {
     pub ttl: Duration,
     /// `HOST:PORT` of each address found, sorted.
     pub addresses: Vec<String>,
-    /// When this resolution is due to be asked again.
-    pub refresh_at: Instant,
 }
 
 impl Pool {
     /// The executor name of one of its addresses.
     pub fn executor_name(&self, address: &str) -> String {
         format!("{}@{address}", self.name)
-    }
-
-    /// Whether the resolution's TTL has run out.
-    pub fn is_stale(&self) -> bool {
-        Instant::now() >= self.refresh_at
     }
 }
 
@@ -329,7 +322,6 @@ pub async fn resolve(
         record_ttl,
         ttl,
         addresses,
-        refresh_at: Instant::now() + ttl,
     })
 }
 

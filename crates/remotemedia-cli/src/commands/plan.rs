@@ -232,7 +232,7 @@ fn print_text(pipeline: &Pipeline, placed: &Placed) {
     );
     for p in &placed.pools {
         println!(
-            "discovered {} at {} ({} via {}, resolved at unix {:.3}, record TTL {} s, re-resolved every {} s): {}",
+            "discovered {} at {} ({} via {}, resolved at unix {:.3}, record TTL {} s, valid {} s): {}",
             p.name,
             p.url,
             p.record_type,
