@@ -288,6 +288,16 @@ fn plan_places_gpu_nodes_remotely_as_one_sub_graph_and_the_rest_locally() {
         plan["executors"][1]["capabilities"]["gpus"][0]["model"],
         "L4"
     );
+    // How the run is scheduled: the remote pair is a stage of its own between the
+    // local nodes, which cannot fuse across it.
+    assert_eq!(
+        plan["stages"],
+        serde_json::json!([
+            {"nodes": ["input"], "runs": "inline", "executor": null, "source": false},
+            {"nodes": ["scale", "offset"], "runs": "remote", "executor": "gpu-1", "source": false},
+            {"nodes": ["output"], "runs": "inline", "executor": null, "source": false},
+        ])
+    );
 
     // The same as text: node, placement, reason.
     let o = output(
@@ -330,6 +340,15 @@ fn plan_places_gpu_nodes_remotely_as_one_sub_graph_and_the_rest_locally() {
     );
     assert!(
         o.stdout.contains("sub-graph on gpu-1: scale → offset\n"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.ends_with(
+            "stages:\n  1. input           on the compute threads\n  \
+             2. scale → offset  on gpu-1, streamed as one sub-graph\n  \
+             3. output          on the compute threads\n"
+        ),
         "{}",
         o.stdout
     );

@@ -264,11 +264,12 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
+    // A server that hangs up at once (plain text on its TLS port) may do so before the
+    // request is written: that is an answer too (status 0).
+    let _ = write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let code = out

@@ -1,14 +1,16 @@
 //! The commands of README.md's "Speech" section, run exactly as written (with the
-//! `remotemedia` of this build first on the `PATH`), in order, in one directory with the
-//! repository's `examples/`, and their results checked. Skipped, saying why, when
+//! `remotemedia` the README installs first on the `PATH`), in order, in one directory
+//! with the repository's `examples/`, and their results checked; then the "Live
+//! sessions" block, which streams that section's speech.wav to a session server. Skipped, saying why, when
 //! espeak-ng or the VAD model is missing, unless `REMOTEMEDIA_REQUIRE_SPEECH=1`.
 
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{readme_commands, repo, run_as_written, wav_spec, BIN};
+use support::{readme_block, readme_commands, repo, run_as_written, run_script, wav_spec, BIN};
 
 fn skip(why: &str) {
     if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
@@ -96,4 +98,54 @@ fn the_readme_speech_commands_run_as_written() {
         "{}",
         stdouts[3]
     );
+}
+
+#[test]
+fn the_readme_live_session_commands_run_as_written() {
+    let speak = readme_commands("speech-examples", &["espeak-ng"]);
+    assert_eq!(speak.len(), 1, "{speak:#?}");
+    if Command::new("espeak-ng").arg("--version").output().is_err() {
+        return skip("espeak-ng is not installed (apt-get install espeak-ng)");
+    }
+    let check = Command::new(BIN)
+        .arg("validate")
+        .arg(repo("examples/sessions/pipelines/vad.yaml"))
+        .output()
+        .unwrap();
+    if !check.status.success() {
+        return skip(&format!(
+            "the Silero VAD model is not available: {}",
+            String::from_utf8_lossy(&check.stderr).trim()
+        ));
+    }
+    // The block works on the speech.wav the "Speech" section makes.
+    let script = format!("{}\n{}", speak[0], readme_block("session-examples"));
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = run_script(dir.path(), &script, Duration::from_secs(240));
+    // JSON lines from `connect`, beside the server's `listening on ADDR`.
+    let json: String = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let lines = lines(&json);
+    // Three utterances from the first `connect`, each event with its latency.
+    let events: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "output" && l["item"]["type"] == "speech_start")
+        .collect();
+    assert!(events.len() >= 3, "{stdout}");
+    assert!(
+        events.iter().all(|e| e["latency_ms"].is_number()),
+        "{stdout}"
+    );
+    // The second wrote the audio back: 22.05 kHz mono, as it came in.
+    let (rate, channels, frames) = wav_spec(&dir.path().join("back.wav"));
+    assert_eq!((rate, channels), (22_050, 1));
+    assert!(frames > 22_050 * 5, "{frames} frames");
+    // The load test's report: 50 sessions, none failed.
+    let report = lines.last().unwrap();
+    assert_eq!(report["sessions"], 50, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["completed"], 50, "{report}");
 }

@@ -204,3 +204,55 @@ fn exit_codes_are_the_documented_ones() {
         .assert()
         .success();
 }
+
+#[test]
+fn plan_shows_the_stages_without_building_any_node() {
+    let dir = tempfile::tempdir().unwrap();
+    // The Python class would fail if it were built: `plan` must not build it.
+    let m = write(
+        &dir,
+        "m.yaml",
+        "version: v1\nmetadata: {name: t}\nnodes:\n\
+         \x20 - {id: tone, node_type: ToneGenerator, params: {duration_ms: 100}}\n\
+         \x20 - {id: gain, node_type: AudioGain, params: {db: -6}}\n\
+         \x20 - {id: py, node_type: PythonNode, params: {class: P, runtime: process, \
+         source: \"class P:\\n  def __init__(self):\\n    raise RuntimeError('built')\\n\"}}\n\
+         \x20 - {id: level, node_type: AudioLevel, timeout_ms: 100}\n\
+         \x20 - {id: out, node_type: PassThrough}\n\
+         connections: [{from: tone, to: gain}, {from: gain, to: py}, {from: py, to: level}, \
+         {from: level, to: out}]\n",
+    );
+    rm().arg("plan")
+        .arg(&m)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(
+            "stages:\n\
+         \x20 1. tone → gain  source, fused into one loop, on the compute threads\n\
+         \x20 2. py           on a thread of its own\n\
+         \x20 3. level        on a thread of its own\n\
+         \x20 4. out          on the compute threads\n",
+        ));
+    let out = rm().args(["plan", "--json"]).arg(&m).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs: Vec<(&str, usize)> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["runs"].as_str().unwrap(),
+                s["nodes"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("inline", 2),
+            ("dedicated", 1),
+            ("dedicated", 1),
+            ("inline", 1)
+        ]
+    );
+}

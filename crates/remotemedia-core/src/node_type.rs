@@ -54,7 +54,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ErrorKind, NodeError};
-use crate::node::Node;
+use crate::node::{Execution, Node};
 use crate::registry::{NodeDoc, NodeFactory, ParamIssue, Params, Prepared};
 
 /// A node type: a [`Node`] with a name and a params struct. Register it with
@@ -100,6 +100,14 @@ pub trait NodeType: Node + Sized + 'static {
 
     /// Builds a node from checked params.
     fn from_params(params: &Self::Params) -> Result<Self, NodeError>;
+
+    /// How the executor schedules the node built from `params`: what its
+    /// [`Node::execution`] will say, known without building it (`remotemedia plan`
+    /// shows it). Default: [`Execution::Inline`].
+    fn execution_of(params: &Self::Params) -> Execution {
+        let _ = params;
+        Execution::Inline
+    }
 }
 
 /// The params of a node type that takes none.
@@ -235,6 +243,11 @@ impl<T: NodeType> NodeFactory for TypedFactory<T> {
 
     fn executes_client_code(&self) -> bool {
         T::EXECUTES_CLIENT_CODE
+    }
+
+    fn execution(&self, params: &Params) -> Execution {
+        self.parse(params)
+            .map_or(Execution::Inline, |p| T::execution_of(&p))
     }
 
     fn is_source(&self) -> bool {

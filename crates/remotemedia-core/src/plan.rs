@@ -92,46 +92,45 @@ pub struct Plan {
     pub sinks: Vec<String>,
 }
 
-impl Plan {
-    /// Instantiates every node, in topological order, and groups them into stages.
-    pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Plan, RunError> {
+/// A stage as [`Plan::layout`] sees it: which nodes run in one loop, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageLayout {
+    /// Manifest indices of its nodes, in chain order; the first is the head.
+    pub nodes: Vec<usize>,
+    /// How the head is scheduled: [`Execution::Inline`] stages share the compute
+    /// threads, [`Execution::Dedicated`] ones run on threads of their own.
+    pub execution: Execution,
+    /// Whether the head is a source (the stage pulls its items from it).
+    pub source: bool,
+}
+
+/// The grouping of nodes into stages, given how each node is scheduled: the one rule
+/// behind both [`Plan::build`] and [`Plan::layout`].
+struct Fusion {
+    /// Node indices of each stage, in topological order of their heads.
+    stages: Vec<Vec<usize>>,
+    /// Stage index of each node.
+    stage_of: Vec<usize>,
+    /// Stages that receive the run's inputs.
+    roots: Vec<usize>,
+}
+
+impl Fusion {
+    fn of(pipeline: &Pipeline, execution: &[Execution], source: &[bool]) -> Fusion {
         let g = &pipeline.graph;
         let n = pipeline.nodes.len();
-        // Stage of each node; on the stack for the usual small pipelines.
-        let mut stage_of_buf = [usize::MAX; 32];
-        let mut stage_of_heap = Vec::new();
-        let stage_of: &mut [usize] = if n <= stage_of_buf.len() {
-            &mut stage_of_buf[..n]
-        } else {
-            stage_of_heap.resize(n, usize::MAX);
-            &mut stage_of_heap
-        };
-        // Along a chain (one output feeding a node with one input) nodes may fuse.
-        let chain_len = |mut v: usize| {
-            let mut len = 1;
-            while let [s] = g.succs[v].as_slice() {
-                if g.preds[*s].len() != 1 {
-                    break;
-                }
-                v = *s;
-                len += 1;
-            }
-            len
-        };
-
-        let mut stages: Vec<Stage> = Vec::with_capacity(n);
+        let mut stage_of = vec![usize::MAX; n];
+        let mut stages: Vec<Vec<usize>> = Vec::with_capacity(n);
         let mut roots = Vec::new();
         for &v in &g.topo {
-            let planned = plan_node(pipeline, registry, v)?;
             // Fuse into the only upstream node's stage when that node has no other
             // output and both run inline; the upstream node is then its stage's tail.
             let fuse_with = match g.preds[v].as_slice() {
                 [p] if g.succs[*p].len() == 1
-                    && planned.node.execution() == Execution::Inline
+                    && execution[v] == Execution::Inline
                     && stages[stage_of[*p]]
-                        .nodes
                         .last()
-                        .is_some_and(|t| t.node.execution() == Execution::Inline) =>
+                        .is_some_and(|&t| execution[t] == Execution::Inline) =>
                 {
                     Some(stage_of[*p])
                 }
@@ -140,49 +139,116 @@ impl Plan {
             match fuse_with {
                 Some(s) => {
                     stage_of[v] = s;
-                    stages[s].nodes.push(planned);
+                    stages[s].push(v);
                 }
                 None => {
                     stage_of[v] = stages.len();
                     // Sources make their own input; the run's inputs go elsewhere.
-                    if g.preds[v].is_empty() && !planned.source {
+                    if g.preds[v].is_empty() && !source[v] {
                         roots.push(stages.len());
                     }
-                    let mut nodes = Vec::with_capacity(chain_len(v));
-                    nodes.push(planned);
-                    stages.push(Stage {
-                        nodes,
-                        input_ports: g.preds[v].len(),
-                        targets: Vec::new(),
-                    });
+                    stages.push(vec![v]);
                 }
             }
         }
+        Fusion {
+            stages,
+            stage_of,
+            roots,
+        }
+    }
+}
+
+impl Plan {
+    /// Instantiates every node, in topological order, and groups them into stages.
+    pub fn build(pipeline: &Pipeline, registry: &Registry) -> Result<Plan, RunError> {
+        let g = &pipeline.graph;
+        let n = pipeline.nodes.len();
+        let mut planned: Vec<Option<PlannedNode>> = (0..n).map(|_| None).collect();
+        for &v in &g.topo {
+            planned[v] = Some(plan_node(pipeline, registry, v)?);
+        }
+        let execution: Vec<Execution> = planned
+            .iter()
+            .map(|p| p.as_ref().expect("every node planned").node.execution())
+            .collect();
+        let source: Vec<bool> = planned
+            .iter()
+            .map(|p| p.as_ref().expect("every node planned").source)
+            .collect();
+        let fusion = Fusion::of(pipeline, &execution, &source);
 
         let is_sink = |i: usize| g.succs[i].is_empty();
         let sinks: Vec<String> = (0..n)
             .filter(|&i| is_sink(i))
             .map(|i| pipeline.nodes[i].id.clone())
             .collect();
-        for stage in &mut stages {
-            let tail = stage.nodes.last().expect("non-empty stage").index;
-            stage.targets = if is_sink(tail) {
-                vec![Target::Sink((0..tail).filter(|&i| is_sink(i)).count())]
-            } else {
-                g.succs[tail]
-                    .iter()
-                    .map(|&s| Target::Stage {
-                        stage: stage_of[s],
-                        port: g.preds[s].iter().position(|&p| p == tail).expect("edge"),
-                    })
-                    .collect()
-            };
-        }
+        let stages = fusion
+            .stages
+            .iter()
+            .map(|members| {
+                let head = members[0];
+                let tail = *members.last().expect("non-empty stage");
+                let targets = if is_sink(tail) {
+                    vec![Target::Sink((0..tail).filter(|&i| is_sink(i)).count())]
+                } else {
+                    g.succs[tail]
+                        .iter()
+                        .map(|&s| Target::Stage {
+                            stage: fusion.stage_of[s],
+                            port: g.preds[s].iter().position(|&p| p == tail).expect("edge"),
+                        })
+                        .collect()
+                };
+                Stage {
+                    nodes: members
+                        .iter()
+                        .map(|&v| planned[v].take().expect("a node is in one stage"))
+                        .collect(),
+                    input_ports: g.preds[head].len(),
+                    targets,
+                }
+            })
+            .collect();
         Ok(Plan {
             stages,
-            roots,
+            roots: fusion.roots,
             sinks,
         })
+    }
+
+    /// The stages [`Plan::build`] would make, from what each node type declares
+    /// ([`crate::NodeFactory::execution`], a `timeout_ms`) instead of from built nodes:
+    /// nothing is instantiated and no model is loaded. For `remotemedia plan`.
+    pub fn layout(pipeline: &Pipeline, registry: &Registry) -> Result<Vec<StageLayout>, RunError> {
+        let n = pipeline.nodes.len();
+        let mut execution = Vec::with_capacity(n);
+        let mut source = Vec::with_capacity(n);
+        for spec in &pipeline.nodes {
+            let factory = registry
+                .get(&spec.node_type)
+                .ok_or_else(|| RunError::Build {
+                    node_id: spec.id.clone(),
+                    node_type: spec.node_type.clone(),
+                    message: "node type is not registered".into(),
+                })?;
+            execution.push(if spec.timeout_ms.is_some() {
+                TimedNode::EXECUTION
+            } else {
+                factory.execution(&spec.params)
+            });
+            source.push(factory.is_source());
+        }
+        let fusion = Fusion::of(pipeline, &execution, &source);
+        Ok(fusion
+            .stages
+            .into_iter()
+            .map(|nodes| StageLayout {
+                execution: execution[nodes[0]],
+                source: source[nodes[0]],
+                nodes,
+            })
+            .collect())
     }
 
     /// Stage chains as node ids, for inspection and tests.
@@ -262,6 +328,14 @@ fn plan_node(
         None => factory.create(&spec.params),
     }
     .map_err(|e| build_err(e.to_string()))?;
+    // What `Plan::layout` shows must be what runs.
+    debug_assert!(
+        spec.timeout_ms.is_some() || factory.execution(&spec.params) == node.execution(),
+        "{}: its factory declares {:?} execution, its node says {:?}",
+        spec.node_type,
+        factory.execution(&spec.params),
+        node.execution()
+    );
     if let Some(ms) = spec.timeout_ms {
         node = Box::new(TimedNode::new(
             node,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::NodeError;
-use crate::node::Node;
+use crate::node::{Execution, Node};
 
 /// Parameters of a node as written in the manifest (`params`, an object).
 pub type Params = Map<String, Value>;
@@ -212,6 +212,15 @@ pub trait NodeFactory: Send + Sync {
     /// connect anything to it.
     fn is_source(&self) -> bool {
         false
+    }
+
+    /// How the executor schedules a node built from `params`: what the node's
+    /// [`Node::execution`] will say, known without building it, so that a plan can show
+    /// its stages before any node (or model) is loaded. Default:
+    /// [`Execution::Inline`].
+    fn execution(&self, params: &Params) -> Execution {
+        let _ = params;
+        Execution::Inline
     }
 }
 

@@ -82,6 +82,82 @@ connections: [ {from: a, to: b}, {from: b, to: py}, {from: py, to: c}, {from: c,
     );
 }
 
+/// The stages of `Plan::layout` (no node built) as node ids, with how each runs.
+fn layout_ids(yaml: &str) -> Vec<(Vec<String>, remotemedia_core::Execution)> {
+    let (r, _) = registry();
+    let p = load(yaml, &r);
+    Plan::layout(&p, &r)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let ids = s.nodes.iter().map(|&v| p.nodes[v].id.clone()).collect();
+            (ids, s.execution)
+        })
+        .collect()
+}
+
+#[test]
+fn layout_shows_the_stages_build_makes() {
+    use remotemedia_core::Execution::{Dedicated, Inline};
+    let timed = r#"
+version: v1
+metadata: { name: t }
+nodes:
+  - { id: a, node_type: PassThrough }
+  - { id: slow, node_type: PassThrough, timeout_ms: 500 }
+  - { id: c, node_type: PassThrough }
+connections: [ {from: a, to: slow}, {from: slow, to: c} ]
+"#;
+    let dedicated = r#"
+version: v1
+metadata: { name: d }
+nodes:
+  - { id: a, node_type: PassThrough }
+  - { id: py, node_type: Probe, params: { dedicated: true } }
+  - { id: c, node_type: PassThrough }
+connections: [ {from: a, to: py}, {from: py, to: c} ]
+"#;
+    let s = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    assert_eq!(layout_ids(CHAIN), vec![(s(&["a", "b", "c"]), Inline)]);
+    assert_eq!(
+        layout_ids(DIAMOND),
+        vec![
+            (s(&["src"]), Inline),
+            (s(&["double"]), Inline),
+            (s(&["plus"]), Inline),
+            (s(&["zip"]), Inline)
+        ]
+    );
+    assert_eq!(
+        layout_ids(dedicated),
+        vec![
+            (s(&["a"]), Inline),
+            (s(&["py"]), Dedicated),
+            (s(&["c"]), Inline)
+        ]
+    );
+    assert_eq!(
+        layout_ids(timed),
+        vec![
+            (s(&["a"]), Inline),
+            (s(&["slow"]), Dedicated),
+            (s(&["c"]), Inline)
+        ]
+    );
+    // And they are the stages a built plan has.
+    let (r, _) = registry();
+    for yaml in [CHAIN, DIAMOND, dedicated, timed] {
+        let built: Vec<Vec<String>> = Plan::build(&load(yaml, &r), &r)
+            .unwrap()
+            .stage_ids()
+            .into_iter()
+            .map(|ids| s(&ids))
+            .collect();
+        let laid: Vec<Vec<String>> = layout_ids(yaml).into_iter().map(|(ids, _)| ids).collect();
+        assert_eq!(built, laid, "{yaml}");
+    }
+}
+
 #[test]
 fn chain_runs_in_both_modes() {
     let (r, _) = registry();

@@ -100,9 +100,17 @@ impl PyCallbackFactory {
     }
 }
 
+/// How callback nodes are scheduled: on a thread of their own, since a call holds
+/// the GIL.
+const CALLBACK_EXECUTION: Execution = Execution::Dedicated;
+
 impl NodeFactory for PyCallbackFactory {
     fn doc(&self) -> &NodeDoc {
         &self.doc
+    }
+
+    fn execution(&self, _params: &Params) -> Execution {
+        CALLBACK_EXECUTION
     }
 
     fn validate(&self, params: &Params) -> Vec<ParamIssue> {
@@ -352,7 +360,7 @@ impl Node for PyCallbackNode {
     }
 
     fn execution(&self) -> Execution {
-        Execution::Dedicated
+        CALLBACK_EXECUTION
     }
 }
 

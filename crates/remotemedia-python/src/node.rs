@@ -140,6 +140,20 @@ impl NodeType for PythonNode {
             NodeSpec::from_params(params).map_err(|m| NodeError::new(ErrorKind::Config, m))?;
         PythonNode::load(&spec)
     }
+
+    fn execution_of(params: &PythonNodeParams) -> Execution {
+        NodeSpec::from_params(params).map_or(Execution::Inline, |s| execution_of(&s))
+    }
+}
+
+/// How a node of `spec` is scheduled: worker processes are waited on from a thread of
+/// their own; the embedded hosts (which `auto` chooses between) run inline.
+pub(crate) fn execution_of(spec: &NodeSpec) -> Execution {
+    if spec.effective_runtime() == Ok(Runtime::Process) {
+        Execution::Dedicated
+    } else {
+        Execution::Inline
+    }
 }
 
 /// A pipeline node backed by a Python class in one of the hosts.

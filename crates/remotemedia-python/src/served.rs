@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use remotemedia_core::registry::ParamIssue;
-use remotemedia_core::{ErrorKind, Node, NodeDoc, NodeError, NodeFactory, Params};
+use remotemedia_core::{ErrorKind, Execution, Node, NodeDoc, NodeError, NodeFactory, Params};
 use serde_json::Value;
 
 use crate::node::{PythonNode, PythonNodeFactory};
@@ -228,6 +228,13 @@ impl NodeFactory for ServedPythonFactory {
             NodeError::new(ErrorKind::Config, format!("refused by this executor: {m}"))
         })?;
         Ok(Box::new(PythonNode::load(&spec)?))
+    }
+
+    fn execution(&self, params: &Params) -> Execution {
+        // The executor's own choices (its runtime among them) apply, as in `create`.
+        self.served
+            .spec(params)
+            .map_or(Execution::Inline, |s| crate::node::execution_of(&s))
     }
 }
 

@@ -341,6 +341,10 @@ impl NodeFactory for RemoteStageFactory {
             self.report.clone(),
         )))
     }
+
+    fn execution(&self, _params: &Params) -> Execution {
+        RemoteStage::EXECUTION
+    }
 }
 
 /// Wraps a local node type so that a node failing to initialize for lack of resources
@@ -382,6 +386,10 @@ impl NodeFactory for FallbackFactory {
 
     fn executes_client_code(&self) -> bool {
         self.inner.executes_client_code()
+    }
+
+    fn execution(&self, params: &Params) -> Execution {
+        self.inner.execution(params)
     }
 }
 

@@ -42,7 +42,7 @@ pub mod pb {
 }
 
 pub use client::{Endpoint, ExecutorClient};
-pub use distributed::{distribute, DistributedPipeline};
+pub use distributed::{distribute, DistributedPipeline, REMOTE_STAGE_TYPE};
 pub use error::RemoteError;
 pub use stage::{RemoteEvent, RemoteStage, RunReport, StageOptions};
 /// The gRPC library, for status codes and custom clients.

@@ -255,6 +255,9 @@ impl fmt::Debug for RemoteStage {
 }
 
 impl RemoteStage {
+    /// How a remote stage is scheduled: its calls wait on the network.
+    pub const EXECUTION: Execution = Execution::Dedicated;
+
     /// A stage for `spec`; it connects in [`Node::initialize`].
     pub fn new(spec: Arc<GroupSpec>, options: Arc<StageOptions>, report: RunReport) -> Self {
         let n = spec.candidates.len();
@@ -651,6 +654,6 @@ impl Node for RemoteStage {
     }
 
     fn execution(&self) -> Execution {
-        Execution::Dedicated
+        Self::EXECUTION
     }
 }

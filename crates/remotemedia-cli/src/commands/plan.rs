@@ -7,11 +7,14 @@ use remotemedia_core::manifest::Pipeline;
 use remotemedia_core::placement::{
     self, ExecutorInfo, ExecutorState, Placement, PlacementError, Policy, Target,
 };
+use remotemedia_core::plan::Plan;
+use remotemedia_core::{Execution, Registry};
 use remotemedia_remote::client::Endpoint;
 use remotemedia_remote::config::{self, ExecutorConfig};
 use remotemedia_remote::detect::{self, LocalCapabilities};
 use remotemedia_remote::discovery::{self, Pool};
 use remotemedia_remote::probe::{probe_all, PROBE_TIMEOUT};
+use remotemedia_remote::{distribute, StageOptions, REMOTE_STAGE_TYPE};
 use serde_json::{json, Value};
 
 use crate::cli::{PlanArgs, RemoteArgs};
@@ -112,6 +115,109 @@ pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
     })
 }
 
+/// How a stage of the run is scheduled, as `plan` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runs {
+    /// Fused into one loop on the shared compute threads.
+    Inline,
+    /// On a thread of its own (a Python worker pool, a node with a time limit).
+    Dedicated,
+    /// Streamed to this executor as one sub-graph.
+    Remote(String),
+}
+
+/// One stage of the run: its nodes in chain order and how it runs.
+#[derive(Debug, Clone)]
+pub struct StageView {
+    /// Node ids, in chain order.
+    pub nodes: Vec<String>,
+    /// How the stage is scheduled.
+    pub runs: Runs,
+    /// Whether its head is a source.
+    pub source: bool,
+}
+
+/// The stages the run of `pipeline` with `placement` would have, worked out the way
+/// the run builds them (remote groups collapsed, then fused) but without building any
+/// node, so nothing is loaded or connected.
+pub fn stages(
+    pipeline: &Pipeline,
+    registry: &Registry,
+    placed: &Placed,
+    placement: &Placement,
+) -> Result<Vec<StageView>, String> {
+    let (run_pipeline, run_registry);
+    let (p, r) = if placement.is_all_local() {
+        (pipeline, registry)
+    } else {
+        let options = StageOptions {
+            local_registry: registry.clone(),
+            ..StageOptions::default()
+        };
+        let d = distribute(pipeline, registry, placement, &placed.endpoints, options)
+            .map_err(|e| e.to_string())?;
+        (run_pipeline, run_registry) = (d.pipeline, d.registry);
+        (&run_pipeline, &run_registry)
+    };
+    let layout = Plan::layout(p, r).map_err(|e| e.to_string())?;
+    let group_of = |v: usize| -> Option<usize> {
+        let node = &p.nodes[v];
+        (node.node_type == REMOTE_STAGE_TYPE)
+            .then(|| node.params.get("group").and_then(|g| g.as_u64()))
+            .flatten()
+            .and_then(|k| usize::try_from(k).ok())
+            .filter(|&k| k < placement.groups.len())
+    };
+    Ok(layout
+        .iter()
+        .map(|stage| {
+            let mut runs = match stage.execution {
+                Execution::Inline => Runs::Inline,
+                Execution::Dedicated => Runs::Dedicated,
+            };
+            let mut nodes = Vec::new();
+            for &v in &stage.nodes {
+                match group_of(v) {
+                    Some(k) => {
+                        let group = &placement.groups[k];
+                        runs = Runs::Remote(placed.executors[group.executor].name.clone());
+                        nodes.extend(group.nodes.iter().map(|&u| pipeline.nodes[u].id.clone()));
+                    }
+                    None => nodes.push(p.nodes[v].id.clone()),
+                }
+            }
+            StageView {
+                nodes,
+                runs,
+                source: stage.source,
+            }
+        })
+        .collect())
+}
+
+fn stage_json(s: &StageView) -> Value {
+    let (runs, executor) = match &s.runs {
+        Runs::Inline => ("inline", None),
+        Runs::Dedicated => ("dedicated", None),
+        Runs::Remote(e) => ("remote", Some(e)),
+    };
+    json!({"nodes": s.nodes, "runs": runs, "executor": executor, "source": s.source})
+}
+
+fn stage_text(s: &StageView) -> String {
+    let how = match &s.runs {
+        Runs::Inline if s.nodes.len() > 1 => "fused into one loop, on the compute threads".into(),
+        Runs::Inline => "on the compute threads".into(),
+        Runs::Dedicated => "on a thread of its own".into(),
+        Runs::Remote(e) => format!("on {e}, streamed as one sub-graph"),
+    };
+    if s.source {
+        format!("source, {how}")
+    } else {
+        how
+    }
+}
+
 /// A hint for a placement that failed with no executor configured at all.
 pub const NO_EXECUTORS_HINT: &str = "hint: no remote executors are configured; add one with \
      --executor NAME=HOST:PORT, REMOTEMEDIA_EXECUTORS or [[executors]] in remotemedia.toml";
@@ -163,7 +269,7 @@ fn target_name(t: Target, executors: &[ExecutorInfo]) -> String {
 }
 
 /// The placement as JSON (`remotemedia plan --json`).
-pub fn placed_json(pipeline: &Pipeline, placed: &Placed) -> Value {
+pub fn placed_json(pipeline: &Pipeline, placed: &Placed, stages: &[StageView]) -> Value {
     let executors: Vec<Value> = placed.executors.iter().map(executor_json).collect();
     let mut body = json!({
         "pipeline": pipeline.name,
@@ -205,11 +311,13 @@ pub fn placed_json(pipeline: &Pipeline, placed: &Placed) -> Value {
                     })
                 })
                 .collect();
+            body["stages"] = stages.iter().map(stage_json).collect();
             body["error"] = Value::Null;
         }
         Err(e) => {
             body["nodes"] = json!([]);
             body["groups"] = json!([]);
+            body["stages"] = json!([]);
             body["error"] = json!({
                 "message": e.to_string(),
                 "nodes": e.nodes.iter().map(|n| json!({
@@ -224,7 +332,7 @@ pub fn placed_json(pipeline: &Pipeline, placed: &Placed) -> Value {
     body
 }
 
-fn print_text(pipeline: &Pipeline, placed: &Placed) {
+fn print_text(pipeline: &Pipeline, placed: &Placed, stages: &[StageView]) {
     println!(
         "local: {} ({})",
         placed.local.set.summary(),
@@ -298,6 +406,13 @@ fn print_text(pipeline: &Pipeline, placed: &Placed) {
             ids.join(" → ")
         );
     }
+    println!("stages:");
+    let chains: Vec<String> = stages.iter().map(|s| s.nodes.join(" → ")).collect();
+    let cwidth = chains.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    for (k, (s, chain)) in stages.iter().zip(&chains).enumerate() {
+        let pad = cwidth - chain.chars().count();
+        println!("  {}. {chain}{:pad$}  {}", k + 1, "", stage_text(s));
+    }
 }
 
 /// Prints the placement; exit 0 when every node has a place, 2 when some has none.
@@ -320,13 +435,23 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
+    let stages = match &placed.placement {
+        Ok(p) => match stages(&pipeline, &registry, &placed, p) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(EXIT_RUN_FAILED);
+            }
+        },
+        Err(_) => Vec::new(),
+    };
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&placed_json(&pipeline, &placed))?
+            serde_json::to_string_pretty(&placed_json(&pipeline, &placed, &stages))?
         );
     } else {
-        print_text(&pipeline, &placed);
+        print_text(&pipeline, &placed, &stages);
     }
     match &placed.placement {
         Ok(p) => {

@@ -114,6 +114,15 @@ impl Drop for Executor {
 /// The command lines of README.md between `<!-- NAME …` and `<!-- /NAME -->` that start
 /// with one of `programs` (comments and blank lines left out), in order.
 pub fn readme_commands(name: &str, programs: &[&str]) -> Vec<String> {
+    readme_section(name)
+        .lines()
+        .filter(|l| programs.iter().any(|p| l.starts_with(&format!("{p} "))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// README.md between `<!-- NAME …` and `<!-- /NAME -->`.
+fn readme_section(name: &str) -> String {
     let readme = std::fs::read_to_string(repo("README.md")).unwrap();
     let start = readme
         .find(&format!("<!-- {name}"))
@@ -122,24 +131,15 @@ pub fn readme_commands(name: &str, programs: &[&str]) -> Vec<String> {
         .find(&format!("<!-- /{name} -->"))
         .unwrap_or_else(|| panic!("README.md's `{name}` block does not end"))
         + start;
-    readme[start..end]
-        .lines()
-        .filter(|l| programs.iter().any(|p| l.starts_with(&format!("{p} "))))
-        .map(str::to_string)
-        .collect()
+    readme[start..end].to_string()
 }
 
 /// Runs each of `commands` as written by bash (with `pipefail`), in order, in `dir`
-/// holding a link to the repository's `examples/`, with the binary under test first on
-/// the `PATH`; panics with its stderr when one fails. Returns their stdouts.
+/// holding a link to the repository's `examples/`, with [`readme_bin`] first on the
+/// `PATH`; panics with its stderr when one fails. Returns their stdouts.
 pub fn run_as_written(dir: &Path, commands: &[String]) -> Vec<String> {
     std::os::unix::fs::symlink(repo("examples"), dir.join("examples")).unwrap();
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = readme_path();
     commands
         .iter()
         .map(|cmd| {
@@ -157,6 +157,108 @@ pub fn run_as_written(dir: &Path, commands: &[String]) -> Vec<String> {
             String::from_utf8(out.stdout).unwrap()
         })
         .collect()
+}
+
+/// The `remotemedia` the README's commands run: `REMOTEMEDIA_README_BIN` when set (CI
+/// sets it to a binary put in place by `cargo install`, as the README says to), else the
+/// binary under test.
+pub fn readme_bin() -> PathBuf {
+    match std::env::var_os("REMOTEMEDIA_README_BIN") {
+        Some(bin) => {
+            let bin = PathBuf::from(bin);
+            assert!(
+                bin.is_file() && bin.file_name() == Some("remotemedia".as_ref()),
+                "REMOTEMEDIA_README_BIN={} is not a `remotemedia` binary",
+                bin.display()
+            );
+            bin
+        }
+        None => PathBuf::from(BIN),
+    }
+}
+
+/// `PATH` with the directory of [`readme_bin`] first.
+pub fn readme_path() -> String {
+    format!(
+        "{}:{}",
+        readme_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The text of the fenced code block of README.md between `<!-- NAME …` and
+/// `<!-- /NAME -->`.
+pub fn readme_block(name: &str) -> String {
+    let section = readme_section(name);
+    let open = section.find("```").expect("a fenced block");
+    let body = &section[open..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.rfind("```").expect("the block's closing fence")].to_string()
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a README block as one `bash -euo pipefail` script in `dir` (which gets a link
+/// to `examples/`), with [`readme_bin`] first on the `PATH`. The block's ports 50051
+/// and 50052 are moved to free ones, so that tests running side by side do not meet;
+/// nothing else is changed. Whatever the script leaves running is killed with it; a
+/// script still running after `limit` is killed and fails the test. Panics unless it
+/// exits 0; returns its stdout and stderr.
+pub fn run_script(dir: &Path, block: &str, limit: std::time::Duration) -> (String, String) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let script = block
+        .replace("50051", &free_port().to_string())
+        .replace("50052", &free_port().to_string());
+    std::os::unix::fs::symlink(repo("examples"), dir.join("examples")).unwrap();
+    let mut child = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir)
+        .env("PATH", readme_path())
+        .env_remove("REMOTEMEDIA_EXECUTORS")
+        .env_remove("REMOTEMEDIA_CAPABILITIES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: what the script starts in the background goes with it.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    let status = status.unwrap_or_else(|| panic!("the script hung; stderr:\n{stderr}"));
+    assert!(status.success(), "the script failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
 }
 
 /// Rate, channels and frames of a WAV file.

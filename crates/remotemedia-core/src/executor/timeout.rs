@@ -293,6 +293,9 @@ pub struct TimedNode {
 }
 
 impl TimedNode {
+    /// How every timed node is scheduled: its calls wait on a pool thread.
+    pub(crate) const EXECUTION: Execution = Execution::Dedicated;
+
     /// Wraps `node`; `factory` and `params` build a replacement after a timeout.
     pub fn new(
         node: Box<dyn Node>,
@@ -426,6 +429,6 @@ impl Node for TimedNode {
     }
 
     fn execution(&self) -> Execution {
-        Execution::Dedicated
+        Self::EXECUTION
     }
 }

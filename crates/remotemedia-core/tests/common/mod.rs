@@ -148,6 +148,13 @@ impl NodeFactory for ProbeFactory {
             calls: 0,
         }))
     }
+    fn execution(&self, params: &Params) -> Execution {
+        if params.get("dedicated").is_some() {
+            Execution::Dedicated
+        } else {
+            Execution::Inline
+        }
+    }
 }
 
 /// The built-in registry plus `Probe`, and the probe log.
