@@ -51,12 +51,17 @@ pub enum Command {
 /// Which executors a run or plan may use, and how to choose among them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RemoteArgs {
-    /// A remote executor, `NAME=HOST:PORT` (repeatable), or a pool of them found
-    /// through DNS: `dns+srv://NAME` (SRV records) or `dns://NAME:PORT` (A/AAAA
-    /// records), optionally as `POOL=URL`. Also read from REMOTEMEDIA_EXECUTORS
-    /// (comma-separated) and `[[executors]]` in remotemedia.toml.
+    /// A remote executor, `NAME=HOST:PORT` (repeatable; `NAME=https://HOST:PORT` for
+    /// TLS), or a pool of them found through DNS: `dns+srv://NAME` (SRV records) or
+    /// `dns://NAME:PORT` (A/AAAA records), optionally as `POOL=URL`. Also read from
+    /// REMOTEMEDIA_EXECUTORS (comma-separated) and `[[executors]]` in remotemedia.toml.
     #[arg(long = "executor", value_name = "NAME=HOST:PORT")]
     pub executors: Vec<String>,
+    /// PEM file of the CA certificate(s) that `https://` executors' certificates must
+    /// chain to, for executors without a `ca` of their own; without it (or
+    /// REMOTEMEDIA_EXECUTOR_CA), the system's trust store.
+    #[arg(long, value_name = "FILE")]
+    pub executor_ca: Option<PathBuf>,
     /// Ask this DNS server (IP:PORT, over UDP and TCP) to discover executors instead
     /// of the system resolver. Also read from REMOTEMEDIA_DNS_SERVER.
     #[arg(long, value_name = "IP:PORT")]
@@ -262,12 +267,17 @@ pub struct CapabilitiesArgs {
     /// `--executor`, the executor's whole answer).
     #[arg(long)]
     pub json: bool,
-    /// Ask this executor (`HOST:PORT`) what it offers and serves instead.
+    /// Ask this executor (`HOST:PORT`, or `https://HOST:PORT` for TLS) what it offers
+    /// and serves instead.
     #[arg(long, value_name = "HOST:PORT")]
     pub executor: Option<String>,
     /// Bearer token file for `--executor`.
     #[arg(long, value_name = "FILE", requires = "executor")]
     pub token_file: Option<PathBuf>,
+    /// PEM file of the CA certificate(s) an `https://` executor's certificate must
+    /// chain to; without it (or REMOTEMEDIA_EXECUTOR_CA), the system's trust store.
+    #[arg(long, value_name = "FILE", requires = "executor")]
+    pub executor_ca: Option<PathBuf>,
 }
 
 /// Largest `--batch-size`: a batch is held whole in memory, at every stage.

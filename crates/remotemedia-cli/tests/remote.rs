@@ -727,6 +727,60 @@ fn run_through_an_executor_equals_the_local_run() {
     assert_eq!(remote["metrics"]["items_in"], 2000);
 }
 
+#[test]
+fn metrics_list_a_remote_node_under_its_own_id_with_where_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let g1 = Executor::start(dir.path(), "g1", &cpu_caps(), &[]);
+    // `host` alone sends `add_one` to g1.
+    let text = std::fs::read_to_string(repo("examples/calculator.yaml"))
+        .unwrap()
+        .replace(
+            "  - id: add_one\n    node_type: Calculator\n",
+            "  - id: add_one\n    node_type: Calculator\n    host: \"g1:1\"\n",
+        );
+    assert!(text.contains("host: \"g1:1\""));
+    let manifest = write(dir.path(), "pinned.yaml", &text);
+    let input = numbers(dir.path(), 40);
+    let metrics = dir.path().join("metrics.json");
+    let o = output(
+        run_through(dir.path(), &manifest, &input, &[&g1])
+            .arg("--metrics")
+            .arg(&metrics),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let nodes = m["metrics"]["nodes"].as_array().unwrap();
+    let ids: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["input", "add_one", "output"], "{m:#}");
+    // The remote node is reported as a local one is, plus where it ran.
+    let add = &nodes[1];
+    assert_eq!(add["node_type"], "Calculator");
+    assert_eq!(add["executor"], "g1");
+    assert_eq!(
+        (&add["items_in"], &add["items_out"]),
+        (&40.into(), &40.into())
+    );
+    for key in [
+        "busy_us",
+        "latency_p50_us",
+        "latency_p99_us",
+        "errors",
+        "retries",
+    ] {
+        assert!(add.get(key).is_some(), "no {key} in {add:#}");
+    }
+    assert!(nodes[0].get("executor").is_none() && nodes[2].get("executor").is_none());
+    // The stage that carried it keeps its own figures with the sub-graph.
+    let remote = &m["remote"]["remote_metrics"][0];
+    assert_eq!(remote["nodes"], serde_json::json!(["add_one"]));
+    assert_eq!(remote["transport"]["node_type"], "RemoteStage");
+    assert_eq!(remote["transport"]["items_in"], 40);
+    assert_eq!(remote["transport"]["items_out"], 40);
+}
+
 /// Starts a run of `manifest` over `input` through `executors`, reads `before` output
 /// lines, SIGKILLs `victim`, then reads the rest. Returns (stdout, stderr, exit code).
 fn run_and_kill(

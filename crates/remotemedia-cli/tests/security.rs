@@ -138,6 +138,7 @@ fn endpoint(executor: &Executor, token: Option<&str>) -> Endpoint {
         name: executor.name.clone(),
         address: executor.addr.clone(),
         token: token.map(String::from),
+        tls: None,
     }
 }
 

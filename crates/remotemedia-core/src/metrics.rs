@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Sub-buckets per power of two in [`LatencyHistogram`], as a power of two: 2^5 = 32
 /// linear steps per octave, so a bucket spans at most 1/32 of its value and its
@@ -158,6 +158,7 @@ impl NodeCounters {
             latency_p99_us: q(0.99),
             errors: self.errors,
             retries: self.retries,
+            executor: None,
         }
     }
 }
@@ -169,7 +170,7 @@ pub fn micros(d: std::time::Duration) -> f64 {
 }
 
 /// Reported metrics of one node.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeMetrics {
     /// Node id.
     pub node_id: Arc<str>,
@@ -189,6 +190,11 @@ pub struct NodeMetrics {
     pub errors: u64,
     /// Retry attempts.
     pub retries: u64,
+    /// Where the node ran when it was not in this run's own process: the remote
+    /// executor's name (`local` for a remote sub-graph that moved back to this
+    /// machine). Absent for nodes the run ran itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Arc<str>>,
 }
 
 /// Depth of one bounded queue between stages.

@@ -96,6 +96,7 @@ fn setup() -> Setup {
         name: "bench".into(),
         address: server.local_addr.to_string(),
         token: None,
+        tls: None,
     };
     let info = rt.block_on(probe::probe(&endpoint, None, Duration::from_secs(5)));
     let placed = placement::place(&pinned, &caps, &[info], Policy::Greedy).expect("placement");

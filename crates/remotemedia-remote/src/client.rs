@@ -21,6 +21,7 @@ use crate::convert::{
 use crate::error::RemoteError;
 use crate::pb;
 use crate::pb::stream_response::Msg as Resp;
+use crate::tls::ClientTls;
 use crate::wire;
 
 /// HTTP/2 flow-control window per stream: how much may be in flight unacknowledged.
@@ -41,6 +42,50 @@ pub struct Endpoint {
     pub address: String,
     /// Bearer token, when the executor needs one.
     pub token: Option<String>,
+    /// TLS, for an executor written `https://HOST:PORT`; `None` is plaintext.
+    pub tls: Option<ClientTls>,
+}
+
+impl Endpoint {
+    /// A plaintext endpoint.
+    pub fn plain(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            address: address.into(),
+            token,
+            tls: None,
+        }
+    }
+
+    /// The address as a user writes it: `https://HOST:PORT` with TLS, else `HOST:PORT`.
+    pub fn url(&self) -> String {
+        match self.tls {
+            Some(_) => format!("https://{}", self.address),
+            None => self.address.clone(),
+        }
+    }
+
+    /// Whether the address is on this machine (`localhost`, a loopback IP address),
+    /// where a plaintext token stays off the network.
+    pub fn is_loopback(&self) -> bool {
+        let host = host_of(&self.address);
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    }
+}
+
+/// The host of `HOST:PORT` (`[::1]:50051` gives `::1`).
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Adds `authorization: Bearer …` to every call.
@@ -133,11 +178,16 @@ impl ExecutorClient {
     pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Self, RemoteError> {
         let fail = |message: String| RemoteError::Connect {
             executor: endpoint.name.clone(),
-            address: endpoint.address.clone(),
+            address: endpoint.url(),
             message,
         };
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", endpoint.address))
+        let scheme = if endpoint.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut builder =
+            tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", endpoint.address))
                 .map_err(|e| fail(format!("invalid address: {e}")))?
                 .connect_timeout(timeout)
                 .tcp_nodelay(true)
@@ -145,10 +195,17 @@ impl ExecutorClient {
                 .initial_connection_window_size(CONNECTION_WINDOW)
                 .max_frame_size(MAX_FRAME)
                 .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .connect()
-                .await
-                .map_err(|e| fail(error_chain(&e)))?;
+                .keep_alive_timeout(Duration::from_secs(10));
+        if let Some(tls) = &endpoint.tls {
+            let config = tls.config(timeout).map_err(|e| fail(format!("TLS: {e}")))?;
+            builder = builder
+                .tls_config(config)
+                .map_err(|e| fail(format!("TLS: {}", error_chain(&e))))?;
+        }
+        let channel = builder.connect().await.map_err(|e| {
+            let handshake = endpoint.tls.as_ref().and_then(|t| t.handshake_failure(&e));
+            fail(handshake.unwrap_or_else(|| error_chain(&e)))
+        })?;
         let bearer = endpoint.token.as_ref().map(|t| format!("Bearer {t}"));
         let invalid = || fail("the token is not valid header text".into());
         let auth = match &bearer {

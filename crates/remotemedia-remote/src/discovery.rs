@@ -7,7 +7,9 @@
 //! - `dns://remotemedia-executor:50051`: every A/AAAA record of the name, on one port.
 //!
 //! Each address found becomes an executor of its own, named `POOL@ADDRESS`, with the
-//! pool's token file and cost. Pools are resolved when a run or plan places its
+//! pool's token file, cost and TLS settings; over TLS its certificate must be valid for
+//! the name the address was found under (the SRV target, or the name of a `dns://`
+//! URL). Pools are resolved when a run or plan places its
 //! nodes (each new run asks again); the records' TTL, clamped to
 //! [`MIN_TTL`]..=[`MAX_TTL`], is reported with them. The system resolver is asked unless a server is given (`--dns-server`,
 //! `REMOTEMEDIA_DNS_SERVER`), which is asked over UDP and TCP.
@@ -174,6 +176,9 @@ pub struct Pool {
     pub ttl: Duration,
     /// `HOST:PORT` of each address found, sorted.
     pub addresses: Vec<String>,
+    /// The DNS name each of `addresses` was found under, in the same order: its SRV
+    /// target (without the final dot), or the name of a `dns://` URL.
+    pub hosts: Vec<String>,
 }
 
 impl Pool {
@@ -237,20 +242,28 @@ async fn addresses_of(resolver: &TokioResolver, name: &str) -> Result<(Vec<IpAdd
     Ok((ips, ttl))
 }
 
+/// Sorts `(address, name)` pairs by address, each address once (the first name).
+fn sorted(mut found: Vec<(String, String)>) -> Vec<(String, String)> {
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    found
+}
+
+/// Every address found, as `(HOST:PORT, DNS name it was found under)`, and the
+/// records' smallest TTL.
 async fn resolve_inner(
     url: &DiscoveryUrl,
     resolver: &TokioResolver,
-) -> Result<(Vec<String>, u32), String> {
+) -> Result<(Vec<(String, String)>, u32), String> {
     match url {
         DiscoveryUrl::Host { name, port } => {
             let (ips, ttl) = addresses_of(resolver, name).await?;
-            let mut out: Vec<String> = ips
+            let host = name.trim_end_matches('.');
+            let out = ips
                 .into_iter()
-                .map(|ip| SocketAddr::new(ip, *port).to_string())
+                .map(|ip| (SocketAddr::new(ip, *port).to_string(), host.to_string()))
                 .collect();
-            out.sort();
-            out.dedup();
-            Ok((out, ttl))
+            Ok((sorted(out), ttl))
         }
         DiscoveryUrl::Srv { name } => {
             let lookup = resolver
@@ -274,14 +287,13 @@ async fn resolve_inner(
                     .await
                     .map_err(|e| format!("SRV target of `{name}`: {e}"))?;
                 ttl = ttl.min(t);
+                let host = target.trim_end_matches('.');
                 out.extend(
                     ips.into_iter()
-                        .map(|ip| SocketAddr::new(ip, port).to_string()),
+                        .map(|ip| (SocketAddr::new(ip, port).to_string(), host.to_string())),
                 );
             }
-            out.sort();
-            out.dedup();
-            Ok((out, ttl))
+            Ok((sorted(out), ttl))
         }
     }
 }
@@ -306,13 +318,14 @@ pub async fn resolve(
     // Two rounds at most (SRV, then each target's addresses), each bounded by the
     // resolver's own timeouts; this outer bound only guards against a stuck resolver.
     let bound = QUERY_TIMEOUT * (QUERY_ATTEMPTS as u32) * 2 + Duration::from_secs(1);
-    let (addresses, record_ttl) =
+    let (found, record_ttl) =
         match tokio::time::timeout(bound, resolve_inner(&parsed, &resolver)).await {
             Ok(Ok(found)) => found,
             Ok(Err(why)) => return Err(fail(why)),
             Err(_) => return Err(fail(format!("no answer within {bound:?}"))),
         };
     let ttl = clamp_ttl(record_ttl);
+    let (addresses, hosts) = found.into_iter().unzip();
     Ok(Pool {
         name: pool.to_string(),
         url: url.to_string(),
@@ -322,11 +335,13 @@ pub async fn resolve(
         record_ttl,
         ttl,
         addresses,
+        hosts,
     })
 }
 
 /// Replaces every executor configured with `discover` by one executor per address
-/// found (its token file and cost carried over), keeping the order; static executors
+/// found (its token file, cost and TLS settings carried over; over TLS, the name it was
+/// found under is the name its certificate is checked against), keeping the order; static executors
 /// stay as they are. Pools are resolved at once, blocking.
 pub fn expand(
     configs: Vec<ExecutorConfig>,
@@ -362,13 +377,16 @@ pub fn expand(
             continue;
         }
         let pool = next.next().expect("one pool per discovering executor");
-        for a in &pool.addresses {
+        for (a, host) in pool.addresses.iter().zip(&pool.hosts) {
             out.push(ExecutorConfig {
                 name: pool.executor_name(a),
                 address: a.clone(),
+                discover: None,
+                tls: c.tls,
+                ca: c.ca.clone(),
                 token_file: c.token_file.clone(),
                 cost_per_hour: c.cost_per_hour,
-                discover: None,
+                server_name: Some(host.clone()),
             });
         }
     }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use remotemedia_core::manifest::{self, Format};
+use remotemedia_core::metrics::{NodeMetrics, RunMetrics};
 use remotemedia_core::plan::Plan;
 use remotemedia_core::{
     Data, ErrorKind, Execution, ItemError, Node, NodeContext, NodeError, PipelineNodeError,
@@ -191,7 +192,67 @@ pub struct ReportData {
     /// Cleanup errors on executors.
     pub cleanup_errors: Vec<PipelineNodeError>,
     /// Metrics of each remote sub-graph, with where it finished.
-    pub remote_metrics: Vec<serde_json::Value>,
+    pub remote_metrics: Vec<RemoteMetrics>,
+}
+
+/// Metrics of one remote sub-graph.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RemoteMetrics {
+    /// Its node ids, in chain order.
+    pub nodes: Vec<String>,
+    /// Where it finished: the executor's name, or `local` after a failover to this
+    /// machine. After a failover, the executor's figures cover only what it ran.
+    pub executor: String,
+    /// The sub-graph's run metrics as that executor reported them (a `RunMetrics`).
+    pub metrics: serde_json::Value,
+    /// The stage's own figures in this run, once [`ReportData::merge_node_metrics`]
+    /// has moved them here: items sent and received, and the time per batch with its
+    /// round trips to the executor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<NodeMetrics>,
+}
+
+impl RemoteMetrics {
+    /// Each node's entry as the executor reported it, marked with where it ran, in
+    /// chain order; `None` when the report lacks one of them.
+    fn node_entries(&self) -> Option<Vec<NodeMetrics>> {
+        let reported = self.metrics.get("nodes")?.as_array()?;
+        self.nodes
+            .iter()
+            .map(|id| {
+                let entry = reported.iter().find(|n| n["node_id"] == id.as_str())?;
+                let mut m: NodeMetrics = serde_json::from_value(entry.clone()).ok()?;
+                m.executor = Some(self.executor.as_str().into());
+                Some(m)
+            })
+            .collect()
+    }
+}
+
+impl ReportData {
+    /// Gives every remote node an entry of its own in `metrics.nodes`, shaped like a
+    /// local node's and marked with the executor it ran on: the entry of the stage
+    /// that stood for a sub-graph (under the id of its last node) is replaced by the
+    /// entries of its nodes, in chain order, and moves to that sub-graph's
+    /// [`RemoteMetrics::transport`]. A sub-graph whose executor reported no metrics
+    /// for some of its nodes keeps the stage's entry. Running it again changes
+    /// nothing.
+    pub fn merge_node_metrics(&mut self, metrics: &mut RunMetrics) {
+        for r in &mut self.remote_metrics {
+            let Some(tail) = r.nodes.last() else { continue };
+            let Some(at) = metrics
+                .nodes
+                .iter()
+                .position(|n| &*n.node_id == tail.as_str() && n.executor.is_none())
+            else {
+                continue;
+            };
+            let Some(entries) = r.node_entries() else {
+                continue;
+            };
+            r.transport = metrics.nodes.splice(at..=at, entries).next();
+        }
+    }
 }
 
 impl RunReport {
@@ -478,11 +539,12 @@ impl RemoteStage {
         let at = self.current().map_or("?", Candidate::name).to_string();
         self.report.with(|d| {
             d.cleanup_errors.extend(s.cleanup_errors);
-            d.remote_metrics.push(serde_json::json!({
-                "nodes": self.spec.node_ids,
-                "executor": at,
-                "metrics": s.metrics,
-            }));
+            d.remote_metrics.push(RemoteMetrics {
+                nodes: self.spec.node_ids.clone(),
+                executor: at,
+                metrics: s.metrics,
+                transport: None,
+            });
         });
     }
 }
@@ -655,5 +717,101 @@ impl Node for RemoteStage {
 
     fn execution(&self) -> Execution {
         Self::EXECUTION
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, node_type: &str, items: u64) -> NodeMetrics {
+        NodeMetrics {
+            node_id: id.into(),
+            node_type: node_type.into(),
+            items_in: items,
+            items_out: items,
+            busy_us: items as f64,
+            latency_p50_us: 1.0,
+            latency_p99_us: 1.0,
+            errors: 0,
+            retries: 0,
+            executor: None,
+        }
+    }
+
+    #[test]
+    fn remote_nodes_get_entries_of_their_own() {
+        let mut metrics = RunMetrics {
+            nodes: vec![
+                entry("input", "PassThrough", 5),
+                entry("offset", "RemoteStage", 5),
+                entry("output", "PassThrough", 5),
+            ],
+            ..RunMetrics::default()
+        };
+        let stage = metrics.nodes[1].clone();
+        let remote_run = RunMetrics {
+            nodes: vec![
+                entry("scale", "Calculator", 5),
+                entry("offset", "Calculator", 4),
+            ],
+            ..RunMetrics::default()
+        };
+        let mut report = ReportData {
+            remote_metrics: vec![RemoteMetrics {
+                nodes: vec!["scale".into(), "offset".into()],
+                executor: "gpu-1".into(),
+                metrics: serde_json::to_value(&remote_run).unwrap(),
+                transport: None,
+            }],
+            ..ReportData::default()
+        };
+        report.merge_node_metrics(&mut metrics);
+        let ids: Vec<(&str, &str, Option<&str>)> = metrics
+            .nodes
+            .iter()
+            .map(|n| (&*n.node_id, &*n.node_type, n.executor.as_deref()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("input", "PassThrough", None),
+                ("scale", "Calculator", Some("gpu-1")),
+                ("offset", "Calculator", Some("gpu-1")),
+                ("output", "PassThrough", None),
+            ]
+        );
+        assert_eq!(metrics.node("offset").unwrap().items_out, 4);
+        assert_eq!(report.remote_metrics[0].transport.as_ref(), Some(&stage));
+        let json = serde_json::to_value(&metrics.nodes[1]).unwrap();
+        assert_eq!(json["executor"], "gpu-1");
+        assert!(serde_json::to_value(&metrics.nodes[0]).unwrap()["executor"].is_null());
+
+        // Merging twice changes nothing.
+        let (before, report_before) = (metrics.clone(), report.remote_metrics.clone());
+        report.merge_node_metrics(&mut metrics);
+        assert_eq!(metrics, before);
+        assert_eq!(report.remote_metrics, report_before);
+    }
+
+    #[test]
+    fn a_sub_graph_without_its_nodes_metrics_keeps_the_stage_entry() {
+        let mut metrics = RunMetrics {
+            nodes: vec![entry("b", "RemoteStage", 3)],
+            ..RunMetrics::default()
+        };
+        let before = metrics.clone();
+        let mut report = ReportData {
+            remote_metrics: vec![RemoteMetrics {
+                nodes: vec!["a".into(), "b".into()],
+                executor: "old-executor".into(),
+                metrics: serde_json::json!({"nodes": [{"node_id": "b"}]}),
+                transport: None,
+            }],
+            ..ReportData::default()
+        };
+        report.merge_node_metrics(&mut metrics);
+        assert_eq!(metrics, before);
+        assert_eq!(report.remote_metrics[0].transport, None);
     }
 }

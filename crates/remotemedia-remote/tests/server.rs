@@ -67,6 +67,7 @@ fn endpoint(server: &RunningServer, token: Option<&str>) -> Endpoint {
         name: "exec".into(),
         address: server.local_addr.to_string(),
         token: token.map(String::from),
+        tls: None,
     }
 }
 
@@ -75,6 +76,7 @@ async fn client(server_addr: SocketAddr, token: Option<&str>) -> ExecutorClient 
         name: "exec".into(),
         address: server_addr.to_string(),
         token: token.map(String::from),
+        tls: None,
     };
     ExecutorClient::connect(&e, TIMEOUT).await.unwrap()
 }

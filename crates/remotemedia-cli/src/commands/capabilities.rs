@@ -1,29 +1,46 @@
-//! `remotemedia capabilities [--json] [--executor HOST:PORT]`.
+//! `remotemedia capabilities [--json] [--executor HOST:PORT|https://HOST:PORT]`.
 
 use std::time::Duration;
 
 use remotemedia_core::capabilities::format_gb;
-use remotemedia_remote::config::read_token;
+use remotemedia_remote::config::{self, ExecutorConfig};
 use remotemedia_remote::{detect, Endpoint, ExecutorClient};
 
 use crate::cli::CapabilitiesArgs;
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
 
+/// How to reach `--executor`, with its token and, for `https://`, its CA.
+fn endpoint(address: &str, args: &CapabilitiesArgs) -> Result<Endpoint, String> {
+    let (bare, scheme) = config::split_scheme(address).map_err(|e| format!("--executor {e}"))?;
+    let ca = config::default_ca(args.executor_ca.as_deref()).map_err(|e| e.to_string())?;
+    let executor = ExecutorConfig {
+        name: address.to_string(),
+        address: bare.to_string(),
+        discover: None,
+        tls: scheme == Some(true),
+        ca: None,
+        token_file: args.token_file.clone(),
+        cost_per_hour: None,
+        server_name: None,
+    };
+    executor
+        .endpoint(None, ca.as_ref())
+        .map_err(|e| e.to_string())
+}
+
 /// Prints what an executor offers and serves: capabilities, node types, the Python
 /// node classes it runs for clients.
 fn executor(address: &str, args: &CapabilitiesArgs) -> anyhow::Result<u8> {
-    let token = match args.token_file.as_deref().map(read_token).transpose() {
-        Ok(t) => t,
+    let endpoint = match endpoint(address, args) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(EXIT_INVALID);
         }
     };
-    let endpoint = Endpoint {
-        name: address.to_string(),
-        address: address.to_string(),
-        token,
-    };
+    if let Some(w) = super::plaintext_token_warning(std::slice::from_ref(&endpoint)) {
+        crate::warn(w);
+    }
     let answer = remotemedia_remote::runtime::block_on(async {
         let mut client = ExecutorClient::connect(&endpoint, Duration::from_secs(5)).await?;
         client.capabilities().await

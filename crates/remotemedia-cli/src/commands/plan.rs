@@ -80,8 +80,11 @@ pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
                 name: host.clone(),
                 address: host.clone(),
                 discover: None,
+                tls: false,
+                ca: None,
                 token_file: None,
                 cost_per_hour: None,
+                server_name: None,
             });
         }
     }
@@ -89,11 +92,15 @@ pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
         Some(f) => Some(config::read_token(f).map_err(|e| e.to_string())?),
         None => None,
     };
+    let default_ca = config::default_ca(args.executor_ca.as_deref()).map_err(|e| e.to_string())?;
     let endpoints: Vec<Endpoint> = configs
         .iter()
-        .map(|c| c.endpoint(default_token.as_deref()))
+        .map(|c| c.endpoint(default_token.as_deref(), default_ca.as_ref()))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
+    if let Some(w) = super::plaintext_token_warning(&endpoints) {
+        crate::warn(w);
+    }
     let local = detect::local_capabilities(None).map_err(|e| e.to_string())?;
     let executors = if endpoints.is_empty() {
         Vec::new()
@@ -222,8 +229,13 @@ fn stage_text(s: &StageView) -> String {
 pub const NO_EXECUTORS_HINT: &str = "hint: no remote executors are configured; add one with \
      --executor NAME=HOST:PORT, REMOTEMEDIA_EXECUTORS or [[executors]] in remotemedia.toml";
 
-fn executor_json(e: &ExecutorInfo) -> Value {
-    let mut v = json!({"name": e.name, "address": e.address, "cost_per_hour": e.cost_per_hour});
+fn executor_json(e: &ExecutorInfo, endpoint: &Endpoint) -> Value {
+    let mut v = json!({
+        "name": e.name,
+        "address": e.address,
+        "tls": endpoint.tls.is_some(),
+        "cost_per_hour": e.cost_per_hour,
+    });
     match &e.state {
         ExecutorState::Available(s) => {
             v["reachable"] = json!(true);
@@ -270,7 +282,12 @@ fn target_name(t: Target, executors: &[ExecutorInfo]) -> String {
 
 /// The placement as JSON (`remotemedia plan --json`).
 pub fn placed_json(pipeline: &Pipeline, placed: &Placed, stages: &[StageView]) -> Value {
-    let executors: Vec<Value> = placed.executors.iter().map(executor_json).collect();
+    let executors: Vec<Value> = placed
+        .executors
+        .iter()
+        .zip(&placed.endpoints)
+        .map(|(e, endpoint)| executor_json(e, endpoint))
+        .collect();
     let mut body = json!({
         "pipeline": pipeline.name,
         "local": {
@@ -357,7 +374,8 @@ fn print_text(pipeline: &Pipeline, placed: &Placed, stages: &[StageView]) {
     }
     if !placed.executors.is_empty() {
         println!("executors:");
-        for e in &placed.executors {
+        for (e, endpoint) in placed.executors.iter().zip(&placed.endpoints) {
+            let url = endpoint.url();
             match &e.state {
                 ExecutorState::Available(s) => {
                     let rtt = s
@@ -367,15 +385,14 @@ fn print_text(pipeline: &Pipeline, placed: &Placed, stages: &[StageView]) {
                         .cost_per_hour
                         .map_or(String::new(), |c| format!(", {c}/h"));
                     println!(
-                        "  {} ({}): {}, load {:.2}{rtt}{cost}",
+                        "  {} ({url}): {}, load {:.2}{rtt}{cost}",
                         e.name,
-                        e.address,
                         s.capabilities.summary(),
                         s.load
                     );
                 }
                 ExecutorState::Unreachable(why) => {
-                    println!("  {} ({}): unreachable: {why}", e.name, e.address);
+                    println!("  {} ({url}): unreachable: {why}", e.name);
                 }
             }
         }

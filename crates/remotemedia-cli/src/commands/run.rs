@@ -369,7 +369,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             path,
             &result,
             failure.as_ref(),
-            remote.as_ref(),
+            remote.clone(),
             latency.as_ref(),
         )?;
     }
@@ -787,12 +787,16 @@ fn write_metrics(
     path: &std::path::Path,
     result: &RunResult,
     failure: Option<&remotemedia_core::RunError>,
-    remote: Option<&ReportData>,
+    mut remote: Option<ReportData>,
     latency: Option<&Latency>,
 ) -> anyhow::Result<()> {
     let mut metrics = result.metrics.clone();
     if metrics.peak_rss_bytes.is_none() {
         metrics.peak_rss_bytes = peak_rss_bytes();
+    }
+    // Remote nodes under their own ids; each stage's figures go to its sub-graph.
+    if let Some(r) = remote.as_mut() {
+        r.merge_node_metrics(&mut metrics);
     }
     let mut body = json!({
         "metrics": metrics,
@@ -802,7 +806,7 @@ fn write_metrics(
             None => json!({"message": e.to_string()}),
         }),
     });
-    if let Some(r) = remote {
+    if let Some(r) = &remote {
         body["remote"] = serde_json::to_value(r)?;
     }
     if let Some(l) = latency {
