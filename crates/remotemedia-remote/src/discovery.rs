@@ -313,6 +313,15 @@ pub async fn resolve(
             Err(_) => return Err(fail(format!("no answer within {bound:?}"))),
         };
     let ttl = clamp_ttl(record_ttl);
+    tracing::info!(
+        pool,
+        url,
+        record_type = parsed.record_type(),
+        server = %asked,
+        addresses = ?addresses,
+        ttl_s = ttl.as_secs(),
+        "discovered executors"
+    );
     Ok(Pool {
         name: pool.to_string(),
         url: url.to_string(),
