@@ -314,6 +314,9 @@ pub(crate) struct Run {
     max: usize,
     /// Roots and sources: woken when the run fails, so they stop taking input.
     wake_on_fail: Vec<usize>,
+    /// The run's span, entered with a stage's around each step: filters on its fields
+    /// (`[run{pipeline=…}]`) then apply on the worker threads too.
+    span: tracing::Span,
 }
 
 impl Run {
@@ -374,7 +377,8 @@ impl Run {
     fn run_task(&self, s: usize) {
         let task = &self.stages[s];
         task.state.store(RUNNING, Ordering::Release);
-        let _entered = task.span.enter();
+        let _run = self.span.enter();
+        let _stage = task.span.enter();
         let step = match catch_unwind(AssertUnwindSafe(|| self.step(s))) {
             Ok(step) => step,
             Err(_) => {
@@ -812,6 +816,7 @@ impl Engine {
             panicked: AtomicBool::new(false),
             max: opts.batch_size.max(1),
             wake_on_fail,
+            span: run_span.clone(),
         });
         let roots: Vec<StageInput> = plan
             .roots

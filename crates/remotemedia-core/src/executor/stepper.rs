@@ -87,9 +87,13 @@ impl ChainRunner {
         }
         let run_span = trace::run_span(&plan.pipeline);
         let nodes = plan.stages.into_iter().flat_map(|s| s.nodes).collect();
-        let mut chain = run_span.in_scope(|| Chain::new(nodes));
-        let stage_span = trace::stage_span(&run_span, 0, &chain.runners, Pool::Caller);
-        chain.set_span(&stage_span);
+        // Made inside the run's span, so that filters on its fields see them.
+        let (chain, stage_span) = run_span.in_scope(|| {
+            let mut chain = Chain::new(nodes);
+            let stage_span = trace::stage_span(&run_span, 0, &chain.runners, Pool::Caller);
+            chain.set_span(&stage_span);
+            (chain, stage_span)
+        });
         Ok(Self {
             chain,
             skipped: Vec::new(),
@@ -137,7 +141,8 @@ impl ChainRunner {
                 "run started"
             );
         });
-        let _entered = self.stage_span.enter();
+        let _run = self.run_span.enter();
+        let _stage = self.stage_span.enter();
         tracing::info!("stage started");
         let r = self.chain.initialize();
         self.failed |= r.is_err();
@@ -153,7 +158,8 @@ impl ChainRunner {
         batch: &mut Vec<Data>,
     ) -> Result<(), Box<PipelineNodeError>> {
         self.items_in += batch.len() as u64;
-        let _entered = self.stage_span.enter();
+        let _run = self.run_span.enter();
+        let _stage = self.stage_span.enter();
         if let Err(e) = self
             .chain
             .push(port, batch, &mut self.skipped, &mut Instant::now())
@@ -169,7 +175,8 @@ impl ChainRunner {
     /// the rest of the chain, and appends the chain's final outputs to `out`.
     pub fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), Box<PipelineNodeError>> {
         let before = out.len();
-        let _entered = self.stage_span.enter();
+        let _run = self.run_span.enter();
+        let _stage = self.stage_span.enter();
         let result = self
             .chain
             .finish(out, &mut self.skipped, &mut Instant::now());
@@ -192,9 +199,11 @@ impl ChainRunner {
             Ending::Finished
         };
         self.log_end(ending);
-        let cleanup_errors: Vec<PipelineNodeError> = self
-            .stage_span
-            .in_scope(|| self.chain.cleanup().into_iter().map(|e| *e).collect());
+        let cleanup_errors: Vec<PipelineNodeError> = {
+            let _run = self.run_span.enter();
+            let _stage = self.stage_span.enter();
+            self.chain.cleanup().into_iter().map(|e| *e).collect()
+        };
         let chain = std::mem::take(&mut self.chain);
         ChainReport {
             cleanup_errors,
@@ -214,8 +223,10 @@ impl ChainRunner {
 impl ChainRunner {
     /// Logs the end of the stage and of the run.
     fn log_end(&self, ending: Ending) {
+        let run = self.run_span.enter();
         self.stage_span
             .in_scope(|| stage_finished(&self.chain.runners, self.start, ending));
+        drop(run);
         self.run_span.in_scope(|| {
             tracing::info!(
                 items_in = self.items_in,
@@ -238,7 +249,8 @@ impl Drop for ChainRunner {
                 Ending::Stopped
             };
             self.log_end(ending);
-            let _entered = self.stage_span.enter();
+            let _run = self.run_span.enter();
+            let _stage = self.stage_span.enter();
             let _ = self.chain.cleanup();
         }
     }
