@@ -470,6 +470,8 @@ fn serve_logs_connections_requests_and_streams_and_the_client_its_streams() {
     assert_eq!(closed.len(), 1);
     let f = &closed[0]["fields"];
     assert_eq!(f["outcome"], "ok", "{}", closed[0]);
+    assert_eq!(f["pipeline"], "gpu-pipeline/scale+offset");
+    assert_eq!(f["nodes"], "scale+offset");
     assert_eq!(f["items_in"], 10);
     assert_eq!(f["items_out"], 10);
     assert!(f["duration_ms"].is_number());
@@ -556,6 +558,16 @@ fn serve_logs_each_session_with_its_peer_pipeline_and_outcome() {
     assert_eq!(e["fields"]["outcome"], "completed", "{e}");
     assert_eq!(e["fields"]["outputs"], 2);
     assert!(e["fields"]["duration_ms"].is_number());
+    // Its connection: the upgrade request, then handed over to the WebSocket.
+    let upgrade = events(&logs, "request answered")
+        .into_iter()
+        .find(|e| span_field(e, "request", "path") == Some(&Value::from("/v1/sessions/calc")))
+        .unwrap_or_else(|| panic!("no upgrade request in {logs:?}"));
+    assert_eq!(upgrade["fields"]["status"], 101);
+    assert!(logs
+        .iter()
+        .any(|l| l["fields"]["outcome"] == "upgraded"
+            && span_field(l, "connection", "peer").is_some()));
     // The session's run is inside the session's span.
     let run = events(&logs, "run finished");
     assert!(

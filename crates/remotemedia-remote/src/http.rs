@@ -53,6 +53,14 @@ fn millis(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 
+/// What a connection's log says at its end.
+#[derive(Default)]
+struct ConnLog {
+    requests: AtomicU64,
+    /// A request switched protocols (a WebSocket): the connection left hyper then.
+    upgraded: std::sync::atomic::AtomicBool,
+}
+
 /// Logs the end of a request (inside its span): its HTTP status, its gRPC status when
 /// it is answered with one at once (a streaming call's comes at its end), its time.
 fn log_request(probe: bool, response: &axum::response::Response, start: Instant) {
@@ -77,7 +85,7 @@ async fn serve_one<I, S>(
     watcher: hyper_util::server::graceful::Watcher,
     io: I,
     service: S,
-    requests: Arc<AtomicU64>,
+    log: Arc<ConnLog>,
     opened: Instant,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -94,9 +102,15 @@ async fn serve_one<I, S>(
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
         .into_owned();
     let result = watcher.watch(connection).await;
-    let requests = requests.load(Ordering::Relaxed);
+    let requests = log.requests.load(Ordering::Relaxed);
     let duration_ms = millis(opened.elapsed());
     match result {
+        Ok(()) if log.upgraded.load(Ordering::Relaxed) => tracing::info!(
+            requests,
+            duration_ms,
+            outcome = "upgraded",
+            "connection handed over to the upgraded protocol (its session logs the rest)"
+        ),
         Ok(()) => tracing::info!(requests, duration_ms, outcome = "ok", "connection closed"),
         Err(e) => tracing::info!(
             requests,
@@ -162,14 +176,15 @@ pub(crate) async fn serve(
                 conn_id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
             );
             span.in_scope(|| tracing::info!(tls = tls.is_some(), "connection opened"));
-            let requests = Arc::new(AtomicU64::new(0));
+            let log = Arc::new(ConnLog::default());
             let service = {
                 let router = router.clone();
                 let span = span.clone();
-                let requests = Arc::clone(&requests);
+                let log = Arc::clone(&log);
                 tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(info.clone());
-                    requests.fetch_add(1, Ordering::Relaxed);
+                    log.requests.fetch_add(1, Ordering::Relaxed);
+                    let log = Arc::clone(&log);
                     let probe = is_probe(req.method(), req.uri().path());
                     // Its own span under the connection's: HTTP/2 serves each request
                     // on a task of its own.
@@ -184,6 +199,9 @@ pub(crate) async fn serve(
                         let start = Instant::now();
                         let response = router.oneshot(req).await;
                         if let Ok(r) = &response {
+                            if r.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                                log.upgraded.store(true, Ordering::Relaxed);
+                            }
                             log_request(probe, r, start);
                         }
                         response
@@ -196,8 +214,7 @@ pub(crate) async fn serve(
             match &tls {
                 None => {
                     tokio::spawn(
-                        serve_one(builder, watcher, conn, service, requests, opened)
-                            .instrument(span),
+                        serve_one(builder, watcher, conn, service, log, opened).instrument(span),
                     );
                 }
                 Some(acceptor) => {
@@ -210,8 +227,7 @@ pub(crate) async fn serve(
                                 .await
                             {
                                 Ok(Ok(stream)) => {
-                                    serve_one(builder, watcher, stream, service, requests, opened)
-                                        .await
+                                    serve_one(builder, watcher, stream, service, log, opened).await
                                 }
                                 Ok(Err(e)) => tracing::info!(
                                     outcome = "tls_failed",

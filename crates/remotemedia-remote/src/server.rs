@@ -733,9 +733,10 @@ async fn stream_pipeline(
         Status::invalid_argument(e.to_string())
     })?;
     let ports = open.head_inputs.len().max(1);
+    let label = (pipeline.name.clone(), runner.node_ids().join("+"));
     tracing::info!(
-        pipeline = %pipeline.name,
-        nodes = %runner.node_ids().join("+"),
+        pipeline = %label.0,
+        nodes = %label.1,
         head_inputs = ?open.head_inputs,
         "stream opened"
     );
@@ -775,7 +776,7 @@ async fn stream_pipeline(
             stop: &stop,
             deadline,
         };
-        stream.run(runner, inbound);
+        stream.run(runner, inbound, &label);
     });
     Ok(grpc_response(rx, body_slot))
 }
@@ -857,12 +858,15 @@ impl Stream<'_> {
         ended
     }
 
-    /// Runs one stream and logs its end: items in and out, time, outcome.
-    fn run(&self, runner: ChainRunner, inbound: wire::Reader) {
+    /// Runs one stream and logs its end: the pipeline and nodes of `label`, items in
+    /// and out, time, outcome.
+    fn run(&self, runner: ChainRunner, inbound: wire::Reader, label: &(String, String)) {
         let start = Instant::now();
         let mut items = (0, 0);
         let ended = self.serve(runner, inbound, &mut items);
         tracing::info!(
+            pipeline = %label.0,
+            nodes = %label.1,
             items_in = items.0,
             items_out = items.1,
             duration_ms = start.elapsed().as_micros() as f64 / 1000.0,
