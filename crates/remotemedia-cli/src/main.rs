@@ -88,7 +88,9 @@ fn init_tracing(verbose: u8, quiet: bool, format: LogFormat) {
         match verbose {
             0 => "warn",
             1 => "info",
-            2 => "debug",
+            // The runtime's decisions, without the per-frame chatter of the HTTP/2 and
+            // TLS libraries underneath (every target of this project starts so).
+            2 => "info,remotemedia=debug",
             _ => "trace",
         }
     };

@@ -264,6 +264,22 @@ connections:
     }
     let plan = events(&lines, "plan built");
     assert_eq!(plan[0]["fields"]["fused"], "[a+b] [c] [d] [z]");
+    // -vv shows the same decisions.
+    let out = rm()
+        .args(["--log-format", "json", "-vv", "run"])
+        .arg(&manifest)
+        .arg("--input")
+        .arg(repo("examples/numbers.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vv = json_lines(&String::from_utf8(out.stderr).unwrap());
+    assert_eq!(
+        vv.iter()
+            .filter(|l| l["target"] == "remotemedia_core::plan" && l["level"] == "DEBUG")
+            .count(),
+        5
+    );
     // Per-node spans at debug: each node's lifecycle inside its node span.
     let cleaned = events(&lines, "node cleaned up");
     assert_eq!(cleaned.len(), 5, "{stderr}");
@@ -373,6 +389,55 @@ nodes:
         .collect();
     assert_eq!(skips.len(), 10);
     assert_eq!(skips[0]["fields"]["attempts"], 2);
+}
+
+#[test]
+fn a_failed_run_logs_the_stage_that_failed_and_the_run_s_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "p.yaml",
+        r#"
+version: v1
+metadata: { name: failing }
+nodes:
+  - { id: src, node_type: PassThrough }
+  - { id: div, node_type: Calculator, params: { operation: divide, operand: 0 } }
+  - { id: keep, node_type: PassThrough }
+connections:
+  - { from: src, to: div }
+  - { from: src, to: keep }
+"#,
+    );
+    let out = rm()
+        .args(["--log-format", "json", "-v", "run"])
+        .arg(&manifest)
+        .arg("--input")
+        .arg(repo("examples/numbers.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // The command's own error message is the one line that is not JSON.
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed = events(&lines, "stage finished")
+        .into_iter()
+        .find(|e| span_field(e, "stage", "nodes") == Some(&Value::from("div")))
+        .unwrap_or_else(|| panic!("no end of stage `div` in {stderr}"));
+    assert_eq!(failed["fields"]["outcome"], "failed");
+    assert_eq!(failed["fields"]["errors"], 1);
+    let run = events(&lines, "run finished");
+    assert_eq!(run.len(), 1, "{stderr}");
+    assert_eq!(run[0]["fields"]["outcome"], "failed");
+    let error = run[0]["fields"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("`div`") && error.contains("division by zero"),
+        "{error}"
+    );
 }
 
 /// Reads `path` until `done` holds for its JSON lines, for at most a minute (the
