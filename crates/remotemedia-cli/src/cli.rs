@@ -8,15 +8,37 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "remotemedia", version, about, propagate_version = true)]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace). REMOTEMEDIA_LOG overrides.
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). REMOTEMEDIA_LOG
+    /// overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// How log lines on stderr look: `text` for people, `json` for one JSON object per
+    /// line (with the fields of its spans) for log collectors.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "REMOTEMEDIA_LOG_FORMAT",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The form of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event: time, level, spans, message, fields.
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, `fields` (with
+    /// `message`), `span` and `spans` (the fields of the enclosing spans).
+    Json,
 }
 
 /// Subcommands.

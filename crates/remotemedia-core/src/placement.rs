@@ -457,14 +457,91 @@ pub fn place(
         });
     }
     if !unplaceable.is_empty() {
-        return Err(PlacementError { nodes: unplaceable });
+        let error = PlacementError { nodes: unplaceable };
+        tracing::info!(
+            pipeline = %pipeline.name,
+            %policy,
+            unplaceable = error.nodes.len(),
+            "placement failed"
+        );
+        return Err(error);
     }
     let groups = group(pipeline, &nodes);
-    Ok(Placement {
+    let placement = Placement {
         policy,
         nodes,
         groups,
-    })
+    };
+    log_placement(pipeline, executors, &placement);
+    Ok(placement)
+}
+
+/// Logs where each node goes and why (`debug`), and a summary (`info`).
+fn log_placement(pipeline: &Pipeline, executors: &[ExecutorInfo], placement: &Placement) {
+    let name = |t: Target| match t {
+        Target::Local => "local",
+        Target::Executor(i) => executors[i].name.as_str(),
+    };
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for e in executors {
+            match &e.state {
+                ExecutorState::Available(s) => tracing::debug!(
+                    executor = %e.name,
+                    address = %e.address,
+                    load = s.load,
+                    rtt_us = s.rtt_us,
+                    "executor available"
+                ),
+                ExecutorState::Unreachable(why) => tracing::debug!(
+                    executor = %e.name,
+                    address = %e.address,
+                    reason = %why,
+                    "executor unreachable: no node goes there"
+                ),
+            }
+        }
+        for n in &placement.nodes {
+            let alternatives: Vec<&str> = n
+                .alternatives
+                .iter()
+                .map(|&i| executors[i].name.as_str())
+                .collect();
+            tracing::debug!(
+                pipeline = %pipeline.name,
+                node = %n.node_id,
+                target = name(n.target),
+                reason = %n.reason,
+                alternatives = ?alternatives,
+                local_ok = n.local_ok,
+                "node placed"
+            );
+        }
+    }
+    let groups: Vec<String> = placement
+        .groups
+        .iter()
+        .map(|g| {
+            let ids: Vec<&str> = g
+                .nodes
+                .iter()
+                .map(|&v| pipeline.nodes[v].id.as_str())
+                .collect();
+            format!("{}@{}", ids.join("+"), executors[g.executor].name)
+        })
+        .collect();
+    let local = placement
+        .nodes
+        .iter()
+        .filter(|n| n.target == Target::Local)
+        .count();
+    tracing::info!(
+        pipeline = %pipeline.name,
+        policy = %placement.policy,
+        local,
+        remote = placement.nodes.len() - local,
+        groups = ?groups,
+        "placement decided"
+    );
 }
 
 /// Chains of nodes on the same executor, in topological order.

@@ -90,6 +90,8 @@ pub struct Plan {
     pub roots: Vec<usize>,
     /// Node ids of the sinks, in manifest order (sink `i` of [`Target::Sink`]).
     pub sinks: Vec<String>,
+    /// The pipeline's name (`metadata.name`), for the logs of its runs.
+    pub pipeline: String,
 }
 
 /// A stage as [`Plan::layout`] sees it: which nodes run in one loop, and how.
@@ -136,6 +138,11 @@ impl Fusion {
                 }
                 _ => None,
             };
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                log_fusion(
+                    pipeline, &stages, &stage_of, v, execution, source, fuse_with,
+                );
+            }
             match fuse_with {
                 Some(s) => {
                     stage_of[v] = s;
@@ -210,11 +217,20 @@ impl Plan {
                 }
             })
             .collect();
-        Ok(Plan {
+        let plan = Plan {
             stages,
             roots: fusion.roots,
             sinks,
-        })
+            pipeline: pipeline.name.clone(),
+        };
+        tracing::info!(
+            pipeline = %plan.pipeline,
+            stages = plan.stages.len(),
+            nodes = n,
+            fused = %StageList(&plan),
+            "plan built"
+        );
+        Ok(plan)
     }
 
     /// The stages [`Plan::build`] would make, from what each node type declares
@@ -286,6 +302,75 @@ impl Plan {
         }
         names
     }
+}
+
+/// `[a+b] [c]`: the plan's stages, each its fused chain.
+struct StageList<'a>(&'a Plan);
+
+impl std::fmt::Display for StageList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.stages.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "[{}]", crate::executor::NodeList(&s.nodes))?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs (at `debug`) why node `v` joins its upstream node's stage or starts one.
+fn log_fusion(
+    pipeline: &Pipeline,
+    stages: &[Vec<usize>],
+    stage_of: &[usize],
+    v: usize,
+    execution: &[Execution],
+    source: &[bool],
+    fuse_with: Option<usize>,
+) {
+    let g = &pipeline.graph;
+    let node = pipeline.nodes[v].id.as_str();
+    let dedicated = execution[v] == Execution::Dedicated;
+    if let Some(s) = fuse_with {
+        let upstream = stages[s]
+            .last()
+            .map_or("", |&t| pipeline.nodes[t].id.as_str());
+        tracing::debug!(
+            pipeline = %pipeline.name,
+            node,
+            stage = s,
+            upstream,
+            "fused: runs in its upstream node's loop (its only input, that node's only output, both inline)"
+        );
+        return;
+    }
+    let preds = &g.preds[v];
+    let reason = match preds.as_slice() {
+        [] if source[v] => "a source: it pulls its own items".to_string(),
+        [] => "a root: it takes the run's input".to_string(),
+        [_] if dedicated => {
+            "dedicated (foreign runtime, blocking calls or timeout_ms): its stage runs on the dedicated pool".to_string()
+        }
+        [p] if g.succs[*p].len() > 1 => format!(
+            "its upstream node `{}` fans out to {} nodes",
+            pipeline.nodes[*p].id,
+            g.succs[*p].len()
+        ),
+        [p] => format!(
+            "its upstream node `{}` is dedicated, in stage {}",
+            pipeline.nodes[*p].id, stage_of[*p]
+        ),
+        many => format!("fan-in of {} inputs", many.len()),
+    };
+    tracing::debug!(
+        pipeline = %pipeline.name,
+        node,
+        stage = stages.len(),
+        execution = if dedicated { "dedicated" } else { "inline" },
+        reason = %reason,
+        "new stage"
+    );
 }
 
 /// Instantiates node `index` of `pipeline` with its context and policies.

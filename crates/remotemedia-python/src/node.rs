@@ -25,10 +25,27 @@ pub fn load(spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadError> {
             runtime: Runtime::Auto,
             reason,
         })?;
-    match runtime {
+    let start = std::time::Instant::now();
+    let loaded = match runtime {
         Runtime::Auto => load_auto(spec),
         r => load_in(r, spec),
+    };
+    match &loaded {
+        Ok(i) => tracing::debug!(
+            target: "remotemedia::python",
+            class = %spec.describe(),
+            runtime = %i.runtime(),
+            duration_ms = start.elapsed().as_micros() as f64 / 1000.0,
+            "python class loaded"
+        ),
+        Err(e) => tracing::debug!(
+            target: "remotemedia::python",
+            class = %spec.describe(),
+            error = %e,
+            "python class failed to load"
+        ),
     }
+    loaded
 }
 
 fn load_auto(spec: &NodeSpec) -> Result<Box<dyn Instance>, LoadError> {

@@ -757,13 +757,32 @@ impl ProcessInstance {
         first.map_or(Ok(()), Err)
     }
 
-    /// Replaces worker `w` with a fresh one.
-    fn replace(&mut self, w: usize) -> Result<(), NodeError> {
-        let fresh = self
-            .start_workers(1)
-            .map_err(|(e, _)| e)?
-            .pop()
-            .expect("one worker");
+    /// Replaces worker `w`, which failed with `why`, with a fresh one.
+    fn replace(&mut self, w: usize, why: &NodeError) -> Result<(), NodeError> {
+        let old_pid = self.workers[w].pid();
+        let fresh = match self.start_workers(1) {
+            Ok(mut f) => f.pop().expect("one worker"),
+            Err((e, _)) => {
+                tracing::info!(
+                    target: "remotemedia::python",
+                    node = self.node_id.as_deref().unwrap_or(""),
+                    pid = old_pid,
+                    reason = %why.message,
+                    error = %e.message,
+                    "worker process failed and could not be replaced"
+                );
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            target: "remotemedia::python",
+            node = self.node_id.as_deref().unwrap_or(""),
+            pid = old_pid,
+            new_pid = fresh.pid(),
+            kind = %why.kind,
+            reason = %why.message,
+            "worker process replaced"
+        );
         let old = std::mem::replace(&mut self.workers[w], fresh);
         drop(old);
         Ok(())
@@ -777,7 +796,16 @@ impl ProcessInstance {
             return;
         }
         match self.start_workers(want - self.workers.len()) {
-            Ok(mut fresh) => self.workers.append(&mut fresh),
+            Ok(mut fresh) => {
+                tracing::debug!(
+                    target: "remotemedia::python",
+                    node = self.node_id.as_deref().unwrap_or(""),
+                    started = fresh.len(),
+                    workers = self.workers.len() + fresh.len(),
+                    "more worker processes for a large batch"
+                );
+                self.workers.append(&mut fresh);
+            }
             Err((e, _)) => {
                 tracing::warn!(
                     target: "remotemedia::python",
@@ -836,7 +864,7 @@ impl ProcessInstance {
                     let pid = self.workers[w].pid();
                     let k = failure.in_progress().saturating_sub(1).min(rest.len() - 1);
                     let error = failure.error(pid, self.timeout);
-                    if let Err(e) = self.replace(w) {
+                    if let Err(e) = self.replace(w, &error) {
                         // No worker to go on with: this item fails with both reasons.
                         let mut err = error;
                         err.message = format!("{}; replacing the worker failed: {e}", err.message);
@@ -880,7 +908,7 @@ impl ProcessInstance {
             .min(items.len().saturating_sub(1));
         let error = failure.error(pid, self.timeout);
         let mut results = Vec::with_capacity(k + 1);
-        match self.replace(0) {
+        match self.replace(0, &error) {
             Ok(()) => {
                 if k > 0 {
                     results.extend(self.run_on(0, &items[..k], true));
@@ -970,7 +998,7 @@ impl Instance for ProcessInstance {
                     let pid = self.workers[w].pid();
                     let k = failure.in_progress().saturating_sub(1).min(chunk.len() - 1);
                     let error = failure.error(pid, self.timeout);
-                    match self.replace(w) {
+                    match self.replace(w, &error) {
                         Ok(()) => {
                             results.extend(self.run_on(w, &chunk[..k], true));
                             results.push(ItemOutcome::Err(error));

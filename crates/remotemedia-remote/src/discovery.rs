@@ -326,6 +326,15 @@ pub async fn resolve(
         };
     let ttl = clamp_ttl(record_ttl);
     let (addresses, hosts) = found.into_iter().unzip();
+    tracing::info!(
+        pool,
+        url,
+        record_type = parsed.record_type(),
+        server = %asked,
+        addresses = ?addresses,
+        ttl_s = ttl.as_secs(),
+        "discovered executors"
+    );
     Ok(Pool {
         name: pool.to_string(),
         url: url.to_string(),

@@ -76,14 +76,19 @@ pub fn distribute(
     // The sub-graphs.
     let mut groups = Vec::with_capacity(placement.groups.len());
     for (k, grp) in placement.groups.iter().enumerate() {
-        groups.push(Arc::new(group_spec(
-            pipeline,
-            placement,
-            endpoints,
-            k,
-            grp,
-            &manifest_node,
-        )?));
+        let spec = group_spec(pipeline, placement, endpoints, k, grp, &manifest_node)?;
+        tracing::debug!(
+            pipeline = %pipeline.name,
+            group = k,
+            nodes = %spec.label(),
+            candidates = ?spec.candidates.iter().map(|c| match c {
+                Candidate::Remote(e) => e.name.as_str(),
+                Candidate::Local => "local",
+            }).collect::<Vec<_>>(),
+            stateful = ?spec.stateful_nodes,
+            "remote stage: these nodes travel as one stream, failing over in this order"
+        );
+        groups.push(Arc::new(spec));
     }
 
     // The collapsed manifest.

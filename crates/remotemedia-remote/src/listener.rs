@@ -122,6 +122,11 @@ impl Stream for Incoming {
             let active = this.stats.active.load(Ordering::Relaxed);
             if active >= this.limits.max_connections as u64 {
                 this.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    peer = %remote,
+                    max_connections = this.limits.max_connections,
+                    "connection refused: as many are open as --max-connections allows"
+                );
                 drop(stream);
                 continue;
             }

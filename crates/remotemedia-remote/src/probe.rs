@@ -47,6 +47,7 @@ fn short_reason(e: &RemoteError) -> String {
 /// Probes one executor. `cost` is the configured cost per hour; without one, the
 /// executor's advertised cost is used.
 pub async fn probe(endpoint: &Endpoint, cost: Option<f64>, timeout: Duration) -> ExecutorInfo {
+    let start = std::time::Instant::now();
     let (state, advertised) = match tokio::time::timeout(timeout, status(endpoint, timeout)).await {
         Ok(Ok((s, adv))) => (ExecutorState::Available(s), adv),
         Ok(Err(e)) => (ExecutorState::Unreachable(short_reason(&e)), None),
@@ -55,6 +56,25 @@ pub async fn probe(endpoint: &Endpoint, cost: Option<f64>, timeout: Duration) ->
             None,
         ),
     };
+    let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;
+    match &state {
+        ExecutorState::Available(s) => tracing::debug!(
+            executor = %endpoint.name,
+            address = %endpoint.address,
+            load = s.load,
+            rtt_us = s.rtt_us,
+            node_types = s.node_types.len(),
+            duration_ms,
+            "probed executor: available"
+        ),
+        ExecutorState::Unreachable(why) => tracing::info!(
+            executor = %endpoint.name,
+            address = %endpoint.address,
+            reason = %why,
+            duration_ms,
+            "probed executor: unreachable"
+        ),
+    }
     ExecutorInfo {
         name: endpoint.name.clone(),
         address: endpoint.address.clone(),

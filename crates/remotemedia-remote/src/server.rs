@@ -580,7 +580,11 @@ async fn execute(
         cancel: slot.cancel.clone(),
         ..RunOptions::default()
     };
+    let items_in = inputs.len();
+    tracing::info!(pipeline = %pipeline.name, items_in, "execute started");
+    let span = tracing::Span::current();
     let (result, held) = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         // The slot and the memory stay taken until the run has ended and cleaned up,
         // even when the caller stopped waiting for it (then they go with the closure),
         // and after that until the answer is sent.
@@ -610,10 +614,17 @@ async fn execute(
             (*f.partial, Some(error))
         }
     };
+    let items_out = result.all_items().count();
     shared
         .stats
         .items_out
-        .fetch_add(result.all_items().count() as u64, Ordering::Relaxed);
+        .fetch_add(items_out as u64, Ordering::Relaxed);
+    tracing::info!(
+        items_in,
+        items_out,
+        outcome = if error.is_some() { "node_failed" } else { "ok" },
+        "execute finished"
+    );
     let response = pb::ExecuteResponse {
         outputs: result
             .outputs
@@ -722,6 +733,13 @@ async fn stream_pipeline(
         Status::invalid_argument(e.to_string())
     })?;
     let ports = open.head_inputs.len().max(1);
+    let label = (pipeline.name.clone(), runner.node_ids().join("+"));
+    tracing::info!(
+        pipeline = %label.0,
+        nodes = %label.1,
+        head_inputs = ?open.head_inputs,
+        "stream opened"
+    );
     runner.set_head_inputs(open.head_inputs);
     runner.set_cancel(&slot.cancel);
     bump(&shared.stats.streams_total);
@@ -744,7 +762,10 @@ async fn stream_pipeline(
     // and its last answers have been sent (or the client is gone).
     let slot = Arc::new(slot);
     let body_slot = Arc::clone(&slot);
+    // The worker logs in the request's span (it runs on a thread of its own).
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let _slot = slot;
         let _done = done_tx;
         let stream = Stream {
@@ -755,7 +776,7 @@ async fn stream_pipeline(
             stop: &stop,
             deadline,
         };
-        stream.run(runner, inbound);
+        stream.run(runner, inbound, &label);
     });
     Ok(grpc_response(rx, body_slot))
 }
@@ -816,18 +837,53 @@ impl Stream<'_> {
 
     /// Ends a stream whose run failed: with the deadline's status when that was the
     /// cause, else with the node failure.
-    fn node_failed(&self, e: &remotemedia_core::PipelineNodeError) {
+    fn node_failed(&self, e: &remotemedia_core::PipelineNodeError) -> Ended {
         if let Some((after, at)) = self.deadline {
             if tokio::time::Instant::now() >= at {
-                return self.fail(deadline_exceeded(after));
+                let status = deadline_exceeded(after);
+                let ended = Ended::with("deadline", status.message());
+                self.fail(status);
+                return ended;
             }
         }
         bump(&self.shared.stats.node_failures);
         respond(self.tx, Resp::Error(failure_to_pb(e)));
+        Ended::with("node_failed", e)
+    }
+
+    /// Ends a stream with `status` (a refused or malformed message).
+    fn refuse(&self, status: Status) -> Ended {
+        let ended = Ended::with("invalid", status.message());
+        self.fail(status);
+        ended
+    }
+
+    /// Runs one stream and logs its end: the pipeline and nodes of `label`, items in
+    /// and out, time, outcome.
+    fn run(&self, runner: ChainRunner, inbound: wire::Reader, label: &(String, String)) {
+        let start = Instant::now();
+        let mut items = (0, 0);
+        let ended = self.serve(runner, inbound, &mut items);
+        tracing::info!(
+            pipeline = %label.0,
+            nodes = %label.1,
+            items_in = items.0,
+            items_out = items.1,
+            duration_ms = start.elapsed().as_micros() as f64 / 1000.0,
+            outcome = ended.outcome,
+            error = ended.error.as_deref().unwrap_or(""),
+            "stream closed"
+        );
     }
 
     /// Runs one stream: initialize, then one answer per `items`, then the summary.
-    fn run(&self, mut runner: ChainRunner, mut inbound: wire::Reader) {
+    /// Counts the items in and out in `items`; returns how it ended.
+    fn serve(
+        &self,
+        mut runner: ChainRunner,
+        mut inbound: wire::Reader,
+        items: &mut (u64, u64),
+    ) -> Ended {
         let shared = self.shared;
         let tx = self.tx;
         if let Err(e) = runner.initialize() {
@@ -838,7 +894,7 @@ impl Stream<'_> {
             version: VERSION.to_string(),
         };
         if !respond(tx, Resp::Opened(opened)) {
-            return;
+            return Ended::new("client_gone");
         }
         loop {
             let next = self.handle.block_on(async {
@@ -853,10 +909,13 @@ impl Stream<'_> {
                 // Cancelled while waiting for the client: at the deadline it is told
                 // why; a client that went away is told nothing.
                 None => {
-                    if let Some((after, _)) = self.deadline {
+                    if let Some((after, at)) = self.deadline {
                         self.fail(deadline_exceeded(after));
+                        if tokio::time::Instant::now() >= at {
+                            return Ended::new("deadline");
+                        }
                     }
-                    return;
+                    return Ended::new("cancelled");
                 }
             };
             match next {
@@ -871,7 +930,7 @@ impl Stream<'_> {
                     let port = chunk.port as usize;
                     if port >= self.ports {
                         bump(&shared.stats.rejected_invalid);
-                        return self.fail(Status::invalid_argument(format!(
+                        return self.refuse(Status::invalid_argument(format!(
                             "input port {port} does not exist; the head has {}",
                             self.ports
                         )));
@@ -880,13 +939,15 @@ impl Stream<'_> {
                         Ok(b) => b,
                         Err(e) => {
                             bump(&shared.stats.rejected_invalid);
-                            return self.fail(Status::invalid_argument(e.to_string()));
+                            return self.refuse(Status::invalid_argument(e.to_string()));
                         }
                     };
                     shared.stats.items_in.fetch_add(n, Ordering::Relaxed);
+                    items.0 += n;
                     if let Err(e) = runner.push(port, &mut batch) {
                         return self.node_failed(&e);
                     }
+                    items.1 += batch.len() as u64;
                     shared
                         .stats
                         .items_out
@@ -897,7 +958,7 @@ impl Stream<'_> {
                         skipped: runner.take_skipped().iter().map(failure_to_pb).collect(),
                     };
                     if !respond(tx, Resp::Outputs(outputs)) {
-                        return;
+                        return Ended::new("client_gone");
                     }
                 }
                 Ok(Some((
@@ -910,6 +971,7 @@ impl Stream<'_> {
                     if let Err(e) = runner.finish(&mut out) {
                         return self.node_failed(&e);
                     }
+                    items.1 += out.len() as u64;
                     shared
                         .stats
                         .items_out
@@ -917,7 +979,7 @@ impl Stream<'_> {
                     let skipped: Vec<pb::NodeFailure> =
                         runner.take_skipped().iter().map(failure_to_pb).collect();
                     let report = runner.close();
-                    respond(
+                    let sent = respond(
                         tx,
                         Resp::Summary(pb::Summary {
                             items: items_to_pb(&out),
@@ -931,17 +993,40 @@ impl Stream<'_> {
                                 .unwrap_or_default(),
                         }),
                     );
-                    return;
+                    return Ended::new(if sent { "ok" } else { "client_gone" });
                 }
                 Ok(Some(_)) => {
                     bump(&shared.stats.rejected_invalid);
-                    return self.fail(Status::invalid_argument("expected `items` or `close`"));
+                    return self.refuse(Status::invalid_argument("expected `items` or `close`"));
                 }
                 // The client went away: clean up and stop.
-                Ok(None) => return,
+                Ok(None) => return Ended::new("client_gone"),
                 // The message was refused (too large for the budget, malformed).
-                Err(status) => return self.fail(shared.refused(status)),
+                Err(status) => return self.refuse(shared.refused(status)),
             }
+        }
+    }
+}
+
+/// How a stream ended, for its log: `ok`, `client_gone`, `cancelled`, `deadline`,
+/// `node_failed` or `invalid`, with the error when there is one.
+struct Ended {
+    outcome: &'static str,
+    error: Option<String>,
+}
+
+impl Ended {
+    fn new(outcome: &'static str) -> Self {
+        Self {
+            outcome,
+            error: None,
+        }
+    }
+
+    fn with(outcome: &'static str, error: impl std::fmt::Display) -> Self {
+        Self {
+            outcome,
+            error: Some(error.to_string()),
         }
     }
 }
@@ -981,16 +1066,29 @@ impl Service<http::Request<Body>> for Routes {
             wire::STREAM_PIPELINE => Box::pin(async move {
                 Ok(stream_pipeline(shared, req, deadline)
                     .await
-                    .unwrap_or_else(|status| status.into_http()))
+                    .unwrap_or_else(|status| refused("stream", status)))
             }),
             wire::EXECUTE_PIPELINE => Box::pin(async move {
                 Ok(execute_pipeline(shared, req, deadline)
                     .await
-                    .unwrap_or_else(|status| status.into_http()))
+                    .unwrap_or_else(|status| refused("execute", status)))
             }),
             _ => self.generated.call(req),
         }
     }
+}
+
+/// Logs a call answered with an error before it ran (`what`: stream or execute) and
+/// turns the status into the answer.
+fn refused(what: &str, status: Status) -> http::Response<Body> {
+    tracing::info!(
+        call = what,
+        code = ?status.code(),
+        error = %status.message(),
+        outcome = "refused",
+        "call refused"
+    );
+    status.into_http()
 }
 
 /// Checks the bearer token, or that the client is on loopback when there is none.

@@ -18,7 +18,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use remotemedia_core::manifest::{self, Format};
 use remotemedia_core::metrics::{NodeMetrics, RunMetrics};
@@ -264,7 +264,12 @@ impl RunReport {
     /// Records an event (also logged at `info` level; callers report events to their
     /// users themselves).
     pub fn push(&self, e: RemoteEvent) {
-        tracing::info!("{e}");
+        let kind = match &e {
+            RemoteEvent::Failover { .. } => "failover",
+            RemoteEvent::StateRestarted { .. } => "state_restarted",
+            RemoteEvent::Fallback { .. } => "fallback",
+        };
+        tracing::info!(event = kind, "{e}");
         self.with(|d| d.events.push(e));
     }
 
@@ -304,6 +309,11 @@ pub struct RemoteStage {
     pending_failover: Option<(String, String, u64)>,
     next_seq: u64,
     processed_here: u64,
+    /// When the current connection opened, and the outputs it has given so far.
+    opened_at: Option<Instant>,
+    outputs_here: u64,
+    /// The current stream ended with a node failure.
+    node_failed: bool,
 }
 
 impl fmt::Debug for RemoteStage {
@@ -334,7 +344,36 @@ impl RemoteStage {
             pending_failover: None,
             next_seq: 0,
             processed_here: 0,
+            opened_at: None,
+            outputs_here: 0,
+            node_failed: false,
         }
+    }
+
+    /// Logs the end of the current connection (`outcome`: ok, broken, node_failed,
+    /// stopped) with what went through it.
+    fn log_closed(&self, outcome: &str, error: Option<&str>) {
+        let Some(i) = self.current else {
+            return;
+        };
+        let duration_ms = self
+            .opened_at
+            .map_or(0.0, |t| t.elapsed().as_micros() as f64 / 1000.0);
+        let (kind, executor, address) = match &self.spec.candidates[i] {
+            Candidate::Remote(e) => ("remote stream closed", e.name.as_str(), e.address.as_str()),
+            Candidate::Local => ("local run of the sub-graph closed", "local", ""),
+        };
+        tracing::info!(
+            executor,
+            address,
+            nodes = %self.spec.label(),
+            items = self.processed_here,
+            outputs = self.outputs_here,
+            duration_ms,
+            outcome,
+            error = error.unwrap_or(""),
+            "{kind}"
+        );
     }
 
     /// The candidate in use, if connected.
@@ -364,10 +403,27 @@ impl RemoteStage {
         while self.next < self.spec.candidates.len() {
             let i = self.next;
             let candidate = self.spec.candidates[i].clone();
+            let started = Instant::now();
             match self.open(&candidate)? {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.current = Some(i);
+                    self.opened_at = Some(started);
+                    self.outputs_here = 0;
+                    self.node_failed = false;
+                    match &candidate {
+                        Candidate::Remote(e) => tracing::info!(
+                            executor = %e.name,
+                            address = %e.address,
+                            nodes = %self.spec.label(),
+                            duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
+                            "remote stream opened"
+                        ),
+                        Candidate::Local => tracing::info!(
+                            nodes = %self.spec.label(),
+                            "running the sub-graph locally: no executor left to take it"
+                        ),
+                    }
                     if self.pending_failover.is_none() {
                         if let Some((from, reason)) = passed_over {
                             self.pending_failover = Some((from, reason, 0));
@@ -393,6 +449,17 @@ impl RemoteStage {
                     return Ok(());
                 }
                 Err(reason) => {
+                    tracing::info!(
+                        executor = candidate.name(),
+                        address = match &candidate {
+                            Candidate::Remote(e) => e.address.as_str(),
+                            Candidate::Local => "",
+                        },
+                        nodes = %self.spec.label(),
+                        outcome = "unavailable",
+                        reason = %reason,
+                        "cannot open the stream here: trying the next candidate"
+                    );
                     self.tried.push(format!("{}: {reason}", candidate.name()));
                     if passed_over.is_none() {
                         passed_over = Some((candidate.name().to_string(), reason));
@@ -416,7 +483,17 @@ impl RemoteStage {
                 for attempt in 0..attempts {
                     made += 1;
                     if attempt > 0 {
-                        std::thread::sleep(self.options.initial_backoff * 2u32.pow(attempt - 1));
+                        let backoff = self.options.initial_backoff * 2u32.pow(attempt - 1);
+                        tracing::debug!(
+                            executor = %endpoint.name,
+                            address = %endpoint.address,
+                            attempt = attempt + 1,
+                            max_attempts = attempts,
+                            backoff_ms = backoff.as_micros() as f64 / 1000.0,
+                            error = %last,
+                            "retrying the connection"
+                        );
+                        std::thread::sleep(backoff);
                     }
                     let spec = &self.spec;
                     let timeout = self.options.connect_timeout;
@@ -448,6 +525,11 @@ impl RemoteStage {
                                     | tonic::Code::Unimplemented));
                             last = e.to_string();
                             if permanent {
+                                tracing::debug!(
+                                    executor = %endpoint.name,
+                                    error = %last,
+                                    "the executor refused the stream: not retried"
+                                );
                                 break;
                             }
                         }
@@ -476,6 +558,7 @@ impl RemoteStage {
 
     /// The stream broke: drop it and choose where to go next.
     fn broken(&mut self, reason: String, resend: u64) {
+        self.log_closed("broken", Some(&reason));
         let Some(i) = self.current.take() else {
             return;
         };
@@ -487,6 +570,13 @@ impl RemoteStage {
         self.failures[i] += 1;
         // Reconnect to the same executor once (it may have been a blip), then move on.
         self.next = if self.failures[i] < 2 { i } else { i + 1 };
+        tracing::debug!(
+            executor = %name,
+            failures = self.failures[i],
+            resend,
+            next = self.spec.candidates.get(self.next).map_or("none", Candidate::name),
+            "failing over: the unanswered chunks go to the next candidate"
+        );
         self.pending_failover = Some((name, reason, resend));
     }
 
@@ -645,8 +735,10 @@ impl Node for RemoteStage {
                 }
                 Conn::Remote(stream) => {
                     let mut skipped = Vec::new();
+                    let out_before = out.len();
                     let r =
                         block_on(stream.exchange(&chunks, &mut acked, window, out, &mut skipped));
+                    self.outputs_here += (out.len() - out_before) as u64;
                     self.report.skipped(skipped);
                     self.processed_here += chunks[before..acked]
                         .iter()
@@ -655,6 +747,7 @@ impl Node for RemoteStage {
                     match r {
                         Ok(()) => return Ok(()),
                         Err(StreamError::Node(e)) => {
+                            self.node_failed = true;
                             let error = self.remote_failure(&e);
                             return Err(fail(&chunks, acked, error));
                         }
@@ -676,6 +769,8 @@ impl Node for RemoteStage {
             match self.conn.take().expect("connected") {
                 Conn::Local(mut runner) => {
                     let r = runner.finish(out);
+                    let outcome = if r.is_ok() { "ok" } else { "node_failed" };
+                    self.log_closed(outcome, r.as_ref().err().map(|e| e.message.as_str()));
                     self.report.skipped(runner.take_skipped());
                     let report = runner.close();
                     self.summary(
@@ -691,10 +786,15 @@ impl Node for RemoteStage {
                 }
                 Conn::Remote(stream) => match block_on(stream.close()) {
                     Ok(summary) => {
+                        self.outputs_here += summary.items.len() as u64;
+                        self.log_closed("ok", None);
                         self.summary(summary, out);
                         return Ok(());
                     }
-                    Err(StreamError::Node(e)) => return Err(self.remote_failure(&e)),
+                    Err(StreamError::Node(e)) => {
+                        self.log_closed("node_failed", Some(&e.message));
+                        return Err(self.remote_failure(&e));
+                    }
                     Err(StreamError::Executor(e)) => {
                         // Put the stage back in a state `broken` understands.
                         self.broken(format!("stream broke at the end: {e}"), 0);
@@ -705,6 +805,15 @@ impl Node for RemoteStage {
     }
 
     fn cleanup(&mut self) -> Result<(), NodeError> {
+        // Still open: the run stopped early, or a node failed on the executor.
+        if self.conn.is_some() {
+            let outcome = if self.node_failed {
+                "node_failed"
+            } else {
+                "stopped"
+            };
+            self.log_closed(outcome, None);
+        }
         match self.conn.take() {
             Some(Conn::Local(r)) => {
                 r.close();

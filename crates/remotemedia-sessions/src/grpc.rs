@@ -57,6 +57,13 @@ impl Sessions for GrpcSessions {
             )));
         };
         let (pipeline, slot, id) = self.shared.admit(pipeline).map_err(|(kind, message)| {
+            tracing::info!(
+                pipeline,
+                peer = ?peer,
+                outcome = kind.as_str(),
+                error = %message,
+                "session refused"
+            );
             let code = match kind {
                 ErrorKind::UnknownPipeline => Code::NotFound,
                 ErrorKind::TooManySessions => Code::ResourceExhausted,
@@ -74,7 +81,7 @@ impl Sessions for GrpcSessions {
                 outbound: tx,
                 limit,
             };
-            run_session(shared, pipeline, id, transport).await;
+            run_session(shared, pipeline, id, peer, "grpc", transport).await;
             drop(slot);
         });
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -101,14 +101,49 @@ pub enum Outcome {
     Failed,
 }
 
-/// Runs one session on `transport` until it ends. The slot in `shared` is held by the
-/// caller.
+impl Outcome {
+    /// The outcome's name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Disconnected => "disconnected",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Runs one session on `transport` (`via`: `websocket` or `grpc`) from `peer` until
+/// it ends, in a span of its own (session id, pipeline, peer) that its runs' spans
+/// are children of. The slot in `shared` is held by the caller.
 pub async fn run_session<T: Transport>(
     shared: Arc<Shared>,
     pipeline: Arc<NamedPipeline>,
     id: String,
+    peer: Option<std::net::SocketAddr>,
+    via: &'static str,
+    transport: T,
+) -> Outcome {
+    let span = tracing::info_span!(
+        "session",
+        session = %id,
+        pipeline = %pipeline.name,
+        peer = %peer.map_or_else(|| "?".to_string(), |a| a.to_string())
+    );
+    tracing::Instrument::instrument(
+        run_session_in_span(shared, pipeline, id, via, transport),
+        span,
+    )
+    .await
+}
+
+async fn run_session_in_span<T: Transport>(
+    shared: Arc<Shared>,
+    pipeline: Arc<NamedPipeline>,
+    id: String,
+    via: &'static str,
     mut transport: T,
 ) -> Outcome {
+    tracing::info!(via, "session opened");
     let metrics = shared.metrics.pipeline(&pipeline.name);
     let mut session = Session::new(Arc::clone(&shared), pipeline, id, metrics);
     let outcome = session.drive(&mut transport).await;
@@ -123,9 +158,12 @@ pub async fn run_session<T: Transport>(
         pipeline = %session.pipeline.name,
         frames_in = session.frames_in,
         outputs = session.outputs,
-        duration_ms = session.started.elapsed().as_millis() as u64,
-        ?outcome,
-        "session ended"
+        flushes = session.flushes,
+        dropped = session.dropped,
+        duration_ms = session.started.elapsed().as_micros() as f64 / 1000.0,
+        outcome = outcome.as_str(),
+        error = session.error.as_deref().unwrap_or(""),
+        "session closed"
     );
     outcome
 }
@@ -161,6 +199,8 @@ struct Session {
     ended: bool,
     /// Audio received, for the real-time limit.
     received_us: u64,
+    /// Why the session failed, for its log.
+    error: Option<String>,
 }
 
 impl Session {
@@ -197,6 +237,7 @@ impl Session {
             dropped: 0,
             ended: false,
             received_us: 0,
+            error: None,
         }
     }
 
@@ -217,6 +258,7 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
+                    self.error = Some("shutting_down".into());
                     let msg = ServerMessage::error(ErrorKind::ShuttingDown, "the server is shutting down; the session is closed");
                     transport.send(Frame::Text(msg.to_text())).await;
                     return Outcome::Failed;
@@ -254,6 +296,7 @@ impl Session {
                     let frame = match frame {
                         None => return Outcome::Disconnected,
                         Some(Err(message)) => {
+                            self.error = Some(format!("frame_too_large: {message}"));
                             let msg = ServerMessage::error(ErrorKind::FrameTooLarge, message);
                             transport.send(Frame::Text(msg.to_text())).await;
                             return Outcome::Failed;
@@ -270,12 +313,14 @@ impl Session {
                     self.throttle().await;
                 }
                 _ = tokio::time::sleep_until(idle_deadline), if !self.ended => {
+                    self.error = Some("idle_timeout".into());
                     let msg = ServerMessage::error(ErrorKind::IdleTimeout, format!(
                         "no message for {} s; the session is closed", limits.idle_timeout.as_secs_f64()));
                     transport.send(Frame::Text(msg.to_text())).await;
                     return Outcome::Failed;
                 }
                 _ = tokio::time::sleep_until(end_at), if end_deadline.is_some() => {
+                    self.error = Some("end_timeout".into());
                     let msg = ServerMessage::error(ErrorKind::Internal, format!(
                         "the pipeline did not finish within {} s of `end`; the session is closed", limits.end_timeout.as_secs_f64()));
                     transport.send(Frame::Text(msg.to_text())).await;
@@ -497,7 +542,10 @@ impl Session {
         // Building nodes can block (a worker process starting, a model loading): not
         // on the event loop.
         let shared = Arc::clone(&self.shared);
+        // The run's span is a child of the session's.
+        let span = tracing::Span::current();
         let session = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let plan = Plan::build(&pipeline, &shared.registry)?;
             plan.start_session(&options)
         })
@@ -553,6 +601,10 @@ impl Session {
     /// Barge-in: drops the queued input and the current run (cancelled; its outputs
     /// still on the way are discarded as they arrive).
     fn flush(&mut self) {
+        tracing::debug!(
+            dropped = self.pending.len(),
+            "flush: the run is abandoned and a fresh one started"
+        );
         self.flushes += 1;
         self.metrics.flushes.fetch_add(1, Ordering::Relaxed);
         let dropped = self.pending.len() as u64;
@@ -620,6 +672,7 @@ impl Session {
                     }
                     Err(RunError::Node(e)) => {
                         self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                        self.error = Some(format!("node_failed: {e}"));
                         let msg = ServerMessage::Error {
                             message: e.to_string(),
                             node_id: Some(e.node_id.clone()),
@@ -750,6 +803,8 @@ impl Session {
         message: impl Into<String>,
     ) -> Step {
         self.metrics.bad_messages.fetch_add(1, Ordering::Relaxed);
+        let message = message.into();
+        tracing::debug!(kind = kind.as_str(), error = %message, "bad client message");
         self.say(transport, ServerMessage::error(kind, message))
             .await
     }
@@ -762,6 +817,8 @@ impl Session {
         message: impl Into<String>,
     ) -> Step {
         self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        let message = message.into();
+        self.error = Some(format!("{}: {message}", kind.as_str()));
         transport
             .send(Frame::Text(ServerMessage::error(kind, message).to_text()))
             .await;

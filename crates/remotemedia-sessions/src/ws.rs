@@ -36,6 +36,7 @@ pub(crate) async fn upgrade(
     if let Err(r) = shared.authorize(&headers, info.remote_addr) {
         return r.into_response();
     }
+    let peer = info.remote_addr;
     // A browser that offered subprotocols must get one of them back; offering the
     // token as one (`bearer.TOKEN`) is how a page authenticates.
     let offered: Vec<String> = headers
@@ -59,6 +60,13 @@ pub(crate) async fn upgrade(
             let mut transport = WsTransport { socket, limit };
             match admitted {
                 Err((kind, message)) => {
+                    tracing::info!(
+                        pipeline = %pipeline,
+                        peer = ?peer,
+                        outcome = kind.as_str(),
+                        error = %message,
+                        "session refused"
+                    );
                     let msg = ServerMessage::error(kind, message);
                     let _ = transport
                         .socket
@@ -67,7 +75,8 @@ pub(crate) async fn upgrade(
                     close(&mut transport.socket, TRY_AGAIN_LATER, kind.as_str()).await;
                 }
                 Ok((pipeline, slot, id)) => {
-                    let outcome = run_session(shared, pipeline, id, &mut transport).await;
+                    let outcome =
+                        run_session(shared, pipeline, id, peer, "websocket", &mut transport).await;
                     let code = match outcome {
                         crate::session::Outcome::Completed => 1000,
                         _ => POLICY,

@@ -11,14 +11,16 @@ use crate::metrics::{NodeCounters, NodeMetrics};
 use crate::node::{GroupOutcome, ItemError, Node, Pull};
 use crate::plan::PlannedNode;
 
+use super::trace::{millis, node_span};
 use super::CancelToken;
+use tracing::Span;
 
 /// Length of input previews in error messages.
 const PREVIEW_CHARS: usize = 120;
 
 /// What the executor keeps per node while it runs: counters and lifecycle flags.
 /// Lives inside [`PlannedNode`], so starting a run moves no node and allocates nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct NodeState {
     pub(crate) counters: NodeCounters,
     initialized: bool,
@@ -29,6 +31,22 @@ pub(crate) struct NodeState {
     /// The run's cancellation, checked before each call and during back-offs (none
     /// when the run cannot be cancelled: no clone, no check).
     cancel: Option<CancelToken>,
+    /// The node's span, entered around each call (none until its chain gets a stage
+    /// span, and whenever logs at its level are off).
+    span: Span,
+}
+
+impl Default for NodeState {
+    fn default() -> Self {
+        Self {
+            counters: NodeCounters::default(),
+            initialized: false,
+            cleaned_up: false,
+            group_len: 0,
+            cancel: None,
+            span: Span::none(),
+        }
+    }
 }
 
 /// A planned node with its run state: the unit a chain drives.
@@ -81,7 +99,37 @@ impl PlannedNode {
         self.error(Phase::Process, e, input, 1)
     }
 
+    /// Runs `f` inside the node's span. The span is moved out meanwhile (not cloned),
+    /// so `f` has the whole node; without a span this is one check.
+    fn traced<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.state.span.is_none() {
+            return f(self);
+        }
+        let span = std::mem::replace(&mut self.state.span, Span::none());
+        let r = span.in_scope(|| f(self));
+        self.state.span = span;
+        r
+    }
+
     pub(crate) fn initialize(&mut self) -> Result<(), Fatal> {
+        self.traced(|n| {
+            let start = Instant::now();
+            let r = n.initialize_untraced();
+            match &r {
+                Ok(()) => {
+                    tracing::debug!(duration_ms = millis(start.elapsed()), "node initialized")
+                }
+                Err(e) => tracing::debug!(
+                    duration_ms = millis(start.elapsed()),
+                    error = %e,
+                    "node failed to initialize"
+                ),
+            }
+            r
+        })
+    }
+
+    fn initialize_untraced(&mut self) -> Result<(), Fatal> {
         let ctx = &self.ctx;
         let node = &mut self.node;
         let r = catch_unwind(AssertUnwindSafe(|| node.initialize(ctx)));
@@ -105,12 +153,27 @@ impl PlannedNode {
             return None;
         }
         self.state.cleaned_up = true;
-        let node = &mut self.node;
-        match catch_unwind(AssertUnwindSafe(|| node.cleanup())) {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(self.error(Phase::Cleanup, e, None, 1)),
-            Err(p) => Some(self.error(Phase::Cleanup, panic_error(&*p), None, 1)),
-        }
+        self.traced(|n| {
+            let node = &mut n.node;
+            let r = match catch_unwind(AssertUnwindSafe(|| node.cleanup())) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(n.error(Phase::Cleanup, e, None, 1)),
+                Err(p) => Some(n.error(Phase::Cleanup, panic_error(&*p), None, 1)),
+            };
+            let c = &n.state.counters;
+            match &r {
+                None => tracing::debug!(
+                    items_in = c.items_in,
+                    items_out = c.items_out,
+                    errors = c.errors,
+                    retries = c.retries,
+                    busy_ms = millis(c.busy),
+                    "node cleaned up"
+                ),
+                Some(e) => tracing::debug!(error = %e, "node cleanup failed"),
+            }
+            r
+        })
     }
 
     /// Processes every item of `input` into `out`, leaving `input` empty. Failed items
@@ -130,7 +193,7 @@ impl PlannedNode {
         let n_in = input.len() as u64;
         let out_before = out.len();
         self.state.counters.items_in += n_in;
-        let result = self.drive(port, input, out, skipped);
+        let result = self.traced(|n| n.drive(port, input, out, skipped));
         let now = Instant::now();
         self.state
             .counters
@@ -188,9 +251,10 @@ impl PlannedNode {
     ) -> Result<(), Fatal> {
         let start = Instant::now();
         let before = out.len();
-        let result = self
-            .retry_or_skip(port, failed.item, failed.error, out, skipped)
-            .and_then(|()| self.drive(port, &mut rest, out, skipped));
+        let result = self.traced(|n| {
+            n.retry_or_skip(port, failed.item, failed.error, out, skipped)
+                .and_then(|()| n.drive(port, &mut rest, out, skipped))
+        });
         self.state.counters.busy += start.elapsed();
         self.state.counters.items_out += (out.len() - before) as u64;
         result
@@ -210,10 +274,19 @@ impl PlannedNode {
                 && error.kind != ErrorKind::Panic
                 && error.kind != ErrorKind::Cancelled
             {
+                let backoff = policy.backoff(attempts);
+                tracing::debug!(
+                    attempt = attempts + 1,
+                    max_attempts = policy.max_retries + 1,
+                    backoff_ms = millis(backoff),
+                    kind = %error.kind,
+                    error = %error.message,
+                    "retrying a failed item"
+                );
                 let slept = match &self.state.cancel {
-                    Some(c) => c.sleep(policy.backoff(attempts)),
+                    Some(c) => c.sleep(backoff),
                     None => {
-                        std::thread::sleep(policy.backoff(attempts));
+                        std::thread::sleep(backoff);
                         true
                     }
                 };
@@ -225,7 +298,10 @@ impl PlannedNode {
                 let node = &mut self.node;
                 let again = item.clone();
                 match catch_unwind(AssertUnwindSafe(|| node.process_from(port, again, out))) {
-                    Ok(Ok(())) => return Ok(()),
+                    Ok(Ok(())) => {
+                        tracing::debug!(attempts, "a retry succeeded");
+                        return Ok(());
+                    }
                     Ok(Err(e)) => error = e,
                     Err(p) => error = panic_error(&*p),
                 }
@@ -239,7 +315,12 @@ impl PlannedNode {
         {
             // Not a warning: the run's result reports it (`skipped`), and whoever runs
             // the pipeline says so once.
-            tracing::debug!(node = %fatal.node_id, "skipping failed item: {fatal}");
+            tracing::debug!(
+                node = %fatal.node_id,
+                attempts,
+                kind = %fatal.kind,
+                "skipping failed item (on_error: skip): {fatal}"
+            );
             skipped.push(*fatal);
             Ok(())
         } else {
@@ -340,11 +421,27 @@ impl Chain {
                 }
             }
             nodes[i].state.group_len = end - i;
+            if end - i > 1 {
+                tracing::debug!(
+                    nodes = %super::trace::NodeList(&nodes[i..end]),
+                    "node group: these nodes get each batch together, in one call"
+                );
+            }
             i = end;
         }
         Self {
             runners: nodes,
             scratch: Vec::new(),
+        }
+    }
+
+    /// Gives every node a span, a child of the stage's `span`.
+    pub(crate) fn set_span(&mut self, span: &Span) {
+        if span.is_none() {
+            return;
+        }
+        for r in &mut self.runners {
+            r.state.span = node_span(span, r);
         }
     }
 
@@ -426,11 +523,14 @@ impl Chain {
             .iter_mut()
             .map(|r| &mut *r.node as &mut dyn Node)
             .collect();
+        // The group's call runs in the span of its first node.
+        let span = std::mem::replace(&mut leader.state.span, Span::none()).entered();
         let node = &mut leader.node;
         let run = catch_unwind(AssertUnwindSafe(|| match node.group_member() {
             Some(member) => member.process_group(port, batch, &mut rest, out),
             None => crate::node::process_alone(&mut **node, port, batch, out),
         }));
+        leader.state.span = span.exit();
         drop(rest);
         *clock = Instant::now();
         let GroupOutcome { members, failure } = match run {
@@ -492,7 +592,7 @@ impl Chain {
         clock: &mut Instant,
     ) -> Result<Pull, Fatal> {
         batch.clear();
-        let pulled = self.runners[0].pull(max, batch, clock);
+        let pulled = self.runners[0].traced(|r| r.pull(max, batch, clock));
         let pushed = self.push_from(1, 0, batch, skipped, clock);
         let state = pulled?;
         pushed?;
@@ -510,7 +610,7 @@ impl Chain {
     ) -> Result<(), Fatal> {
         for i in 0..self.runners.len() {
             let mut flushed = Vec::new();
-            let finished = self.runners[i].finish(&mut flushed, clock);
+            let finished = self.runners[i].traced(|r| r.finish(&mut flushed, clock));
             // What a node flushed before failing still goes downstream (see `push_from`).
             let pushed = self.push_from(i + 1, 0, &mut flushed, skipped, clock);
             crate::nodes::emit_all(&mut flushed, out);

@@ -31,6 +31,7 @@ use crate::node::{Execution, Pull};
 use crate::plan::{Plan, Target};
 
 use super::chain::{Chain, NodeRunner};
+use super::trace::{stage_finished, stage_span, Ending, Pool as PoolKind};
 use super::RunOptions;
 
 /// A batch arriving on a port of a stage's head node.
@@ -258,6 +259,8 @@ struct Body {
     outs: Vec<Out>,
     skipped: Vec<PipelineNodeError>,
     initialized: bool,
+    /// When the stage started (initialized its chain).
+    started: Instant,
 }
 
 /// Task states.
@@ -279,6 +282,8 @@ struct StageTask {
     /// Takes the run's inputs.
     root: bool,
     source: bool,
+    /// Entered around each step, on whichever worker runs it.
+    span: tracing::Span,
 }
 
 /// What a step of a stage leaves to do.
@@ -309,6 +314,9 @@ pub(crate) struct Run {
     max: usize,
     /// Roots and sources: woken when the run fails, so they stop taking input.
     wake_on_fail: Vec<usize>,
+    /// The run's span, entered with a stage's around each step: filters on its fields
+    /// (`[run{pipeline=…}]`) then apply on the worker threads too.
+    span: tracing::Span,
 }
 
 impl Run {
@@ -369,12 +377,14 @@ impl Run {
     fn run_task(&self, s: usize) {
         let task = &self.stages[s];
         task.state.store(RUNNING, Ordering::Release);
+        let _run = self.span.enter();
+        let _stage = task.span.enter();
         let step = match catch_unwind(AssertUnwindSafe(|| self.step(s))) {
             Ok(step) => step,
             Err(_) => {
                 self.panicked.store(true, Ordering::Release);
                 if let Some(body) = lock(&task.body).take() {
-                    self.end(s, body, false);
+                    self.end(s, body, Ending::Panicked);
                 }
                 Step::Done
             }
@@ -408,11 +418,13 @@ impl Run {
         };
         if !body.initialized {
             body.initialized = true;
+            body.started = Instant::now();
+            tracing::info!("stage started");
             if let Err(f) = body.chain.initialize() {
                 self.fail(*f);
                 let body = guard.take().expect("present");
                 drop(guard);
-                self.end(s, body, false);
+                self.end(s, body, Ending::Failed);
                 return Step::Done;
             }
         }
@@ -420,7 +432,7 @@ impl Run {
             // A failed run takes no new input, also from sources.
             let body = guard.take().expect("present");
             drop(guard);
-            self.end(s, body, false);
+            self.end(s, body, Ending::Stopped);
             return Step::Done;
         }
         // Backpressure: run only while every queue this stage sends to has room.
@@ -450,7 +462,12 @@ impl Run {
                 if failed || !sent {
                     let body = guard.take().expect("present");
                     drop(guard);
-                    self.end(s, body, false);
+                    let ending = if failed {
+                        Ending::Failed
+                    } else {
+                        Ending::Stopped
+                    };
+                    self.end(s, body, ending);
                     return Step::Done;
                 }
                 // Nothing queued and an upstream still open: wait for it. (A queue
@@ -464,7 +481,7 @@ impl Run {
             Took::Closed => {
                 let body = guard.take().expect("present");
                 drop(guard);
-                self.end(s, body, true);
+                self.end(s, body, Ending::Finished);
                 Step::Done
             }
             Took::Empty => {
@@ -473,7 +490,7 @@ impl Run {
                 if task.root && self.shared.failed() {
                     let body = guard.take().expect("present");
                     drop(guard);
-                    self.end(s, body, false);
+                    self.end(s, body, Ending::Stopped);
                     return Step::Done;
                 }
                 Step::Wait
@@ -489,18 +506,18 @@ impl Run {
             .chain
             .pull(self.max, &mut batch, &mut body.skipped, &mut Instant::now());
         let sent = self.emit(&body.outs, batch);
-        let finish = match pulled {
+        let ending = match pulled {
             Ok(Pull::More) if sent => return Step::Again,
-            Ok(Pull::More) => false,
-            Ok(Pull::Done) => sent,
+            Ok(Pull::Done) if sent => Ending::Finished,
+            Ok(_) => Ending::Stopped,
             Err(f) => {
                 self.fail(*f);
-                false
+                Ending::Failed
             }
         };
         let body = guard.take().expect("present");
         drop(guard);
-        self.end(s, body, finish);
+        self.end(s, body, ending);
         Step::Done
     }
 
@@ -540,8 +557,11 @@ impl Run {
 
     /// Ends stage `s`: finishes its chain (at end of stream, unless the run failed),
     /// closes its queue and its targets', cleans up and reports.
-    fn end(&self, s: usize, mut body: Body, finish: bool) {
-        if finish && !self.shared.failed() {
+    fn end(&self, s: usize, mut body: Body, mut ending: Ending) {
+        if ending == Ending::Finished && self.shared.failed() {
+            ending = Ending::Stopped;
+        }
+        if ending == Ending::Finished {
             let mut rest = Vec::new();
             match body
                 .chain
@@ -553,8 +573,12 @@ impl Run {
                 Err(f) => {
                     self.emit(&body.outs, rest);
                     self.fail(*f);
+                    ending = Ending::Failed;
                 }
             }
+        }
+        if body.initialized {
+            stage_finished(&body.chain.runners, body.started, ending);
         }
         let task = &self.stages[s];
         for w in task.queue.kill() {
@@ -706,6 +730,7 @@ impl Engine {
         plan: Plan,
         opts: &RunOptions,
         output_capacity: Option<usize>,
+        run_span: &tracing::Span,
     ) -> Result<Engine, RunError> {
         let start = Instant::now();
         let shared = Arc::new(Shared::default());
@@ -752,9 +777,12 @@ impl Engine {
             if source || root {
                 wake_on_fail.push(si);
             }
-            let pool = usize::from(stage.nodes[0].node.execution() == Execution::Dedicated);
+            let execution = stage.nodes[0].node.execution();
+            let pool = usize::from(execution == Execution::Dedicated);
             dedicated += pool;
             let mut chain = Chain::new(stage.nodes);
+            let span = stage_span(run_span, si, &chain.runners, PoolKind::of(execution));
+            chain.set_span(&span);
             chain.set_cancel(&opts.cancel);
             let queue = Queue::new(capacity, open[si]);
             queues.push((
@@ -771,9 +799,11 @@ impl Engine {
                     outs,
                     skipped: Vec::new(),
                     initialized: false,
+                    started: start,
                 })),
                 root,
                 source,
+                span,
             });
         }
         drop(out_tx);
@@ -786,6 +816,7 @@ impl Engine {
             panicked: AtomicBool::new(false),
             max: opts.batch_size.max(1),
             wake_on_fail,
+            span: run_span.clone(),
         });
         let roots: Vec<StageInput> = plan
             .roots
@@ -801,6 +832,14 @@ impl Engine {
             compute_threads(stage_count - dedicated),
             dedicated.min(DEDICATED_THREADS),
         ];
+        let _entered = run_span.enter();
+        tracing::debug!(
+            compute_threads = sizes[0],
+            dedicated_threads = sizes[1],
+            dedicated_stages = dedicated,
+            inline_stages = stage_count - dedicated,
+            "worker pools: inline stages share the compute threads, dedicated stages the dedicated ones"
+        );
         let mut threads = Vec::new();
         for (p, &n) in sizes.iter().enumerate() {
             for i in 0..n {

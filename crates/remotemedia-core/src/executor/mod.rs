@@ -12,6 +12,7 @@ mod engine;
 mod session;
 mod stepper;
 pub(crate) mod timeout;
+mod trace;
 
 use std::time::Instant;
 
@@ -29,6 +30,8 @@ use engine::Engine;
 pub use engine::{COMPUTE_THREADS, DEDICATED_THREADS};
 pub use session::{start_session, Session, SessionReceiver, SessionSender, SinkItem};
 pub use stepper::{ChainReport, ChainRunner, NotAChain};
+pub(crate) use trace::NodeList;
+use trace::{stage_finished, stage_span, Ending, Pool};
 
 /// Tuning knobs of the executor.
 #[derive(Clone, Debug)]
@@ -143,14 +146,56 @@ pub fn run(plan: Plan, inputs: Vec<Data>, options: &RunOptions) -> Result<RunRes
             partial: Box::default(),
         });
     }
+    let span = trace::run_span(&plan.pipeline);
+    let _entered = span.enter();
     // Sources are pulled on threads of their own, paced by their consumers.
-    if !options.force_threads
+    let inline = !options.force_threads
         && !plan.has_sources()
-        && (plan.stages.len() == 1 || plan.is_all_inline())
-    {
+        && (plan.stages.len() == 1 || plan.is_all_inline());
+    tracing::info!(
+        mode = if inline { "inline" } else { "threads" },
+        stages = plan.stages.len(),
+        nodes = plan.node_count(),
+        items_in = inputs.len(),
+        "run started"
+    );
+    let result = if inline {
         run_inline(plan, inputs, options)
     } else {
-        run_threaded(plan, inputs, options)
+        run_threaded(plan, inputs, &span, options)
+    };
+    run_finished(&result);
+    result
+}
+
+/// Logs the end of a run (inside its span).
+pub(crate) fn run_finished(result: &Result<RunResult, RunFailure>) {
+    let (r, error) = match result {
+        Ok(r) => (r, None),
+        Err(f) => (&*f.partial, Some(&f.error)),
+    };
+    let m = &r.metrics;
+    let duration_ms = m.wall_time_us.round() / 1000.0;
+    match error {
+        None => tracing::info!(
+            items_in = m.items_in,
+            items_out = m.items_out,
+            skipped = r.skipped.len(),
+            cleanup_errors = r.cleanup_errors.len(),
+            duration_ms,
+            outcome = "ok",
+            "run finished"
+        ),
+        Some(e) => tracing::info!(
+            items_in = m.items_in,
+            items_out = m.items_out,
+            skipped = r.skipped.len(),
+            cleanup_errors = r.cleanup_errors.len(),
+            duration_ms,
+            outcome = "failed",
+            error = %e,
+            "run finished"
+        ),
     }
 }
 
@@ -195,6 +240,8 @@ struct InlineStage {
     first_port: usize,
     ports: usize,
     dests: Vec<Dest>,
+    span: tracing::Span,
+    started: Instant,
 }
 
 /// Appends `batch` to `dest`, moving the vector when `dest` is empty.
@@ -267,6 +314,7 @@ fn run_inline(
         mut stages,
         roots,
         mut sinks,
+        ..
     } = plan;
     let stage_count = stages.len();
     let mut skipped = Vec::new();
@@ -275,8 +323,12 @@ fn run_inline(
     if stage_count == 1 {
         // A plain chain: no port slots, no routing.
         let mut chain = Chain::new(stages.pop().expect("one stage").nodes);
+        let span = stage_span(&tracing::Span::current(), 0, &chain.runners, Pool::Caller);
+        let _entered = span.enter();
+        chain.set_span(&span);
         chain.set_cancel(&options.cancel);
         let mut out = Vec::new();
+        tracing::info!("stage started");
         let result = chain.initialize().and_then(|()| {
             clock = Instant::now();
             feed(
@@ -290,6 +342,12 @@ fn run_inline(
             )?;
             chain.finish(&mut out, &mut skipped, &mut clock)
         });
+        let ending = if result.is_ok() {
+            Ending::Finished
+        } else {
+            Ending::Failed
+        };
+        stage_finished(&chain.runners, start, ending);
         let cleanup_errors = chain.cleanup().into_iter().map(|e| *e).collect();
         let outputs = vec![SinkOutput {
             sink: sinks.pop().unwrap_or_default(),
@@ -315,6 +373,8 @@ fn run_inline(
             first_port: total_ports,
             ports,
             dests: Vec::new(),
+            span: tracing::Span::none(),
+            started: start,
         });
         total_ports += ports;
     }
@@ -329,6 +389,13 @@ fn run_inline(
             .collect();
         let r = &mut run[si];
         r.chain = Chain::new(s.nodes);
+        r.span = stage_span(
+            &tracing::Span::current(),
+            si,
+            &r.chain.runners,
+            Pool::Caller,
+        );
+        r.chain.set_span(&r.span);
         r.chain.set_cancel(&options.cancel);
         r.dests = dests;
     }
@@ -343,6 +410,9 @@ fn run_inline(
 
     let result = (|| {
         for stage in &mut run {
+            let _entered = stage.span.enter();
+            tracing::info!("stage started");
+            stage.started = Instant::now();
             stage.chain.initialize()?;
         }
         clock = Instant::now();
@@ -350,6 +420,8 @@ fn run_inline(
         // outputs of items before the failure), but no node is finished.
         let mut failed = None;
         for stage in &mut run {
+            let _entered = stage.span.enter();
+            let failed_before = failed.is_some();
             let mut emitted: Vec<Data> = Vec::new();
             for port in 0..stage.ports {
                 let batch = std::mem::take(&mut slots[stage.first_port + port]);
@@ -375,6 +447,12 @@ fn run_inline(
                     failed = Some(e);
                 }
             }
+            let ending = match (failed_before, failed.is_some()) {
+                (false, false) => Ending::Finished,
+                (false, true) => Ending::Failed,
+                (true, _) => Ending::Stopped,
+            };
+            stage_finished(&stage.chain.runners, stage.started, ending);
             route(&stage.dests, emitted, &mut slots, &mut outputs);
         }
         failed.map_or(Ok(()), Err)
@@ -383,6 +461,7 @@ fn run_inline(
     let mut cleanup_errors: Vec<PipelineNodeError> = Vec::new();
     let mut chains = Vec::with_capacity(run.len());
     for stage in run {
+        let _entered = stage.span.enter();
         let mut chain = stage.chain;
         cleanup_errors.extend(chain.cleanup().into_iter().map(|e| *e));
         chains.push(chain);
@@ -439,12 +518,13 @@ fn inline_result(
 fn run_threaded(
     plan: Plan,
     inputs: Vec<Data>,
+    span: &tracing::Span,
     options: &RunOptions,
 ) -> Result<RunResult, RunFailure> {
     let sinks = plan.sinks.clone();
     let names = plan.node_names();
     let items_in = inputs.len() as u64;
-    let engine = Engine::start(plan, options, None).map_err(|error| RunFailure {
+    let engine = Engine::start(plan, options, None, span).map_err(|error| RunFailure {
         error,
         partial: Box::default(),
     })?;

@@ -27,9 +27,24 @@ pub struct SinkItem {
 
 /// Starts a streaming session on its own worker threads (see `engine`).
 pub fn start_session(plan: Plan, options: &RunOptions) -> Result<Session, RunError> {
+    let span = super::trace::run_span(&plan.pipeline);
+    let _entered = span.enter();
+    tracing::info!(
+        mode = "session",
+        stages = plan.stages.len(),
+        nodes = plan.node_count(),
+        "run started"
+    );
     let sinks = plan.sinks.clone();
     let names = plan.node_names();
-    let mut engine = Engine::start(plan, options, Some(options.channel_capacity.max(1)))?;
+    let capacity = Some(options.channel_capacity.max(1));
+    let mut engine = match Engine::start(plan, options, capacity, &span) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::info!(outcome = "failed", error = %e, "run finished");
+            return Err(e);
+        }
+    };
     // Only the sender may hold the root queues: when it is dropped, the stream ends.
     let sender = SessionSender {
         roots: std::mem::take(&mut engine.roots),
@@ -39,11 +54,13 @@ pub fn start_session(plan: Plan, options: &RunOptions) -> Result<Session, RunErr
     };
     let mut collector = Collector::new(engine, sinks, names, options.clone());
     collector.sent = Some(Arc::clone(&sender.sent));
+    drop(_entered);
     Ok(Session {
         sender,
         receiver: SessionReceiver {
             collector,
             buffer: VecDeque::new(),
+            span,
         },
     })
 }
@@ -139,6 +156,8 @@ impl SessionSender {
 pub struct SessionReceiver {
     collector: Collector,
     buffer: VecDeque<SinkItem>,
+    /// The run's span, entered to log its end.
+    span: tracing::Span,
 }
 
 impl SessionReceiver {
@@ -188,7 +207,10 @@ impl SessionReceiver {
         for SinkItem { sink, item } in self.buffer.drain(..) {
             self.collector.outputs[sink].push(item);
         }
-        self.collector.finish()
+        let _entered = self.span.enter();
+        let result = self.collector.finish();
+        super::run_finished(&result);
+        result
     }
 }
 

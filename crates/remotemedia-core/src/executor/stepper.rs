@@ -15,6 +15,7 @@ use crate::metrics::RunMetrics;
 use crate::plan::{Plan, Target};
 
 use super::chain::Chain;
+use super::trace::{self, millis, stage_finished, Ending, Pool};
 
 /// The plan given to [`ChainRunner::new`] is not a single chain.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,11 @@ pub struct ChainRunner {
     items_out: u64,
     start: Instant,
     closed: bool,
+    /// A node failed for good (the outcome its logs report).
+    failed: bool,
+    /// The run's span and its one stage's.
+    run_span: tracing::Span,
+    stage_span: tracing::Span,
 }
 
 impl std::fmt::Debug for ChainRunner {
@@ -79,14 +85,25 @@ impl ChainRunner {
                 )));
             }
         }
+        let run_span = trace::run_span(&plan.pipeline);
         let nodes = plan.stages.into_iter().flat_map(|s| s.nodes).collect();
+        // Made inside the run's span, so that filters on its fields see them.
+        let (chain, stage_span) = run_span.in_scope(|| {
+            let mut chain = Chain::new(nodes);
+            let stage_span = trace::stage_span(&run_span, 0, &chain.runners, Pool::Caller);
+            chain.set_span(&stage_span);
+            (chain, stage_span)
+        });
         Ok(Self {
-            chain: Chain::new(nodes),
+            chain,
             skipped: Vec::new(),
             items_in: 0,
             items_out: 0,
             start: Instant::now(),
             closed: false,
+            failed: false,
+            run_span,
+            stage_span,
         })
     }
 
@@ -116,7 +133,20 @@ impl ChainRunner {
     /// Initializes every node in order; stops at the first failure.
     pub fn initialize(&mut self) -> Result<(), Box<PipelineNodeError>> {
         self.start = Instant::now();
-        self.chain.initialize()
+        self.run_span.in_scope(|| {
+            tracing::info!(
+                mode = "stepped",
+                stages = 1,
+                nodes = self.chain.runners.len(),
+                "run started"
+            );
+        });
+        let _run = self.run_span.enter();
+        let _stage = self.stage_span.enter();
+        tracing::info!("stage started");
+        let r = self.chain.initialize();
+        self.failed |= r.is_err();
+        r
     }
 
     /// Runs `batch`, arriving on input `port` of the head, through the chain; on
@@ -128,8 +158,15 @@ impl ChainRunner {
         batch: &mut Vec<Data>,
     ) -> Result<(), Box<PipelineNodeError>> {
         self.items_in += batch.len() as u64;
-        self.chain
-            .push(port, batch, &mut self.skipped, &mut Instant::now())?;
+        let _run = self.run_span.enter();
+        let _stage = self.stage_span.enter();
+        if let Err(e) = self
+            .chain
+            .push(port, batch, &mut self.skipped, &mut Instant::now())
+        {
+            self.failed = true;
+            return Err(e);
+        }
         self.items_out += batch.len() as u64;
         Ok(())
     }
@@ -138,9 +175,12 @@ impl ChainRunner {
     /// the rest of the chain, and appends the chain's final outputs to `out`.
     pub fn finish(&mut self, out: &mut Vec<Data>) -> Result<(), Box<PipelineNodeError>> {
         let before = out.len();
+        let _run = self.run_span.enter();
+        let _stage = self.stage_span.enter();
         let result = self
             .chain
             .finish(out, &mut self.skipped, &mut Instant::now());
+        self.failed |= result.is_err();
         self.items_out += (out.len() - before) as u64;
         result
     }
@@ -153,7 +193,17 @@ impl ChainRunner {
     /// Cleans up every initialized node and reports metrics.
     pub fn close(mut self) -> ChainReport {
         self.closed = true;
-        let cleanup_errors = self.chain.cleanup().into_iter().map(|e| *e).collect();
+        let ending = if self.failed {
+            Ending::Failed
+        } else {
+            Ending::Finished
+        };
+        self.log_end(ending);
+        let cleanup_errors: Vec<PipelineNodeError> = {
+            let _run = self.run_span.enter();
+            let _stage = self.stage_span.enter();
+            self.chain.cleanup().into_iter().map(|e| *e).collect()
+        };
         let chain = std::mem::take(&mut self.chain);
         ChainReport {
             cleanup_errors,
@@ -170,9 +220,37 @@ impl ChainRunner {
     }
 }
 
+impl ChainRunner {
+    /// Logs the end of the stage and of the run.
+    fn log_end(&self, ending: Ending) {
+        let run = self.run_span.enter();
+        self.stage_span
+            .in_scope(|| stage_finished(&self.chain.runners, self.start, ending));
+        drop(run);
+        self.run_span.in_scope(|| {
+            tracing::info!(
+                items_in = self.items_in,
+                items_out = self.items_out,
+                duration_ms = millis(self.start.elapsed()),
+                outcome = ending.name(),
+                "run finished"
+            );
+        });
+    }
+}
+
 impl Drop for ChainRunner {
     fn drop(&mut self) {
         if !self.closed {
+            // Not closed: a node failed, or whoever stepped it stopped early.
+            let ending = if self.failed {
+                Ending::Failed
+            } else {
+                Ending::Stopped
+            };
+            self.log_end(ending);
+            let _run = self.run_span.enter();
+            let _stage = self.stage_span.enter();
             let _ = self.chain.cleanup();
         }
     }

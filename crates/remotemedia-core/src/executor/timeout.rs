@@ -370,6 +370,11 @@ impl TimedNode {
             }
             // The instance was abandoned; the next call starts a fresh one.
             Err(None) => {
+                tracing::debug!(
+                    node = %self.ctx.node_id,
+                    limit_ms = self.limit.as_millis() as u64,
+                    "call abandoned at its time limit: a fresh instance replaces this one"
+                );
                 self.replacing = true;
                 Err(NodeError::new(
                     ErrorKind::Timeout,
