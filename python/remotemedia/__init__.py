@@ -10,6 +10,7 @@ from .core.exceptions import (
     NodeError,
     PipelineError,
     RemoteMediaError,
+    PlacementError,
     RuntimeNotAvailableError,
 )
 from .core.node import Node
@@ -47,6 +48,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "RemoteMediaError",
+    "PlacementError",
     "RuntimeNotAvailableError",
     "__version__",
     "is_rust_runtime_available",

@@ -16,11 +16,21 @@ def run_manifest(
     inputs: Iterable[Any],
     python_nodes: Optional[Mapping[str, Any]] = None,
     batch_size: Optional[int] = None,
+    *,
+    executors: Optional[List[str]] = None,
+    policy: Optional[str] = None,
+    config: Optional[str] = None,
+    token_file: Optional[str] = None,
+    executor_ca: Optional[str] = None,
+    dns_server: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Validates and runs a manifest with the GIL released.
+    """Validates, places (as ``remotemedia run`` does) and runs a manifest with the GIL
+    released.
 
     Returns ``{"outputs": list, "error": dict | None, "cleanup_errors": list,
-    "skipped": list, "metrics": dict | None}``; failures are reported, not raised.
+    "skipped": list, "metrics": dict | None, "warnings": list[str]}``; failures are
+    reported, not raised (``error["type"]``: ``manifest``, ``input``, ``config``,
+    ``placement``, ``node``, ``build`` or ``runtime``).
     ``python_nodes`` maps ``PythonCallback`` handles to host objects with
     ``initialize()``, ``process(item) -> list``, ``flush() -> list``, ``cleanup()`` and
     ``describe_error(exc) -> (kind, message, traceback)``.

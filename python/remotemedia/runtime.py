@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional, Sequence, Tuple, Union
 
 from .core.exceptions import (
     ConfigurationError,
     NodeError,
     PipelineError,
+    PlacementError,
     RuntimeNotAvailableError,
 )
 
@@ -129,14 +130,59 @@ def validate_manifest(manifest: Manifest) -> None:
         raise _configuration_error(list(errors), text)
 
 
-def run_manifest(manifest: Manifest, inputs: Iterable[Any] = ()) -> List[Any]:
-    """Runs a manifest of built-in node types over ``inputs``; returns every output.
+def placement_options(
+    executors: Optional[Sequence[str]] = None,
+    policy: Optional[str] = None,
+    config: Optional[str] = None,
+    token_file: Optional[str] = None,
+    executor_ca: Optional[str] = None,
+    dns_server: Optional[str] = None,
+) -> Dict[str, Any]:
+    """The keyword arguments of the extension's ``run_manifest`` that say where nodes
+    may run (the CLI's ``--executor``, ``--policy``, ``--config``, ``--token-file``,
+    ``--executor-ca``, ``--dns-server``)."""
+    if isinstance(executors, str):
+        raise ConfigurationError(
+            f"executors must be a list of NAME=HOST:PORT strings, not the string {executors!r}"
+        )
+    options: Dict[str, Any] = {
+        "executors": list(executors) if executors is not None else None,
+        "policy": policy,
+        "config": None if config is None else str(config),
+        "token_file": None if token_file is None else str(token_file),
+        "executor_ca": None if executor_ca is None else str(executor_ca),
+        "dns_server": dns_server,
+    }
+    return {k: v for k, v in options.items() if v is not None}
 
-    Raises :class:`ConfigurationError` for an invalid manifest and :class:`NodeError`
-    when a node fails.
+
+def run_manifest(
+    manifest: Manifest,
+    inputs: Iterable[Any] = (),
+    *,
+    executors: Optional[Sequence[str]] = None,
+    policy: Optional[str] = None,
+    config: Optional[str] = None,
+    token_file: Optional[str] = None,
+    executor_ca: Optional[str] = None,
+    dns_server: Optional[str] = None,
+) -> List[Any]:
+    """Runs a manifest over ``inputs`` as ``remotemedia run`` does; returns every output.
+
+    Any manifest the CLI runs runs here: every node type it has (``PythonNode``
+    included), and the same placement: nodes' ``host`` and ``capabilities``, executors
+    from ``executors`` (``NAME=HOST:PORT``, ``NAME=https://HOST:PORT``,
+    ``dns+srv://…``, ``dns://…``), ``REMOTEMEDIA_EXECUTORS`` and ``remotemedia.toml``
+    (or ``config``), chosen among by ``policy`` (``greedy``, ``balanced``, ``latency``,
+    ``cost``). Remote stages fail over like the CLI's.
+
+    Raises :class:`ConfigurationError` for an invalid manifest or executor
+    configuration, :class:`PlacementError` when a node has no place (the CLI's
+    message), and :class:`NodeError` when a node fails.
     """
     text = _manifest_text(manifest)
-    report = extension().run_manifest(text, list(inputs))
+    options = placement_options(executors, policy, config, token_file, executor_ca, dns_server)
+    report = extension().run_manifest(text, list(inputs), None, None, **options)
     return outputs_or_raise(report, text)
 
 
@@ -150,6 +196,8 @@ def outputs_or_raise(
     ``nodes`` maps the ids used in the manifest to the ``(node_id, node_type)`` to report
     (the SDK's names for them).
     """
+    for w in report.get("warnings") or ():
+        logger.warning("%s", w)
     for e in report.get("cleanup_errors") or ():
         logger.warning("cleanup failed: %s", _node_error(e, nodes))
     error = report.get("error")
@@ -198,4 +246,9 @@ def raise_failure(
             f"cannot build node `{node_id}` ({node_type}): {error.get('message')}",
             errors=[{"path": "$", "message": str(error.get("message")), "node_id": node_id}],
         )
+    if kind == "placement":
+        raise PlacementError(str(error.get("message")))
+    if kind == "config":
+        message = str(error.get("message"))
+        raise ConfigurationError(message, errors=[{"path": "$", "message": message, "node_id": None}])
     raise PipelineError(str(error.get("message", "pipeline run failed")))

@@ -7,27 +7,47 @@
 #![warn(missing_docs)]
 
 pub mod callback;
-pub mod convert;
 pub mod run;
+
+/// Python ⇄ pipeline data conversions, shared with the embedded-CPython node host.
+pub use remotemedia_python::convert;
 
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_core::executor::RunOptions;
+use remotemedia_runtime::ExecutorSources;
 
-/// Runs a manifest (JSON or YAML text) over `inputs` in the Rust core.
+/// Runs a manifest (JSON or YAML text) over `inputs` in the Rust core, placed like the
+/// CLI places it.
 ///
-/// `python_nodes` maps `PythonCallback` handles to host objects. Returns a report dict
-/// (see [`run::run_manifest`]); failures are reported in it, not raised.
+/// `python_nodes` maps `PythonCallback` handles to host objects. `executors`,
+/// `policy`, `config`, `token_file`, `executor_ca` and `dns_server` are the CLI's
+/// `--executor`, `--policy`, `--config`, `--token-file`, `--executor-ca` and
+/// `--dns-server`. Returns a report dict (see [`run::run_manifest`]); failures are
+/// reported in it, not raised.
 #[pyfunction]
-#[pyo3(name = "run_manifest", signature = (manifest, inputs, python_nodes=None, batch_size=None))]
+#[pyo3(
+    name = "run_manifest",
+    signature = (
+        manifest, inputs, python_nodes=None, batch_size=None, *, executors=None,
+        policy=None, config=None, token_file=None, executor_ca=None, dns_server=None
+    )
+)]
+#[allow(clippy::too_many_arguments)]
 fn py_run_manifest<'py>(
     py: Python<'py>,
     manifest: &str,
     inputs: &Bound<'py, PyAny>,
     python_nodes: Option<&Bound<'py, PyDict>>,
     batch_size: Option<usize>,
+    executors: Option<Vec<String>>,
+    policy: Option<String>,
+    config: Option<std::path::PathBuf>,
+    token_file: Option<std::path::PathBuf>,
+    executor_ca: Option<std::path::PathBuf>,
+    dns_server: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let hosts = match python_nodes {
         Some(d) => {
@@ -43,10 +63,18 @@ fn py_run_manifest<'py>(
     if let Some(b) = batch_size {
         options.batch_size = b.max(1);
     }
-    run::run_manifest(py, manifest, inputs, hosts, &options)
+    let sources = ExecutorSources {
+        executors: executors.unwrap_or_default(),
+        executor_ca,
+        dns_server,
+        policy,
+        config,
+        token_file,
+    };
+    run::run_manifest(py, manifest, inputs, hosts, &options, &sources)
 }
 
-/// Validates a manifest against the built-in node types; returns a list of
+/// Validates a manifest against the CLI's node types; returns a list of
 /// `{"path", "message"}` dicts, empty when the manifest is valid.
 #[pyfunction]
 #[pyo3(name = "validate_manifest")]
@@ -54,10 +82,10 @@ fn py_validate_manifest<'py>(py: Python<'py>, manifest: &str) -> PyResult<Bound<
     run::validate_manifest(py, manifest)
 }
 
-/// Canonical names of the built-in node types, sorted.
+/// Canonical names of the node types (the CLI's), sorted.
 #[pyfunction]
 fn node_types() -> Vec<String> {
-    remotemedia_speech::registry()
+    remotemedia_runtime::registry()
         .types()
         .map(str::to_string)
         .collect()
@@ -75,6 +103,10 @@ fn roundtrip<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<
 #[pyo3(name = "_remotemedia")]
 fn remotemedia_ext(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Worker processes of `PythonNode`s (`runtime: process`) run this program's
+    // interpreter unless told otherwise.
+    let executable: String = m.py().import("sys")?.getattr("executable")?.extract()?;
+    remotemedia_python::process::set_embedding_python(&executable);
     m.add("PYTHON_CALLBACK_TYPE", callback::PYTHON_CALLBACK_TYPE)?;
     m.add_class::<convert::DataBuffer>()?;
     m.add_function(wrap_pyfunction!(py_run_manifest, m)?)?;

@@ -10,16 +10,18 @@ use pyo3::types::{PyDict, PyList};
 use remotemedia_core::executor::{run_pipeline, RunFailure, RunOptions, RunResult};
 use remotemedia_core::manifest::{self, Format, ManifestErrors};
 use remotemedia_core::{Data, PipelineNodeError, Registry, RunError};
+use remotemedia_runtime::{prepare, ExecutorSources, PrepareError};
 
 use crate::callback::{ErrorStash, PyCallbackFactory};
 use crate::convert::{data_to_py, py_to_data};
 
-/// A registry with every built-in node type, plus `PythonCallback` over `hosts` when given.
+/// The CLI's registry (every built-in node type, audio, speech, `PythonNode`), plus
+/// `PythonCallback` over `hosts` when given.
 pub fn registry_with_hosts(
     hosts: Option<HashMap<String, Py<PyAny>>>,
     errors: &ErrorStash,
 ) -> Registry {
-    let mut registry = remotemedia_speech::registry();
+    let mut registry = remotemedia_runtime::registry();
     if let Some(hosts) = hosts {
         registry.register(Arc::new(PyCallbackFactory::new(hosts, errors.clone())));
     }
@@ -68,8 +70,10 @@ fn report<'py>(
     py: Python<'py>,
     result: &RunResult,
     stash: &ErrorStash,
+    warnings: &[String],
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    d.set_item("warnings", warnings)?;
     d.set_item("outputs", outputs_list(py, result)?)?;
     let cleanup = PyList::empty(py);
     for e in &result.cleanup_errors {
@@ -96,8 +100,9 @@ fn failure_report<'py>(
     py: Python<'py>,
     failure: &RunFailure,
     stash: &ErrorStash,
+    warnings: &[String],
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = report(py, &failure.partial, stash)?;
+    let d = report(py, &failure.partial, stash, warnings)?;
     let error = match &failure.error {
         RunError::Node(e) => node_error_dict(py, e, stash)?,
         RunError::Build {
@@ -123,8 +128,13 @@ fn failure_report<'py>(
     Ok(d)
 }
 
-fn error_only<'py>(py: Python<'py>, error: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+fn error_only<'py>(
+    py: Python<'py>,
+    error: Bound<'py, PyDict>,
+    warnings: &[String],
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    d.set_item("warnings", warnings)?;
     d.set_item("outputs", PyList::empty(py))?;
     d.set_item("cleanup_errors", PyList::empty(py))?;
     d.set_item("skipped", PyList::empty(py))?;
@@ -133,18 +143,40 @@ fn error_only<'py>(py: Python<'py>, error: Bound<'py, PyDict>) -> PyResult<Bound
     Ok(d)
 }
 
-/// Validates `manifest` (JSON or YAML text) and runs `inputs` through it.
+/// The error dict of a pipeline that cannot be made runnable: `"config"` for a wrong
+/// executor configuration, `"placement"` when some node has no place or its remote
+/// stage cannot be set up. `message` is the CLI's, hint line included.
+fn prepare_error<'py>(py: Python<'py>, e: &PrepareError) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let kind = match e {
+        PrepareError::Config(_) => "config",
+        PrepareError::Unplaceable { .. } | PrepareError::Distribute(_) => "placement",
+    };
+    d.set_item("type", kind)?;
+    let message = match e.hint() {
+        Some(hint) => format!("{e}\n{hint}"),
+        None => e.to_string(),
+    };
+    d.set_item("message", message)?;
+    Ok(d)
+}
+
+/// Validates `manifest` (JSON or YAML text), places it like the CLI does (executors
+/// from `sources`, `REMOTEMEDIA_EXECUTORS`, `remotemedia.toml`, nodes' `host`) and runs
+/// `inputs` through it.
 ///
 /// `hosts` maps `PythonCallback` handles to host objects (see [`crate::callback`]). The
-/// GIL is released while the pipeline runs. Returns a dict with `outputs`, `error`
-/// (`None` on success), `cleanup_errors`, `skipped` and `metrics`; `error["type"]` is
-/// `"manifest"`, `"input"`, `"node"`, `"build"` or `"runtime"`.
+/// GIL is released while the pipeline is placed and runs. Returns a dict with
+/// `outputs`, `error` (`None` on success), `cleanup_errors`, `skipped`, `metrics` and
+/// `warnings`; `error["type"]` is `"manifest"`, `"input"`, `"config"`, `"placement"`,
+/// `"node"`, `"build"` or `"runtime"`.
 pub fn run_manifest<'py>(
     py: Python<'py>,
     manifest_text: &str,
     inputs: &Bound<'py, PyAny>,
     hosts: Option<HashMap<String, Py<PyAny>>>,
     options: &RunOptions,
+    sources: &ExecutorSources,
 ) -> PyResult<Bound<'py, PyDict>> {
     let stash = ErrorStash::new();
     let registry = registry_with_hosts(hosts, &stash);
@@ -155,7 +187,7 @@ pub fn run_manifest<'py>(
             let e = PyDict::new(py);
             e.set_item("type", "manifest")?;
             e.set_item("errors", manifest_errors(py, &errors)?)?;
-            return error_only(py, e);
+            return error_only(py, e, &[]);
         }
     };
 
@@ -178,25 +210,40 @@ pub fn run_manifest<'py>(
                     format!("input item {index} cannot enter the pipeline: {err}"),
                 )?;
                 e.set_item("cause", err.to_pyerr().into_value(py))?;
-                return error_only(py, e);
+                return error_only(py, e, &[]);
             }
         }
     }
 
-    let outcome =
-        py.detach(|| run_pipeline(&pipeline, &registry, items, options).map_err(Box::new));
+    let mut warnings = Vec::new();
+    let prepared = py.detach(|| prepare(pipeline, registry, sources, &mut |w| warnings.push(w)));
+    let runnable = match prepared {
+        Ok(r) => r,
+        Err(e) => return error_only(py, prepare_error(py, &e)?, &warnings),
+    };
+    let outcome = py.detach(|| {
+        run_pipeline(&runnable.pipeline, &runnable.registry, items, options).map_err(Box::new)
+    });
+    // What happened on executors, told as the CLI tells it: failovers, fallbacks, items
+    // skipped and cleanups that failed there.
+    if let Some(remote) = &runnable.remote {
+        let r = remote.snapshot();
+        warnings.extend(r.events.iter().map(|e| e.to_string()));
+        warnings.extend(r.skipped.iter().map(|e| format!("skipped item: {e}")));
+        warnings.extend(r.cleanup_errors.iter().map(|e| e.to_string()));
+    }
     match outcome {
-        Ok(result) => report(py, &result, &stash),
-        Err(failure) => failure_report(py, &failure, &stash),
+        Ok(result) => report(py, &result, &stash, &warnings),
+        Err(failure) => failure_report(py, &failure, &stash, &warnings),
     }
 }
 
-/// Validates `manifest` against the built-in node types; returns every problem found.
+/// Validates `manifest` against the CLI's node types; returns every problem found.
 pub fn validate_manifest<'py>(
     py: Python<'py>,
     manifest_text: &str,
 ) -> PyResult<Bound<'py, PyList>> {
-    let registry = remotemedia_speech::registry();
+    let registry = remotemedia_runtime::registry();
     let format = Format::detect(None, manifest_text);
     match manifest::load_str(manifest_text, format, &registry) {
         Ok(_) => Ok(PyList::empty(py)),

@@ -3,7 +3,7 @@
 //! One interpreter per process, initialized on first use on a dedicated thread
 //! (`rm-cpython`), which is the only thread that ever holds the GIL on behalf of
 //! pipeline nodes: stages hand it batches and wait for the results, so no pipeline
-//! thread ever blocks on the GIL. Values cross with `remotemedia_py::convert` (numpy
+//! thread ever blocks on the GIL. Values cross with [`crate::convert`] (numpy
 //! arrays ↔ tensor/audio without copies where possible).
 //!
 //! The interpreter is configured like the `python3` program (environment variables such
@@ -14,6 +14,7 @@ use std::ffi::{CStr, CString};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use crate::convert::{data_to_py, py_to_data};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -21,7 +22,6 @@ use pyo3::types::{
     PyBool, PyBytes, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
 };
 use remotemedia_core::{Data, ErrorKind, MemberRun, NodeError};
-use remotemedia_py::convert::{data_to_py, py_to_data};
 
 use crate::host::{
     emit_log, output_error, python_error, python_log_level, BatchOutcome, GroupHandle, GroupRun,

@@ -35,6 +35,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "cpython")]
+pub mod convert;
+#[cfg(feature = "cpython")]
 pub mod cpython;
 #[doc(hidden)]
 pub mod fuzzing;

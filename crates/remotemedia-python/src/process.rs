@@ -52,8 +52,22 @@ const MIN_CHUNK: usize = 32;
 /// How long a worker gets to exit after `cleanup` before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
+/// The interpreter of the Python program this runtime is embedded in, when it is
+/// (set once by the SDK's extension module).
+static EMBEDDING_PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Says which interpreter the Python program embedding this runtime runs
+/// (`sys.executable`): the default for worker processes after `REMOTEMEDIA_PYTHON`. The
+/// first call wins.
+pub fn set_embedding_python(executable: &str) {
+    if !executable.is_empty() {
+        let _ = EMBEDDING_PYTHON.set(executable.to_string());
+    }
+}
+
 /// The interpreter the workers run: `python` from params, else `REMOTEMEDIA_PYTHON`,
-/// else the active virtualenv's `python`, else the interpreter this crate was built
+/// else the interpreter of the Python program embedding the runtime (the SDK's), else
+/// the active virtualenv's `python`, else the interpreter this crate was built
 /// against, else `python3` from `PATH`.
 pub fn python_executable(spec_python: Option<&str>) -> String {
     if let Some(p) = spec_python {
@@ -63,6 +77,9 @@ pub fn python_executable(spec_python: Option<&str>) -> String {
         if !p.is_empty() {
             return p;
         }
+    }
+    if let Some(p) = EMBEDDING_PYTHON.get() {
+        return p.clone();
     }
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
         let exe = std::path::Path::new(&venv).join("bin/python");

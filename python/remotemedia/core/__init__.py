@@ -5,6 +5,7 @@ from .exceptions import (
     NodeError,
     PipelineError,
     RemoteMediaError,
+    PlacementError,
     RuntimeNotAvailableError,
 )
 from .node import Node
@@ -17,5 +18,6 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "RemoteMediaError",
+    "PlacementError",
     "RuntimeNotAvailableError",
 ]

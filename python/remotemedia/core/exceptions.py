@@ -14,6 +14,7 @@ __all__ = [
     "ConfigurationError",
     "NodeError",
     "PipelineError",
+    "PlacementError",
     "RemoteMediaError",
     "RuntimeNotAvailableError",
 ]
@@ -41,6 +42,12 @@ class RemoteMediaError(Exception):
 
 class PipelineError(RemoteMediaError):
     """A pipeline was used wrongly (empty, not initialized, changed while initialized, …)."""
+
+
+class PlacementError(PipelineError):
+    """No place for a node: no executor fits (or none is configured), or its remote
+    stage cannot be set up. The message is the one ``remotemedia run`` prints for the
+    same pipeline, naming each node and every executor considered."""
 
 
 class ConfigurationError(RemoteMediaError):

@@ -16,7 +16,9 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Mapping,
     Optional,
+    Sequence,
     Tuple,
     Union,
 )
@@ -308,7 +310,7 @@ class Pipeline:
         }
         return manifest, hosts, names
 
-    async def _run_rust(self, items: List[Any]) -> List[Any]:
+    async def _run_rust(self, items: List[Any], placement: Mapping[str, Any]) -> List[Any]:
         from .. import runtime
 
         ext = runtime.extension()
@@ -320,17 +322,31 @@ class Pipeline:
             text = json.dumps(manifest, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
-        if not hosts and len(items) <= _INLINE_MAX_ITEMS:
+        remote = bool(placement) or any(n.host for n in self.nodes)
+        if not hosts and not remote and len(items) <= _INLINE_MAX_ITEMS:
             # Native nodes only and a small input: the run takes microseconds, less than
             # handing it to a worker thread would, so it runs here (GIL released).
             report = ext.run_manifest(text, items, hosts)
         else:
-            report = await asyncio.to_thread(ext.run_manifest, text, items, hosts)
+            report = await asyncio.to_thread(
+                lambda: ext.run_manifest(text, items, hosts, None, **placement)
+            )
         return runtime.outputs_or_raise(report, text, names)
 
     # ------------------------------------------------------------------ entry points
 
-    async def run(self, input_data: Any = None, use_rust: bool = True) -> Any:
+    async def run(
+        self,
+        input_data: Any = None,
+        use_rust: bool = True,
+        *,
+        executors: Optional[Sequence[str]] = None,
+        policy: Optional[str] = None,
+        config: Optional[str] = None,
+        token_file: Optional[str] = None,
+        executor_ca: Optional[str] = None,
+        dns_server: Optional[str] = None,
+    ) -> Any:
         """Runs the pipeline to the end of its input and returns the outputs.
 
         A list in gives the list of outputs. Any other single item gives its output:
@@ -339,12 +355,30 @@ class Pipeline:
 
         ``use_rust=True`` runs in the Rust core (raising
         :class:`~remotemedia.core.exceptions.RuntimeNotAvailableError` if the extension
-        is not built); ``use_rust=False`` uses the pure-Python executor. A pipeline that
-        is not initialized is initialized and cleaned up around the run; node failures
-        raise :class:`NodeError` and are never retried in the other executor.
+        is not built), placed as ``remotemedia run`` places the serialized pipeline:
+        nodes' ``host`` and ``capabilities``, ``executors`` (``NAME=HOST:PORT`` …),
+        ``REMOTEMEDIA_EXECUTORS``, ``remotemedia.toml`` (or ``config``) and ``policy``;
+        a node with no place raises :class:`PlacementError` with the CLI's message.
+        ``use_rust=False`` uses the pure-Python executor, which runs every node in this
+        process: a node with a ``host``, or ``executors``, is refused there. A pipeline
+        that is not initialized is initialized and cleaned up around the run; node
+        failures raise :class:`NodeError` and are never retried in the other executor.
         """
         if not self.nodes:
             raise PipelineError("cannot run an empty pipeline")
+        from .. import runtime
+
+        placement = runtime.placement_options(
+            executors, policy, config, token_file, executor_ca, dns_server
+        )
+        if not use_rust:
+            hosted = [f"`{n.name}_{i}` (host {n.host})" for i, n in enumerate(self.nodes) if n.host]
+            if hosted or placement:
+                what = "nodes " + ", ".join(hosted) if hosted else "executors were given"
+                raise PipelineError(
+                    f"use_rust=False runs every node in this process, but {what}: "
+                    "run with use_rust=True to place nodes on executors"
+                )
         many = isinstance(input_data, list)
         if many:
             items = list(input_data)
@@ -353,7 +387,7 @@ class Pipeline:
         else:
             items = [input_data]
         if use_rust:
-            outputs = await self._run_rust(items)
+            outputs = await self._run_rust(items, placement)
         else:
             outputs = await self._run_python(items)
         if many:

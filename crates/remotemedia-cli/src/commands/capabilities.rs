@@ -38,7 +38,9 @@ fn executor(address: &str, args: &CapabilitiesArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    if let Some(w) = super::plaintext_token_warning(std::slice::from_ref(&endpoint)) {
+    if let Some(w) =
+        remotemedia_runtime::executors::plaintext_token_warning(std::slice::from_ref(&endpoint))
+    {
         crate::warn(w);
     }
     let answer = remotemedia_remote::runtime::block_on(async {

@@ -4,122 +4,29 @@
 //! `remotemedia.toml`, nodes' `host`), probe them, detect this machine, place.
 
 use remotemedia_core::manifest::Pipeline;
-use remotemedia_core::placement::{
-    self, ExecutorInfo, ExecutorState, Placement, PlacementError, Policy, Target,
-};
+use remotemedia_core::placement::{ExecutorInfo, ExecutorState, Placement, Target};
 use remotemedia_core::plan::Plan;
 use remotemedia_core::{Execution, Registry};
 use remotemedia_remote::client::Endpoint;
-use remotemedia_remote::config::{self, ExecutorConfig};
-use remotemedia_remote::detect::{self, LocalCapabilities};
-use remotemedia_remote::discovery::{self, Pool};
-use remotemedia_remote::probe::{probe_all, PROBE_TIMEOUT};
+use remotemedia_remote::discovery::Pool;
 use remotemedia_remote::{distribute, StageOptions, REMOTE_STAGE_TYPE};
+use remotemedia_runtime::{place, ExecutorSources, Placed, NO_EXECUTORS_HINT};
 use serde_json::{json, Value};
 
 use crate::cli::{PlanArgs, RemoteArgs};
 use crate::{EXIT_INVALID, EXIT_RUN_FAILED};
 
-/// A placement with everything it was computed from.
-pub struct Placed {
-    /// This machine.
-    pub local: LocalCapabilities,
-    /// Every executor considered, as probed.
-    pub executors: Vec<ExecutorInfo>,
-    /// How to reach each of them.
-    pub endpoints: Vec<Endpoint>,
-    /// The placement, or every node that fits nowhere.
-    pub placement: Result<Placement, PlacementError>,
-    /// The pools discovered through DNS, as resolved for this placement.
-    pub pools: Vec<Pool>,
-}
-
-/// The DNS server to discover executors with: `--dns-server`, else
-/// `REMOTEMEDIA_DNS_SERVER`, else none (the system resolver).
-fn dns_server(args: &RemoteArgs) -> Result<Option<std::net::SocketAddr>, String> {
-    let spec = match &args.dns_server {
-        Some(s) => Some(s.clone()),
-        None => std::env::var(discovery::DNS_SERVER_ENV)
-            .ok()
-            .filter(|v| !v.trim().is_empty()),
-    };
-    spec.map(|s| discovery::parse_dns_server(&s).map_err(|e| e.to_string()))
-        .transpose()
-}
-
-/// Whether a run needs the placement step: some executor is configured, or some node
-/// names a host or has capability requirements. A plain pipeline needs none.
-pub fn needs_placement(pipeline: &Pipeline, args: &RemoteArgs) -> bool {
-    !args.executors.is_empty()
-        || args.config.is_some()
-        || std::env::var(config::EXECUTORS_ENV).is_ok_and(|v| !v.trim().is_empty())
-        || std::path::Path::new(config::CONFIG_FILE).is_file()
-        || pipeline
-            .nodes
-            .iter()
-            .any(|n| n.host.is_some() || n.capabilities.is_some())
-}
-
-/// Gathers and probes executors and places every node. `Err` is a usage or
-/// configuration problem, already worded for the user.
-pub fn place(pipeline: &Pipeline, args: &RemoteArgs) -> Result<Placed, String> {
-    let policy: Policy = args.policy.parse()?;
-    let server = dns_server(args)?;
-    let configs =
-        config::collect(&args.executors, args.config.as_deref()).map_err(|e| e.to_string())?;
-    let (mut configs, pools) = discovery::expand(configs, server).map_err(|e| e.to_string())?;
-    // A `host` that names no configured executor is an executor of its own.
-    for n in &pipeline.nodes {
-        let Some(host) = &n.host else { continue };
-        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
-        let known = configs
-            .iter()
-            .any(|c| &c.address == host || &c.name == host || c.name == bare);
-        if !known {
-            configs.push(ExecutorConfig {
-                name: host.clone(),
-                address: host.clone(),
-                discover: None,
-                tls: false,
-                ca: None,
-                token_file: None,
-                cost_per_hour: None,
-                server_name: None,
-            });
-        }
+/// The executor sources `--executor`, `--executor-ca`, `--dns-server`, `--policy`,
+/// `--config` and `--token-file` name.
+pub fn sources(args: &RemoteArgs) -> ExecutorSources {
+    ExecutorSources {
+        executors: args.executors.clone(),
+        executor_ca: args.executor_ca.clone(),
+        dns_server: args.dns_server.clone(),
+        policy: Some(args.policy.clone()),
+        config: args.config.clone(),
+        token_file: args.token_file.clone(),
     }
-    let default_token = match &args.token_file {
-        Some(f) => Some(config::read_token(f).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let default_ca = config::default_ca(args.executor_ca.as_deref()).map_err(|e| e.to_string())?;
-    let endpoints: Vec<Endpoint> = configs
-        .iter()
-        .map(|c| c.endpoint(default_token.as_deref(), default_ca.as_ref()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    if let Some(w) = super::plaintext_token_warning(&endpoints) {
-        crate::warn(w);
-    }
-    let local = detect::local_capabilities(None).map_err(|e| e.to_string())?;
-    let executors = if endpoints.is_empty() {
-        Vec::new()
-    } else {
-        let list: Vec<(Endpoint, Option<f64>)> = endpoints
-            .iter()
-            .cloned()
-            .zip(configs.iter().map(|c| c.cost_per_hour))
-            .collect();
-        probe_all(&list, PROBE_TIMEOUT)
-    };
-    let placement = placement::place(pipeline, &local.set, &executors, policy);
-    Ok(Placed {
-        local,
-        executors,
-        endpoints,
-        placement,
-        pools,
-    })
 }
 
 /// How a stage of the run is scheduled, as `plan` shows it.
@@ -224,10 +131,6 @@ fn stage_text(s: &StageView) -> String {
         how
     }
 }
-
-/// A hint for a placement that failed with no executor configured at all.
-pub const NO_EXECUTORS_HINT: &str = "hint: no remote executors are configured; add one with \
-     --executor NAME=HOST:PORT, REMOTEMEDIA_EXECUTORS or [[executors]] in remotemedia.toml";
 
 fn executor_json(e: &ExecutorInfo, endpoint: &Endpoint) -> Value {
     let mut v = json!({
@@ -445,13 +348,16 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_INVALID);
         }
     };
-    let placed = match place(&pipeline, &args.remote) {
+    let placed = match place(&pipeline, &sources(&args.remote)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(EXIT_INVALID);
         }
     };
+    for w in &placed.warnings {
+        crate::warn(w);
+    }
     let stages = match &placed.placement {
         Ok(p) => match stages(&pipeline, &registry, &placed, p) {
             Ok(s) => s,

@@ -28,7 +28,7 @@ use remotemedia_core::metrics::peak_rss_bytes;
 use remotemedia_core::plan::Plan;
 use remotemedia_core::Data;
 use remotemedia_remote::stage::ReportData;
-use remotemedia_remote::{distribute, StageOptions};
+use remotemedia_runtime::PrepareError;
 use serde_json::json;
 
 use crate::cli::RunArgs;
@@ -89,48 +89,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     }
     // Placement: only when executors are configured or nodes ask for something.
-    let (pipeline, registry, remote_report) =
-        if super::plan::needs_placement(&pipeline, &args.remote) {
-            let placed = match super::plan::place(&pipeline, &args.remote) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(EXIT_INVALID);
+    let sources = super::plan::sources(&args.remote);
+    let runnable =
+        match remotemedia_runtime::prepare(pipeline, registry, &sources, &mut |w| crate::warn(w)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                if let Some(hint) = e.hint() {
+                    eprintln!("{hint}");
                 }
-            };
-            let placement = match placed.placement {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    if placed.executors.is_empty() {
-                        eprintln!("{}", super::plan::NO_EXECUTORS_HINT);
-                    }
-                    return Ok(EXIT_RUN_FAILED);
-                }
-            };
-            for w in placement.warnings() {
-                crate::warn(w);
+                return Ok(match e {
+                    PrepareError::Config(_) => EXIT_INVALID,
+                    _ => EXIT_RUN_FAILED,
+                });
             }
-            let options = StageOptions {
-                local_registry: super::registry(),
-                ..StageOptions::default()
-            };
-            let distributed =
-                match distribute(&pipeline, &registry, &placement, &placed.endpoints, options) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(EXIT_RUN_FAILED);
-                    }
-                };
-            (
-                distributed.pipeline,
-                distributed.registry,
-                Some(distributed.report),
-            )
-        } else {
-            (pipeline, registry, None)
         };
+    let (pipeline, registry, remote_report) =
+        (runnable.pipeline, runnable.registry, runnable.remote);
 
     if output_kind != OutputKind::Jsonl {
         let sinks = sink_ids(&pipeline);

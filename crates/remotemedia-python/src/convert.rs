@@ -1,7 +1,8 @@
 //! Conversion between Python values and pipeline [`Data`].
 //!
-//! This module only needs an attached interpreter; it does not depend on the
-//! `_remotemedia` extension module, so other crates that embed or call Python can reuse it.
+//! It only needs an attached interpreter, whoever started it: the embedded-CPython host
+//! uses it for node calls, and the SDK's extension module (`remotemedia-py`) for what a
+//! Python program hands the runtime and gets back.
 //!
 //! | Python | [`Data`] |
 //! |---|---|
