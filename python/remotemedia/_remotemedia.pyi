@@ -1,6 +1,6 @@
 """Type stubs for the compiled extension ``remotemedia._remotemedia``."""
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 __version__: str
 #: Node type under which Python nodes appear in execution manifests.
@@ -35,6 +35,43 @@ def run_manifest(
     ``initialize()``, ``process(item) -> list``, ``flush() -> list``, ``cleanup()`` and
     ``describe_error(exc) -> (kind, message, traceback)``.
     """
+
+class StreamSession:
+    """A streaming session in the Rust core (from :func:`start_stream`)."""
+
+    warnings: List[str]
+
+    def send(self, items: List[Any]) -> Optional[Union[Dict[str, Any], bool]]:
+        """Sends items, waiting (GIL released) while the pipeline is full: ``None`` when
+        sent, an input error dict for an item that cannot become pipeline data,
+        ``False`` once the session takes no more input."""
+
+    def close_input(self) -> None:
+        """Ends the input stream."""
+
+    def recv(self) -> Optional[List[Any]]:
+        """The next outputs, waiting (GIL released); ``None`` at the end."""
+
+    def cancel(self) -> None:
+        """Stops the session (later node calls fail as cancelled)."""
+
+    def finish(self) -> Dict[str, Any]:
+        """Waits for the end; the run report (outputs not yet received, error)."""
+
+def start_stream(
+    manifest: str,
+    python_nodes: Optional[Mapping[str, Any]] = None,
+    batch_size: Optional[int] = None,
+    *,
+    executors: Optional[List[str]] = None,
+    policy: Optional[str] = None,
+    config: Optional[str] = None,
+    token_file: Optional[str] = None,
+    executor_ca: Optional[str] = None,
+    dns_server: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Loads, places and starts a streaming session: ``{"session": StreamSession}``, or
+    a run report whose ``error`` says why it cannot start."""
 
 def validate_manifest(manifest: str) -> List[Dict[str, str]]:
     """Every problem in a manifest as ``{"path", "message"}`` dicts (empty: valid)."""

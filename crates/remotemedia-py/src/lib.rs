@@ -8,6 +8,7 @@
 
 pub mod callback;
 pub mod run;
+pub mod stream;
 
 /// Python ⇄ pipeline data conversions, shared with the embedded-CPython node host.
 pub use remotemedia_python::convert;
@@ -18,6 +19,20 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_core::executor::RunOptions;
 use remotemedia_runtime::ExecutorSources;
+
+/// `PythonCallback` handles → host objects, from the dict the SDK passes.
+fn hosts_of(
+    python_nodes: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Option<HashMap<String, Py<PyAny>>>> {
+    let Some(d) = python_nodes else {
+        return Ok(None);
+    };
+    let mut map = HashMap::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        map.insert(k.extract::<String>()?, v.unbind());
+    }
+    Ok(Some(map))
+}
 
 /// Runs a manifest (JSON or YAML text) over `inputs` in the Rust core, placed like the
 /// CLI places it.
@@ -49,16 +64,7 @@ fn py_run_manifest<'py>(
     executor_ca: Option<std::path::PathBuf>,
     dns_server: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let hosts = match python_nodes {
-        Some(d) => {
-            let mut map = HashMap::with_capacity(d.len());
-            for (k, v) in d.iter() {
-                map.insert(k.extract::<String>()?, v.unbind());
-            }
-            Some(map)
-        }
-        None => None,
-    };
+    let hosts = hosts_of(python_nodes)?;
     let mut options = RunOptions::default();
     if let Some(b) = batch_size {
         options.batch_size = b.max(1);
@@ -72,6 +78,45 @@ fn py_run_manifest<'py>(
         token_file,
     };
     run::run_manifest(py, manifest, inputs, hosts, &options, &sources)
+}
+
+/// Starts a streaming session of a manifest (see [`stream::start_stream`]): returns
+/// `{"session": StreamSession}`, or a run report whose `error` says why it cannot start.
+#[pyfunction]
+#[pyo3(
+    name = "start_stream",
+    signature = (
+        manifest, python_nodes=None, batch_size=None, *, executors=None,
+        policy=None, config=None, token_file=None, executor_ca=None, dns_server=None
+    )
+)]
+#[allow(clippy::too_many_arguments)]
+fn py_start_stream<'py>(
+    py: Python<'py>,
+    manifest: &str,
+    python_nodes: Option<&Bound<'py, PyDict>>,
+    batch_size: Option<usize>,
+    executors: Option<Vec<String>>,
+    policy: Option<String>,
+    config: Option<std::path::PathBuf>,
+    token_file: Option<std::path::PathBuf>,
+    executor_ca: Option<std::path::PathBuf>,
+    dns_server: Option<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let hosts = hosts_of(python_nodes)?;
+    let mut options = RunOptions::default();
+    if let Some(b) = batch_size {
+        options.batch_size = b.max(1);
+    }
+    let sources = ExecutorSources {
+        executors: executors.unwrap_or_default(),
+        executor_ca,
+        dns_server,
+        policy,
+        config,
+        token_file,
+    };
+    stream::start_stream(py, manifest, hosts, options, &sources)
 }
 
 /// Validates a manifest against the CLI's node types; returns a list of
@@ -109,7 +154,9 @@ fn remotemedia_ext(m: &Bound<'_, PyModule>) -> PyResult<()> {
     remotemedia_python::process::set_embedding_python(&executable);
     m.add("PYTHON_CALLBACK_TYPE", callback::PYTHON_CALLBACK_TYPE)?;
     m.add_class::<convert::DataBuffer>()?;
+    m.add_class::<stream::StreamSession>()?;
     m.add_function(wrap_pyfunction!(py_run_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(py_start_stream, m)?)?;
     m.add_function(wrap_pyfunction!(py_validate_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(node_types, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip, m)?)?;

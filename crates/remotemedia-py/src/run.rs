@@ -8,9 +8,9 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_core::executor::{run_pipeline, RunFailure, RunOptions, RunResult};
-use remotemedia_core::manifest::{self, Format, ManifestErrors};
+use remotemedia_core::manifest::{self, Format, ManifestErrors, Pipeline};
 use remotemedia_core::{Data, PipelineNodeError, Registry, RunError};
-use remotemedia_runtime::{prepare, ExecutorSources, PrepareError};
+use remotemedia_runtime::{prepare, ExecutorSources, PrepareError, Runnable};
 
 use crate::callback::{ErrorStash, PyCallbackFactory};
 use crate::convert::{data_to_py, py_to_data};
@@ -66,7 +66,7 @@ fn outputs_list<'py>(py: Python<'py>, result: &RunResult) -> PyResult<Bound<'py,
     Ok(list)
 }
 
-fn report<'py>(
+pub(crate) fn report<'py>(
     py: Python<'py>,
     result: &RunResult,
     stash: &ErrorStash,
@@ -96,7 +96,7 @@ fn report<'py>(
     Ok(d)
 }
 
-fn failure_report<'py>(
+pub(crate) fn failure_report<'py>(
     py: Python<'py>,
     failure: &RunFailure,
     stash: &ErrorStash,
@@ -128,7 +128,7 @@ fn failure_report<'py>(
     Ok(d)
 }
 
-fn error_only<'py>(
+pub(crate) fn error_only<'py>(
     py: Python<'py>,
     error: Bound<'py, PyDict>,
     warnings: &[String],
@@ -179,62 +179,117 @@ pub fn run_manifest<'py>(
     sources: &ExecutorSources,
 ) -> PyResult<Bound<'py, PyDict>> {
     let stash = ErrorStash::new();
-    let registry = registry_with_hosts(hosts, &stash);
-    let format = Format::detect(None, manifest_text);
-    let pipeline = match manifest::load_str(manifest_text, format, &registry) {
-        Ok(p) => p,
-        Err(errors) => {
-            let e = PyDict::new(py);
-            e.set_item("type", "manifest")?;
-            e.set_item("errors", manifest_errors(py, &errors)?)?;
-            return error_only(py, e, &[]);
-        }
+    let (pipeline, registry) = match load(py, manifest_text, hosts, &stash)? {
+        Ok(loaded) => loaded,
+        Err(report) => return Ok(report),
     };
-
+    let root = Root::of(&pipeline);
     let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
     for (index, value) in inputs.try_iter()?.enumerate() {
         let value = value?;
         match py_to_data(&value) {
             Ok(d) => items.push(d),
-            Err(err) => {
-                let root = pipeline.graph.roots().next().unwrap_or(0);
-                let spec = pipeline.nodes.get(root);
-                let e = PyDict::new(py);
-                e.set_item("type", "input")?;
-                e.set_item("index", index)?;
-                e.set_item("node_id", spec.map(|s| s.id.as_str()))?;
-                e.set_item("node_type", spec.map(|s| s.node_type.as_str()))?;
-                e.set_item("kind", "invalid_input")?;
-                e.set_item(
-                    "message",
-                    format!("input item {index} cannot enter the pipeline: {err}"),
-                )?;
-                e.set_item("cause", err.to_pyerr().into_value(py))?;
-                return error_only(py, e, &[]);
-            }
+            Err(err) => return error_only(py, root.input_error(py, index, err)?, &[]),
         }
     }
-
     let mut warnings = Vec::new();
-    let prepared = py.detach(|| prepare(pipeline, registry, sources, &mut |w| warnings.push(w)));
-    let runnable = match prepared {
+    let runnable = match place(py, pipeline, registry, sources, &mut warnings)? {
         Ok(r) => r,
-        Err(e) => return error_only(py, prepare_error(py, &e)?, &warnings),
+        Err(report) => return Ok(report),
     };
     let outcome = py.detach(|| {
         run_pipeline(&runnable.pipeline, &runnable.registry, items, options).map_err(Box::new)
     });
-    // What happened on executors, told as the CLI tells it: failovers, fallbacks, items
-    // skipped and cleanups that failed there.
+    remote_warnings(&runnable, &mut warnings);
+    match outcome {
+        Ok(result) => report(py, &result, &stash, &warnings),
+        Err(failure) => failure_report(py, &failure, &stash, &warnings),
+    }
+}
+
+/// Validates `manifest_text` against the CLI's node types plus `PythonCallback` over
+/// `hosts`; `Err` is the report of a manifest that is not valid.
+pub(crate) fn load<'py>(
+    py: Python<'py>,
+    manifest_text: &str,
+    hosts: Option<HashMap<String, Py<PyAny>>>,
+    stash: &ErrorStash,
+) -> PyResult<Result<(Pipeline, Registry), Bound<'py, PyDict>>> {
+    let registry = registry_with_hosts(hosts, stash);
+    let format = Format::detect(None, manifest_text);
+    match manifest::load_str(manifest_text, format, &registry) {
+        Ok(p) => Ok(Ok((p, registry))),
+        Err(errors) => {
+            let e = PyDict::new(py);
+            e.set_item("type", "manifest")?;
+            e.set_item("errors", manifest_errors(py, &errors)?)?;
+            Ok(Err(error_only(py, e, &[])?))
+        }
+    }
+}
+
+/// Places `pipeline` like the CLI does, the GIL released while executors are asked;
+/// `Err` is the report of a pipeline that cannot be placed. Warnings go to `warnings`.
+pub(crate) fn place<'py>(
+    py: Python<'py>,
+    pipeline: Pipeline,
+    registry: Registry,
+    sources: &ExecutorSources,
+    warnings: &mut Vec<String>,
+) -> PyResult<Result<Runnable, Bound<'py, PyDict>>> {
+    match py.detach(|| prepare(pipeline, registry, sources, &mut |w| warnings.push(w))) {
+        Ok(r) => Ok(Ok(r)),
+        Err(e) => Ok(Err(error_only(py, prepare_error(py, &e)?, warnings)?)),
+    }
+}
+
+/// What happened on executors, told as the CLI tells it: failovers, fallbacks, items
+/// skipped and cleanups that failed there.
+pub(crate) fn remote_warnings(runnable: &Runnable, warnings: &mut Vec<String>) {
     if let Some(remote) = &runnable.remote {
         let r = remote.snapshot();
         warnings.extend(r.events.iter().map(|e| e.to_string()));
         warnings.extend(r.skipped.iter().map(|e| format!("skipped item: {e}")));
         warnings.extend(r.cleanup_errors.iter().map(|e| e.to_string()));
     }
-    match outcome {
-        Ok(result) => report(py, &result, &stash, &warnings),
-        Err(failure) => failure_report(py, &failure, &stash, &warnings),
+}
+
+/// The node an input item enters first, named in the error of an item that cannot
+/// become pipeline data.
+pub(crate) struct Root {
+    node_id: Option<String>,
+    node_type: Option<String>,
+}
+
+impl Root {
+    pub(crate) fn of(pipeline: &Pipeline) -> Root {
+        let root = pipeline.graph.roots().next().unwrap_or(0);
+        let spec = pipeline.nodes.get(root);
+        Root {
+            node_id: spec.map(|s| s.id.clone()),
+            node_type: spec.map(|s| s.node_type.clone()),
+        }
+    }
+
+    /// The error dict of input item `index`, which could not be converted.
+    pub(crate) fn input_error<'py>(
+        &self,
+        py: Python<'py>,
+        index: usize,
+        err: crate::convert::ConvertError,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let e = PyDict::new(py);
+        e.set_item("type", "input")?;
+        e.set_item("index", index)?;
+        e.set_item("node_id", self.node_id.as_deref())?;
+        e.set_item("node_type", self.node_type.as_deref())?;
+        e.set_item("kind", "invalid_input")?;
+        e.set_item(
+            "message",
+            format!("input item {index} cannot enter the pipeline: {err}"),
+        )?;
+        e.set_item("cause", err.to_pyerr().into_value(py))?;
+        Ok(e)
     }
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
@@ -36,6 +37,8 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Runs of native nodes over at most this many items run on the event loop thread:
 # they finish faster than a hand-off to a worker thread (see `Pipeline._run_rust`).
 _INLINE_MAX_ITEMS = 1024
+#: Items of a plain iterable sent to a streaming session at once.
+_STREAM_BATCH = 256
 
 Stream = Union[AsyncIterable[Any], Iterable[Any]]
 
@@ -50,6 +53,16 @@ def _preview(item: Any) -> str:
     return text
 
 
+def _checked_iterable(stream: Any) -> Iterable[Any]:
+    try:
+        iter(stream)
+    except TypeError as e:
+        raise PipelineError(
+            f"process() needs an iterable or async iterable of items, got {type(stream).__name__}"
+        ) from e
+    return stream
+
+
 async def _aiter(stream: Optional[Stream]) -> AsyncIterator[Any]:
     if stream is None:
         return
@@ -57,13 +70,7 @@ async def _aiter(stream: Optional[Stream]) -> AsyncIterator[Any]:
         async for item in stream:
             yield item
     else:
-        try:
-            it = iter(stream)
-        except TypeError as e:
-            raise PipelineError(
-                f"process() needs an iterable or async iterable of items, got {type(stream).__name__}"
-            ) from e
-        for item in it:
+        for item in _checked_iterable(stream):
             yield item
 
 
@@ -99,7 +106,8 @@ class Pipeline:
     your own nodes run as Python called back from Rust. ``use_rust=False`` runs the same
     pipeline with the pure-Python executor, with the same results.
 
-    For streaming in Python, initialize the pipeline and iterate :meth:`process`::
+    For streaming, initialize the pipeline and iterate :meth:`process` (in the Rust
+    core by default, with backpressure; ``use_rust=False`` for the Python executor)::
 
         async with pipeline.managed_execution():
             async for out in pipeline.process(items):
@@ -221,18 +229,130 @@ class Pipeline:
 
     # ------------------------------------------------------------------ Python executor
 
-    async def process(self, stream: Optional[Stream] = None) -> AsyncIterator[Any]:
-        """Streams items through the nodes in Python, yielding the pipeline's outputs.
+    async def process(
+        self,
+        stream: Optional[Stream] = None,
+        use_rust: bool = True,
+        *,
+        executors: Optional[Sequence[str]] = None,
+        policy: Optional[str] = None,
+        config: Optional[str] = None,
+        token_file: Optional[str] = None,
+        executor_ca: Optional[str] = None,
+        dns_server: Optional[str] = None,
+    ) -> AsyncIterator[Any]:
+        """Streams items through the pipeline, yielding its outputs as they come.
 
         ``stream`` is an async or plain iterable of items (None: no items). At the end
         of the stream each node's ``flush`` output passes through the nodes after it.
-        The pipeline must be initialized. A failing node raises :class:`NodeError`.
+        The pipeline must be initialized. A failing node raises :class:`NodeError`,
+        after the outputs produced before it.
+
+        ``use_rust=True`` (the default) runs a streaming session in the Rust core,
+        placed like :meth:`run` (``executors``, ``policy``, … as there): items enter as
+        ``stream`` yields them and outputs come out as soon as they are produced. The
+        core's queues are bounded, so a producer faster than the pipeline waits for it
+        (memory stays bounded); the event loop is never blocked (sends and receives
+        wait on worker threads), and coroutine nodes run on it. Leaving the loop early
+        stops the session. ``use_rust=False`` runs the pure-Python executor, one item
+        through every node at a time.
         """
         if not self._is_initialized:
             raise PipelineError(
                 "the pipeline must be initialized before processing; use "
                 "`async with pipeline.managed_execution():` or `await pipeline.initialize()`"
             )
+        from .. import runtime
+
+        placement = runtime.placement_options(
+            executors, policy, config, token_file, executor_ca, dns_server
+        )
+        if use_rust:
+            async for out in self._process_rust(stream, placement):
+                yield out
+        else:
+            self._refuse_placement_in_python(placement)
+            async for out in self._process_python(stream):
+                yield out
+
+    def _refuse_placement_in_python(self, placement: Mapping[str, Any]) -> None:
+        hosted = [f"`{n.name}_{i}` (host {n.host})" for i, n in enumerate(self.nodes) if n.host]
+        if hosted or placement:
+            what = "nodes " + ", ".join(hosted) if hosted else "executors were given"
+            raise PipelineError(
+                f"use_rust=False runs every node in this process, but {what}: "
+                "run with use_rust=True to place nodes on executors"
+            )
+
+    async def _process_rust(self, stream: Optional[Stream], placement: Mapping[str, Any]) -> AsyncIterator[Any]:
+        from .. import runtime
+
+        ext = runtime.extension()
+        loop = asyncio.get_running_loop()
+        manifest, hosts, names = self._execution_manifest(loop, False, ext.PYTHON_CALLBACK_TYPE)
+        try:
+            text = json.dumps(manifest, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
+        started = await asyncio.to_thread(lambda: ext.start_stream(text, hosts, None, **placement))
+        session = started.get("session")
+        if session is None:
+            runtime.outputs_or_raise(started, text, names)
+            raise PipelineError(f"pipeline `{self.name}`: the streaming session did not start")
+        for w in session.warnings:
+            logger.warning("%s", w)
+
+        async def feed() -> Optional[Mapping[str, Any]]:
+            """Sends the stream's items; the error of an item that cannot be sent."""
+            try:
+                if stream is not None and not hasattr(stream, "__aiter__"):
+                    # A plain iterable: in batches, a thread hop for many items.
+                    it = iter(_checked_iterable(stream))
+                    while True:
+                        batch = list(itertools.islice(it, _STREAM_BATCH))
+                        if not batch:
+                            return None
+                        sent = await asyncio.to_thread(session.send, batch)
+                        if sent is not None:
+                            return sent or None
+                async for item in _aiter(stream):
+                    sent = await asyncio.to_thread(session.send, [item])
+                    if sent is not None:
+                        return sent or None
+                return None
+            finally:
+                session.close_input()
+
+        feeder = asyncio.create_task(feed())
+        finished = False
+        try:
+            while True:
+                batch = await asyncio.to_thread(session.recv)
+                if batch is None:
+                    break
+                for out in batch:
+                    yield out
+            input_error = await feeder
+            report = await asyncio.to_thread(session.finish)
+            finished = True
+            for out in report.get("outputs") or ():
+                yield out
+            if input_error is not None:
+                runtime.raise_failure(input_error, text, names)
+            runtime.outputs_or_raise({**report, "outputs": []}, text, names)
+        finally:
+            if not finished:
+                # Left early (the consumer stopped, or the producer raised): stop the
+                # session and wait for its nodes to clean up.
+                session.cancel()
+                feeder.cancel()
+                try:
+                    await feeder
+                except (asyncio.CancelledError, Exception):
+                    pass
+                await asyncio.to_thread(session.finish)
+
+    async def _process_python(self, stream: Optional[Stream]) -> AsyncIterator[Any]:
         stages = [_Stage(node, i) for i, node in enumerate(self.nodes)]
         async for item in _aiter(stream):
             for out in await self._push(stages, 0, [item]):
@@ -267,7 +387,7 @@ class Pipeline:
         if owns:
             await self.initialize()
         try:
-            return [out async for out in self.process(items)]
+            return [out async for out in self._process_python(items)]
         finally:
             if owns:
                 await self.cleanup()
@@ -372,13 +492,7 @@ class Pipeline:
             executors, policy, config, token_file, executor_ca, dns_server
         )
         if not use_rust:
-            hosted = [f"`{n.name}_{i}` (host {n.host})" for i, n in enumerate(self.nodes) if n.host]
-            if hosted or placement:
-                what = "nodes " + ", ".join(hosted) if hosted else "executors were given"
-                raise PipelineError(
-                    f"use_rust=False runs every node in this process, but {what}: "
-                    "run with use_rust=True to place nodes on executors"
-                )
+            self._refuse_placement_in_python(placement)
         many = isinstance(input_data, list)
         if many:
             items = list(input_data)
