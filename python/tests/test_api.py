@@ -250,8 +250,11 @@ def test_serialize_manifest():
     assert doc["metadata"]["description"] == "a demo"
     assert doc["metadata"]["created_at"].endswith("Z")
     assert [n["id"] for n in doc["nodes"]] == ["PassThroughNode_0", "calc_1", "Double_2"]
-    assert [n["node_type"] for n in doc["nodes"]] == ["PassThroughNode", "CalculatorNode", "Double"]
+    # Built-in nodes as their native types; a class of ours as a PythonNode importing it.
+    assert [n["node_type"] for n in doc["nodes"]] == ["PassThroughNode", "CalculatorNode", "PythonNode"]
     assert doc["nodes"][1]["params"] == {"operation": "add", "operand": 1}
+    double = doc["nodes"][2]["params"]
+    assert (double["module"], double["class"], double["init"]) == ("test_api", "Double", {"factor": 2})
     assert doc["connections"] == [
         {"from": "PassThroughNode_0", "to": "calc_1"},
         {"from": "calc_1", "to": "Double_2"},

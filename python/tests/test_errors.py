@@ -194,15 +194,18 @@ def test_unknown_node_type_in_manifest():
         assert info.value.errors[0]["path"] == "nodes[1].node_type"
 
 
-def test_serialized_custom_node_is_unknown_to_the_core():
+def test_a_class_the_runtime_cannot_import_is_not_serialized():
     class Custom(Node):
         def process(self, data):
             return data
 
-    text = Pipeline([PassThroughNode(), Custom()]).serialize()
     with pytest.raises(ConfigurationError) as info:
-        runtime.validate_manifest(text)
+        Pipeline([PassThroughNode(), Custom()]).serialize()
     assert info.value.errors[0]["node_id"] == "Custom_1"
+    assert str(info.value) == (
+        "node `Custom_1` (Custom) cannot be written as a PythonNode: its class is defined "
+        "inside a function, so the runtime cannot import it; define it at the top level of a module"
+    )
 
 
 def test_bad_capabilities_are_a_configuration_error():

@@ -511,10 +511,13 @@ class Pipeline:
         return outputs[0] if len(outputs) == 1 else outputs
 
     def serialize(self, include_capabilities: bool = True, description: Optional[str] = None) -> str:
-        """The pipeline as manifest v1 JSON.
+        """The pipeline as manifest v1 JSON, which ``remotemedia run`` runs as it is.
 
         Node ids are ``f"{node.name}_{index}"``; connections link the nodes in order;
-        each node entry comes from :meth:`Node.to_manifest`.
+        each node entry comes from :meth:`Node.serialized`: the SDK's built-in nodes as
+        their native node types, your own classes as ``PythonNode`` references to them
+        (a class defined in ``__main__`` or inside a function cannot be referenced and
+        raises :class:`ConfigurationError`).
         """
         metadata: Dict[str, Any] = {
             "name": self.name,
@@ -524,8 +527,15 @@ class Pipeline:
             metadata["description"] = description
         nodes = []
         for i, node in enumerate(self.nodes):
-            entry = node.to_manifest(include_capabilities)
-            entry["id"] = f"{node.name}_{i}"
+            node_id = f"{node.name}_{i}"
+            try:
+                entry = node.serialized(include_capabilities)
+            except ConfigurationError as e:
+                message = e.message.replace(f"node `{node.name}`", f"node `{node_id}`", 1)
+                raise ConfigurationError(
+                    message, errors=[{"path": f"nodes[{i}]", "message": message, "node_id": node_id}]
+                ) from e
+            entry["id"] = node_id
             try:
                 json.dumps(entry, allow_nan=False)
             except (TypeError, ValueError) as e:
