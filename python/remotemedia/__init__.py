@@ -7,6 +7,7 @@ called back from Rust. ``use_rust=False`` runs everything in Python instead.
 
 from .core.exceptions import (
     ConfigurationError,
+    InvalidInputError,
     NodeError,
     PipelineError,
     RemoteMediaError,
@@ -40,6 +41,7 @@ __all__ = [
     "BufferNode",
     "CalculatorNode",
     "ConfigurationError",
+    "InvalidInputError",
     "DataSinkNode",
     "DataSourceNode",
     "Node",

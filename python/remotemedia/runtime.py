@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, NoReturn, Optional, Seque
 
 from .core.exceptions import (
     ConfigurationError,
+    InvalidInputError,
     NodeError,
     PipelineError,
     PlacementError,
@@ -232,7 +233,12 @@ def raise_failure(
     if kind == "manifest":
         public = {k: v[0] for k, v in nodes.items()} if nodes else None
         raise _configuration_error(list(error.get("errors") or ()), manifest_text, public)
-    if kind in ("node", "input"):
+    if kind == "input":
+        cause = error.get("cause")
+        raise InvalidInputError(str(error.get("message", "")), index=error.get("index")) from (
+            cause if isinstance(cause, BaseException) else None
+        )
+    if kind == "node":
         exc = _node_error(error, nodes)
         cause = error.get("cause")
         if isinstance(cause, BaseException):

@@ -10,7 +10,7 @@ import traceback
 import pytest
 from _util import Recorder, run
 from remotemedia import CalculatorNode, Node, PassThroughNode, Pipeline, runtime
-from remotemedia.core.exceptions import ConfigurationError, NodeError
+from remotemedia.core.exceptions import ConfigurationError, InvalidInputError, NodeError
 
 
 class Boom(Recorder):
@@ -125,16 +125,63 @@ def test_cleanup_errors_are_logged_not_raised(use_rust, caplog):
     assert "disk" in caplog.text
 
 
-def test_unserializable_input_names_the_first_node():
+def test_unserializable_input_blames_no_node():
     rec = Recorder(name="first")
     p = Pipeline([rec, PassThroughNode()])
-    with pytest.raises(NodeError) as info:
+    with pytest.raises(InvalidInputError) as info:
         run(p.run([1, object()]))
     e = info.value
-    assert (e.node_id, e.node_type, e.kind) == ("first_0", "Recorder", "invalid_input")
+    assert isinstance(e, NodeError)  # code catching NodeError still catches it
+    assert (e.node_id, e.kind, e.index) == (None, "invalid_input", 1)
     assert "input item 1" in e.message and "object" in e.message
     assert isinstance(e.__cause__, TypeError)
     assert rec.events == []  # nothing started, so there is nothing to clean up
+
+
+EDGE_VALUES = [
+    (2**70, OverflowError, "integer 1180591620717411303424 does not fit a signed 64-bit int"),
+    ([1, {"k": [0, -(2**64)]}], OverflowError,
+     'integer -18446744073709551616 does not fit a signed 64-bit int (at $[1]["k"][1])'),
+    ({1: "a"}, TypeError, "dict key 1 of type int is not a str; pipeline maps need str keys"),
+    ({"a": {(1, 2): 0}}, TypeError,
+     'dict key (1, 2) of type tuple is not a str; pipeline maps need str keys (at $["a"])'),
+    ({1, 2}, TypeError, "cannot convert {1, 2} of type set to pipeline data; supported: None, "
+     "bool, int, float, str, bytes, list, tuple, dict with str keys, numpy arrays"),
+    ((frozenset([3]),), TypeError, "cannot convert frozenset({3}) of type frozenset to pipeline "
+     "data; supported: None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
+     "numpy arrays (at $[0])"),
+]
+
+
+@pytest.mark.parametrize("value,cause,message", EDGE_VALUES)
+@pytest.mark.parametrize("python_node", [False, True])
+def test_both_executors_refuse_the_edges_of_the_data_model_alike(value, cause, message, python_node):
+    class Keep(Node):
+        def process(self, data):
+            return data
+
+    outcomes = []
+    for use_rust in (True, False):
+        p = Pipeline([Keep() if python_node else PassThroughNode()])
+        with pytest.raises(InvalidInputError) as info:
+            run(p.run([0, value], use_rust=use_rust))
+        outcomes.append((str(info.value), info.value.node_id, type(info.value.__cause__)))
+    assert outcomes[0] == outcomes[1] == (
+        f"input item 1 cannot enter the pipeline: {message}", None, cause
+    )
+
+
+@pytest.mark.parametrize("value,cause,message", EDGE_VALUES[:3])
+def test_streams_refuse_the_edges_alike(value, cause, message):
+    async def stream(use_rust):
+        p = Pipeline([PassThroughNode()])
+        async with p.managed_execution():
+            with pytest.raises(InvalidInputError) as info:
+                async for _ in p.process([0, value], use_rust=use_rust):
+                    pass
+        return str(info.value)
+
+    assert run(stream(True)) == run(stream(False)) == f"input item 1 cannot enter the pipeline: {message}"
 
 
 def test_int_too_big_is_an_error_not_truncated():

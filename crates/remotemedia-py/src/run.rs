@@ -183,13 +183,12 @@ pub fn run_manifest<'py>(
         Ok(loaded) => loaded,
         Err(report) => return Ok(report),
     };
-    let root = Root::of(&pipeline);
     let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
     for (index, value) in inputs.try_iter()?.enumerate() {
         let value = value?;
         match py_to_data(&value) {
             Ok(d) => items.push(d),
-            Err(err) => return error_only(py, root.input_error(py, index, err)?, &[]),
+            Err(err) => return error_only(py, input_error(py, index, err)?, &[]),
         }
     }
     let mut warnings = Vec::new();
@@ -254,43 +253,23 @@ pub(crate) fn remote_warnings(runnable: &Runnable, warnings: &mut Vec<String>) {
     }
 }
 
-/// The node an input item enters first, named in the error of an item that cannot
-/// become pipeline data.
-pub(crate) struct Root {
-    node_id: Option<String>,
-    node_type: Option<String>,
-}
-
-impl Root {
-    pub(crate) fn of(pipeline: &Pipeline) -> Root {
-        let root = pipeline.graph.roots().next().unwrap_or(0);
-        let spec = pipeline.nodes.get(root);
-        Root {
-            node_id: spec.map(|s| s.id.clone()),
-            node_type: spec.map(|s| s.node_type.clone()),
-        }
-    }
-
-    /// The error dict of input item `index`, which could not be converted.
-    pub(crate) fn input_error<'py>(
-        &self,
-        py: Python<'py>,
-        index: usize,
-        err: crate::convert::ConvertError,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let e = PyDict::new(py);
-        e.set_item("type", "input")?;
-        e.set_item("index", index)?;
-        e.set_item("node_id", self.node_id.as_deref())?;
-        e.set_item("node_type", self.node_type.as_deref())?;
-        e.set_item("kind", "invalid_input")?;
-        e.set_item(
-            "message",
-            format!("input item {index} cannot enter the pipeline: {err}"),
-        )?;
-        e.set_item("cause", err.to_pyerr().into_value(py))?;
-        Ok(e)
-    }
+/// The error dict of input item `index`, which cannot become pipeline data: no node
+/// is to blame (none has seen it), the value's type and path are in the message.
+pub(crate) fn input_error<'py>(
+    py: Python<'py>,
+    index: usize,
+    err: crate::convert::ConvertError,
+) -> PyResult<Bound<'py, PyDict>> {
+    let e = PyDict::new(py);
+    e.set_item("type", "input")?;
+    e.set_item("index", index)?;
+    e.set_item("kind", "invalid_input")?;
+    e.set_item(
+        "message",
+        format!("input item {index} cannot enter the pipeline: {err}"),
+    )?;
+    e.set_item("cause", err.to_pyerr().into_value(py))?;
+    Ok(e)
 }
 
 /// Validates `manifest` against the CLI's node types; returns every problem found.

@@ -22,7 +22,7 @@ use remotemedia_runtime::{ExecutorSources, Runnable};
 
 use crate::callback::ErrorStash;
 use crate::convert::{data_to_py, py_to_data};
-use crate::run::{self, Root};
+use crate::run;
 
 /// A running streaming session (see the module docs).
 #[pyclass(name = "StreamSession", module = "remotemedia._remotemedia")]
@@ -33,7 +33,6 @@ pub struct StreamSession {
     stash: ErrorStash,
     runnable: Runnable,
     warnings: Vec<String>,
-    root: Root,
     /// Items sent so far: the index an item that cannot be converted is named by.
     sent: Mutex<usize>,
 }
@@ -56,7 +55,6 @@ pub fn start_stream<'py>(
         Ok(loaded) => loaded,
         Err(report) => return Ok(report),
     };
-    let root = Root::of(&pipeline);
     let mut warnings = Vec::new();
     let runnable = match run::place(py, pipeline, registry, sources, &mut warnings)? {
         Ok(r) => r,
@@ -90,7 +88,6 @@ pub fn start_stream<'py>(
         stash,
         runnable,
         warnings,
-        root,
         sent: Mutex::new(0),
     };
     d.set_item("session", Py::new(py, session)?)?;
@@ -110,11 +107,7 @@ impl StreamSession {
             match py_to_data(&value) {
                 Ok(d) => batch.push(d),
                 Err(err) => {
-                    return Ok(self
-                        .root
-                        .input_error(py, first + k, err)?
-                        .into_any()
-                        .unbind());
+                    return Ok(run::input_error(py, first + k, err)?.into_any().unbind());
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 from .exceptions import (
     ConfigurationError,
+    InvalidInputError,
     NodeError,
     PipelineError,
     RemoteMediaError,
@@ -13,6 +14,7 @@ from .pipeline import Pipeline
 
 __all__ = [
     "ConfigurationError",
+    "InvalidInputError",
     "Node",
     "NodeError",
     "Pipeline",

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 __all__ = [
     "ERROR_KINDS",
     "ConfigurationError",
+    "InvalidInputError",
     "NodeError",
     "PipelineError",
     "PlacementError",
@@ -136,6 +137,26 @@ class NodeError(RemoteMediaError):
                 },
             ),
         )
+
+
+class InvalidInputError(NodeError, PipelineError):
+    """An input item cannot enter the pipeline (not pipeline data: an int beyond 64
+    bits, a dict with a non-``str`` key, a set, an object of another type).
+
+    Raised alike by both executors, before any node sees the item: ``node_id`` is None
+    (no node is to blame), ``kind`` is ``"invalid_input"``, ``index`` the item's
+    position in the input and the message names the value's type and where inside it
+    the problem is (``$["key"][2]``). The ``TypeError``/``OverflowError`` is its
+    ``__cause__``.
+    """
+
+    def __init__(self, message: str = "", *, index: Optional[int] = None, **kwargs: Any) -> None:
+        kwargs.setdefault("kind", "invalid_input")
+        super().__init__(message, **kwargs)
+        self.index = index
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (InvalidInputError, (self.message,), {"index": self.index, "kind": self.kind})
 
 
 def _rebuild_node_error(message: str, fields: Dict[str, Any]) -> NodeError:

@@ -24,8 +24,8 @@ from typing import (
     Union,
 )
 
-from .. import _host
-from .exceptions import ConfigurationError, NodeError, PipelineError
+from .. import _edges, _host
+from .exceptions import ConfigurationError, InvalidInputError, NodeError, PipelineError
 from .node import Node
 
 __all__ = ["Pipeline"]
@@ -51,6 +51,17 @@ def _preview(item: Any) -> str:
     if len(text) > _PREVIEW_CHARS:
         text = text[:_PREVIEW_CHARS] + "…"
     return text
+
+
+def _check_input(index: int, item: Any) -> None:
+    """Refuses an input item the Rust core would refuse, with its words (both executors
+    give the same outcome at the edges of the data model)."""
+    found = _edges.problem(item)
+    if found is not None:
+        exc, message = found
+        raise InvalidInputError(
+            f"input item {index} cannot enter the pipeline: {message}", index=index
+        ) from exc(message)
 
 
 def _checked_iterable(stream: Any) -> Iterable[Any]:
@@ -354,7 +365,10 @@ class Pipeline:
 
     async def _process_python(self, stream: Optional[Stream]) -> AsyncIterator[Any]:
         stages = [_Stage(node, i) for i, node in enumerate(self.nodes)]
+        index = 0
         async for item in _aiter(stream):
+            _check_input(index, item)
+            index += 1
             for out in await self._push(stages, 0, [item]):
                 yield out
         for i, stage in enumerate(stages):
@@ -383,6 +397,9 @@ class Pipeline:
         return items
 
     async def _run_python(self, items: List[Any]) -> List[Any]:
+        # Every item is checked before any node starts, as the Rust core does.
+        for index, item in enumerate(items):
+            _check_input(index, item)
         owns = not self._is_initialized
         if owns:
             await self.initialize()
