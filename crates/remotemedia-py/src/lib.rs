@@ -6,6 +6,10 @@
 //! (`python/remotemedia`) builds manifests and turns reports into results or exceptions.
 #![warn(missing_docs)]
 
+// The unit tests start an interpreter, so they link libpython as decided by build.rs.
+#[cfg(test)]
+include!(concat!(env!("OUT_DIR"), "/libpython.rs"));
+
 pub mod callback;
 pub mod convert;
 pub mod run;
