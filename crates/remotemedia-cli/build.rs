@@ -7,7 +7,13 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let unix = std::env::var("CARGO_CFG_UNIX").is_ok();
-    for key in ["LINK", "DYNAMIC_LIST", "LIBPYTHON_DIR"] {
+    for key in [
+        "LINK",
+        "DYNAMIC_LIST",
+        "LIBPYTHON_DIR",
+        "VERSION",
+        "BUILD_PYTHON",
+    ] {
         println!("cargo:rerun-if-env-changed=DEP_REMOTEMEDIA_PYTHON_{key}");
     }
     let dep = |key: &str| {
@@ -15,6 +21,17 @@ fn main() {
             .ok()
             .filter(|v| !v.is_empty())
     };
+    // For the tests (tests/libpython.rs): how the binary links libpython, and the
+    // interpreter it was built against.
+    for (key, env) in [
+        ("LINK", "REMOTEMEDIA_LIBPYTHON_LINK"),
+        ("VERSION", "REMOTEMEDIA_PYTHON_VERSION"),
+        ("BUILD_PYTHON", "REMOTEMEDIA_BUILD_PYTHON"),
+    ] {
+        if let Some(value) = dep(key) {
+            println!("cargo:rustc-env={env}={value}");
+        }
+    }
     if !unix {
         return;
     }

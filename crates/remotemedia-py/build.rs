@@ -5,7 +5,8 @@
 //! pyo3 leaves linking to this build script when `PYO3_BUILD_EXTENSION_MODULE` is set
 //! (the workspace's `.cargo/config.toml` sets it). Then:
 //!
-//! - **static** — the build Python ships `LIBPL/LIBRARY` (e.g. `libpython3.11.a`):
+//! - **static** — the build Python ships `LIBPL/LIBRARY` (e.g. `libpython3.11.a`,
+//!   or Debian's position-independent `libpython3.11-pic.a` next to it):
 //!   the whole archive is linked into each binary, whose Python C API symbols are
 //!   exported for the C extension modules (stdlib `lib-dynload`, numpy) it loads;
 //!   the binary needs no libpython at run time, only the standard library.
@@ -33,7 +34,8 @@ fn query(python: &str) -> Result<Sysconfig, String> {
     let script = "import sys, sysconfig\n\
                   v = lambda k: str(sysconfig.get_config_var(k) or '')\n\
                   print(v('LIBPL')); print(v('LIBRARY'))\n\
-                  print(v('LIBS') + ' ' + v('SYSLIBS')); print(sys.base_prefix)\n";
+                  print(v('LIBS') + ' ' + v('SYSLIBS') + ' ' + v('MODLIBS'))\n\
+                  print(sys.base_prefix)\n";
     let out = Command::new(python)
         .args(["-c", script])
         .output()
@@ -47,13 +49,18 @@ fn query(python: &str) -> Result<Sysconfig, String> {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines().map(str::to_owned);
     let mut next = || lines.next().unwrap_or_default();
-    let (libpl, library, libs, prefix) = (next(), next(), next(), next());
-    let libs = libs
+    let (libpl, library, link_flags, prefix) = (next(), next(), next(), next());
+    // The `-l` libraries of the interpreter and of its built-in modules (Debian's
+    // static library has zlib and expat compiled in), each once.
+    let mut libs: Vec<String> = Vec::new();
+    for lib in link_flags
         .split_whitespace()
         .filter_map(|t| t.strip_prefix("-l"))
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    {
+        if !lib.is_empty() && !libs.iter().any(|l| l == lib) {
+            libs.push(lib.to_owned());
+        }
+    }
     Ok(Sysconfig {
         libpl,
         library,
@@ -103,10 +110,14 @@ fn main() {
     if !matches!(request.as_str(), "" | "static" | "shared") {
         panic!("REMOTEMEDIA_LIBPYTHON={request:?}: expected `static`, `shared` or unset");
     }
+    // Debian's `libpythonX.Y.a` is not position-independent (binaries are PIE) and
+    // ships next to `libpythonX.Y-pic.a`, which is: that one first.
     let archive = sysconfig.as_ref().and_then(|s| {
         let name = static_name(&s.library)?;
-        let path = Path::new(&s.libpl).join(&s.library);
-        path.is_file().then(|| (name.to_owned(), s))
+        [format!("{name}-pic"), name.to_owned()]
+            .into_iter()
+            .find(|n| Path::new(&s.libpl).join(format!("lib{n}.a")).is_file())
+            .map(|n| (n, s))
     });
     match (archive, request.as_str()) {
         (Some((name, s)), "" | "static") => {

@@ -9,7 +9,7 @@
 //!
 //! Link arguments apply to this crate's own tests and benches; dependents' build
 //! scripts read `DEP_REMOTEMEDIA_PYTHON_LINK`, `_DYNAMIC_LIST` and `_LIBPYTHON_DIR`
-//! (the run path) for theirs. The build interpreter's path becomes the default for
+//! (the run path) for theirs, `_VERSION` and `_BUILD_PYTHON` for their tests. The build interpreter's path becomes the default for
 //! worker processes (`REMOTEMEDIA_BUILD_PYTHON`), its prefix the first place the
 //! embedded interpreter looks for its standard library (`REMOTEMEDIA_BUILD_PYTHON_PREFIX`),
 //! the mode what `remotemedia capabilities` reports (`REMOTEMEDIA_LIBPYTHON_LINK`).
@@ -30,7 +30,10 @@ fn cpython() {
     let config = pyo3_build_config::get();
     if let Some(exe) = config.executable() {
         println!("cargo:rustc-env=REMOTEMEDIA_BUILD_PYTHON={exe}");
+        println!("cargo:BUILD_PYTHON={exe}");
     }
+    let version = config.version();
+    println!("cargo:VERSION={}.{}", version.major, version.minor);
     let prefix = dep("PREFIX").unwrap_or_default();
     println!("cargo:rustc-env=REMOTEMEDIA_BUILD_PYTHON_PREFIX={prefix}");
     let link = dep("LINK").expect("remotemedia-py (feature `embed`) reports how to link libpython");
