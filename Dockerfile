@@ -5,15 +5,17 @@
 # --token-file, gRPC and sessions accept loopback clients only (the HTTP health
 # and metrics routes answer anyone). See docs/deploy-kubernetes.md.
 #
-# Python: the default build (feature `cpython`) links libpython dynamically through
-# pyo3 and records, at build time, the interpreter it was built against as the default
-# for Python worker processes (REMOTEMEDIA_BUILD_PYTHON) and libpython's directory as
-# an rpath. The binary therefore needs, at run time, a libpython of the very same
-# minor version (the CPython ABI changes between minors) and preferably the same
-# paths. Both stages use Debian bookworm's own CPython 3.11 (/usr/bin/python3.11 and
-# /usr/lib/<triplet>/libpython3.11.so.1.0, from the same source package), so
-# the runtime stage has exactly the library and interpreter the build saw; the Rust
-# image and the slim runtime image are both bookworm, so glibc matches too.
+# Python: the default build (feature `cpython`) links CPython into the binary from the
+# build Python's static library (here Debian's libpython3.11-pic.a, from
+# python3.11-dev; README, "Copying the binary to another machine") and records the
+# interpreter it was built against as the default for Python worker processes
+# (REMOTEMEDIA_BUILD_PYTHON). The binary still needs, at run time, the standard library
+# of the very same minor version (the CPython ABI changes between minors) and the
+# libz/libexpat that library's built-in modules use. Both stages use Debian bookworm's
+# own CPython 3.11 (/usr/bin/python3.11, standard library in /usr/lib/python3.11), so
+# the runtime stage has exactly the library the build saw, and libpython3.11 for a
+# build that falls back to linking it shared; the Rust image and the slim runtime image
+# are both bookworm, so glibc matches too.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -22,7 +24,7 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3.11-dev \
  && rm -rf /var/lib/apt/lists/*
-# pyo3 builds against this interpreter (and its libpython3.11.so).
+# pyo3 builds against this interpreter (and its libpython3.11-pic.a).
 ENV PYO3_PYTHON=/usr/bin/python3.11
 WORKDIR /src
 COPY . .

@@ -79,15 +79,74 @@ fn start() -> Result<Interp, String> {
 }
 
 /// `$VIRTUAL_ENV/bin/python` when it is a virtualenv of this libpython's version.
-fn venv_python() -> Option<CString> {
-    let venv = std::env::var_os("VIRTUAL_ENV")?;
-    let venv = std::path::PathBuf::from(venv);
+/// `major.minor` of the linked interpreter (`"3.11"`).
+fn python_version() -> String {
     // SAFETY: Py_GetVersion may be called before initialization; it returns a static
     // NUL-terminated string.
     let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
     let mut parts = version.split(|c: char| !c.is_ascii_digit());
-    let (major, minor) = (parts.next()?, parts.next()?);
-    if !venv.join(format!("lib/python{major}.{minor}")).is_dir() {
+    let major = parts.next().unwrap_or_default();
+    let minor = parts.next().unwrap_or_default();
+    format!("{major}.{minor}")
+}
+
+/// How this build links libpython: `static` (in the binary), `shared` or
+/// `pyo3-shared` (by soname, the binary needs `libpythonX.Y.so` at run time).
+pub const LIBPYTHON_LINK: &str = env!("REMOTEMEDIA_LIBPYTHON_LINK");
+
+/// The prefix of the Python the binary was built against (empty when unknown).
+const BUILD_PREFIX: &str = env!("REMOTEMEDIA_BUILD_PYTHON_PREFIX");
+
+/// Where the standard library of CPython `version` is, as the home to configure:
+/// `Ok(None)` when `PYTHONHOME` is set and holds it (the interpreter reads it), else
+/// the first of the build Python's prefix, `/usr` and `/usr/local` with
+/// `lib/pythonX.Y/os.py`. `Err` names the places searched and what to install.
+pub(crate) fn python_home(
+    version: &str,
+    pythonhome: Option<&std::ffi::OsStr>,
+    build_prefix: &str,
+) -> Result<Option<std::path::PathBuf>, String> {
+    use std::path::{Path, PathBuf};
+    let landmark = format!("lib/python{version}/os.py");
+    let (places, found): (Vec<String>, Option<PathBuf>) = match pythonhome.filter(|h| !h.is_empty())
+    {
+        Some(home) => {
+            // `PREFIX:EXEC_PREFIX` is allowed; the library is under the first.
+            let home = home.to_string_lossy();
+            let prefix = home.split(':').next().unwrap_or_default();
+            if Path::new(prefix).join(&landmark).is_file() {
+                return Ok(None);
+            }
+            (vec![format!("PYTHONHOME ({home})")], None)
+        }
+        None => {
+            let candidates: Vec<&str> = [build_prefix, "/usr", "/usr/local"]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect();
+            let found = candidates
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.join(&landmark).is_file());
+            (candidates.iter().map(|p| p.to_string()).collect(), found)
+        }
+    };
+    match found {
+        Some(home) => Ok(Some(home)),
+        None => Err(format!(
+            "embedded CPython {version} needs its standard library ({landmark}): not found \
+             under {}; install Python {version} (Debian/Ubuntu: python{version}) or set \
+             PYTHONHOME to a prefix holding it",
+            places.join(", ")
+        )),
+    }
+}
+
+fn venv_python() -> Option<CString> {
+    let venv = std::env::var_os("VIRTUAL_ENV")?;
+    let venv = std::path::PathBuf::from(venv);
+    let version = python_version();
+    if !venv.join(format!("lib/python{version}")).is_dir() {
         return None;
     }
     let exe = venv.join("bin/python");
@@ -135,6 +194,41 @@ fn init_python() -> Result<(), String> {
         let config = config.as_mut_ptr();
         (*config).install_signal_handlers = 0;
         (*config).parse_argv = 0;
+        let version = python_version();
+        let home = match python_home(
+            &version,
+            std::env::var_os("PYTHONHOME").as_deref(),
+            BUILD_PREFIX,
+        ) {
+            Ok(home) => home,
+            Err(e) => {
+                ffi::PyConfig_Clear(config);
+                return Err(e);
+            }
+        };
+        tracing::debug!(
+            version = %version,
+            libpython = LIBPYTHON_LINK,
+            home = %home.as_deref().map_or("(PYTHONHOME)".into(), |h| h.display().to_string()),
+            "starting the embedded CPython"
+        );
+        if let Some(home) = home {
+            let home = CString::new(home.to_string_lossy().into_owned())
+                .map_err(|_| "the Python home contains a NUL byte".to_string());
+            let status = match home {
+                Ok(home) => {
+                    ffi::PyConfig_SetBytesString(config, &mut (*config).home, home.as_ptr())
+                }
+                Err(e) => {
+                    ffi::PyConfig_Clear(config);
+                    return Err(e);
+                }
+            };
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(config);
+                return Err(status_message(status));
+            }
+        }
         if let Some(exe) = venv_python() {
             let status =
                 ffi::PyConfig_SetBytesString(config, &mut (*config).program_name, exe.as_ptr());
@@ -637,4 +731,66 @@ pub fn syntax_error(source: &str) -> Result<Option<String>, String> {
             })
         })
         .ok_or_else(|| "the interpreter thread panicked".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_home;
+    use std::ffi::OsStr;
+
+    fn prefix_with_stdlib(version: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join(format!("lib/python{version}"));
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("os.py"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_build_prefix_comes_first() {
+        let build = prefix_with_stdlib("3.99");
+        let prefix = build.path().to_str().unwrap();
+        assert_eq!(
+            python_home("3.99", None, prefix).unwrap().as_deref(),
+            Some(build.path())
+        );
+    }
+
+    #[test]
+    fn a_pythonhome_holding_the_library_is_left_to_the_interpreter() {
+        let home = prefix_with_stdlib("3.99");
+        let exec = tempfile::tempdir().unwrap();
+        let value = format!("{}:{}", home.path().display(), exec.path().display());
+        assert_eq!(python_home("3.99", Some(OsStr::new(&value)), ""), Ok(None));
+    }
+
+    #[test]
+    fn a_missing_library_names_the_places_searched_and_what_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        let e = python_home("3.99", None, empty.path().to_str().unwrap()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "embedded CPython 3.99 needs its standard library (lib/python3.99/os.py): not \
+                 found under {}, /usr, /usr/local; install Python 3.99 (Debian/Ubuntu: \
+                 python3.99) or set PYTHONHOME to a prefix holding it",
+                empty.path().display()
+            )
+        );
+        // A PYTHONHOME without it is the only place looked at, as for `python3`.
+        let build = prefix_with_stdlib("3.99");
+        let e = python_home(
+            "3.99",
+            Some(empty.path().as_os_str()),
+            build.path().to_str().unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "not found under PYTHONHOME ({}); install Python 3.99",
+                empty.path().display()
+            )),
+            "{e}"
+        );
+    }
 }

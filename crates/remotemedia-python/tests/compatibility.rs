@@ -197,7 +197,7 @@ fn render(results: &[(Runtime, Vec<String>)]) -> String {
          ```sh\n\
          REMOTEMEDIA_BLESS=1 cargo test -p remotemedia-python --features rustpython --test compatibility\n\
          ```\n\n\
-         - **cpython**: the machine's libpython embedded through pyo3;\n\
+         - **cpython**: CPython embedded through pyo3 (linked in from the build Python's static library, or its libpython);\n\
          - **process**: CPython worker processes (the same interpreter as a program);\n\
          - **rustpython**: embedded RustPython (cargo feature `rustpython`) with its \
            frozen pure-Python standard library; no CPython needed.\n\n\
