@@ -11,7 +11,14 @@ iterations; inputs built before and results released after the timing):
   is created once; each iteration builds the ``Pipeline`` object;
 * ``use_rust``: the simple chain of built-in node classes through ``Pipeline.run`` with
   ``use_rust=True`` (Rust core, conversion across the boundary included) and
-  ``use_rust=False`` (the SDK's pure-Python executor), N = 100 and 10,000.
+  ``use_rust=False`` (the SDK's pure-Python executor), N = 100 and 10,000;
+* ``small_runs``: the per-request runs a service makes, side by side in this process:
+  the plain Python loop of ``benchmark_simple.py`` (its three node objects built from
+  the validated manifest each iteration, then the lifecycle and every item through
+  them), one ``Pipeline`` object run again and again through ``run_until_complete``
+  (what a synchronous caller pays, the event loop's own cost included), the same
+  awaited inside a running event loop (what an asyncio service pays), and a new
+  ``Pipeline`` object per run.
 
 When ``remotemedia`` cannot be imported (or has no compiled extension) nothing is
 measured and the JSON says why.
@@ -22,7 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import benchmark_simple as base
@@ -126,6 +135,69 @@ def use_rust_cases(rm: Any) -> List[Tuple[str, Callable[[Any], Any], Callable[[]
 USE_RUST_SIZES = (100, 10_000)
 
 
+def small_run_cases(rm: Any) -> List[Tuple[str, Callable[[Any], Any], Callable[[], Any], int]]:
+    """Small runs of the simple chain (100 items) against the plain Python loop."""
+    loop = asyncio.new_event_loop()
+    simple = base.Validated(base.chain_manifest(3))
+
+    def nodes() -> List[Any]:
+        return [rm.PassThroughNode(), rm.CalculatorNode(operation="add", operand=1), rm.PassThroughNode()]
+
+    reused = rm.Pipeline(nodes())
+
+    def plain_loop(items: List[Any]) -> List[Any]:
+        return base.run(simple, items)
+
+    def run_reused(items: List[Any]) -> List[Any]:
+        return loop.run_until_complete(reused.run(items))
+
+    def run_new(items: List[Any]) -> List[Any]:
+        return loop.run_until_complete(rm.Pipeline(nodes()).run(items))
+
+    def awaited_in_loop(items: List[Any]) -> List[Any]:
+        # One await inside a running loop, timed by the coroutine itself (the loop's
+        # hand-off into and out of the coroutine stays outside, as in a service).
+        async def go() -> Tuple[int, List[Any]]:
+            t0 = time.perf_counter_ns()
+            out = await reused.run(items)
+            return time.perf_counter_ns() - t0, out
+
+        return loop.run_until_complete(go())
+
+    want = [i + 1 for i in range(100)]
+    for fn in (plain_loop, run_reused, run_new):
+        if fn(list(range(100))) != want:
+            raise RuntimeError(f"unexpected outputs from {fn.__name__}")
+    if awaited_in_loop(list(range(100)))[1] != want:
+        raise RuntimeError("unexpected outputs from an awaited Pipeline.run")
+    return [
+        ("simple_100/plain_python_loop", plain_loop, lambda: list(range(100)), 100),
+        ("simple_100/Pipeline.run_reused", run_reused, lambda: list(range(100)), 100),
+        ("simple_100/await_in_running_loop", awaited_in_loop, lambda: list(range(100)), 100),
+        ("simple_100/Pipeline.run_new_object", run_new, lambda: list(range(100)), 100),
+    ]
+
+
+def measure_self_timed(fn: Callable[[Any], Tuple[int, Any]], setup: Callable[[], Any], warm: float,
+                       meas: float, min_samples: int) -> Dict[str, Any]:
+    """Like ``base.measure`` for a function that times itself (returns ``(ns, out)``)."""
+    end = time.perf_counter() + warm
+    while time.perf_counter() < end:
+        fn(setup())
+    samples: List[int] = []
+    end = time.perf_counter() + meas
+    while len(samples) < min_samples or time.perf_counter() < end:
+        ns, out = fn(setup())
+        samples.append(ns)
+        del out
+    return {
+        "median_ns": statistics.median(samples),
+        "mean_ns": statistics.fmean(samples),
+        "min_ns": min(samples),
+        "samples": len(samples),
+    }
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="write results as JSON")
@@ -141,6 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ("run_manifest", lambda: manifest_cases(ext)),
             ("Pipeline.run", lambda: pipeline_cases(rm)),
             ("use_rust", lambda: use_rust_cases(rm)),
+            ("small_runs", lambda: small_run_cases(rm)),
         ]
         for group, make in groups:
             try:
@@ -151,7 +224,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results: Dict[str, Any] = {}
             for name, fn, setup, items in cases:
                 try:
-                    r = base.measure(fn, setup, warm, meas, min_samples, max_samples=1_000_000)
+                    if name.endswith("/await_in_running_loop"):
+                        r = measure_self_timed(fn, setup, warm, meas, min_samples)
+                    else:
+                        r = base.measure(fn, setup, warm, meas, min_samples, max_samples=1_000_000)
                 except Exception as e:
                     results[name] = {"status": f"not measured: {type(e).__name__}: {e}"}
                     continue

@@ -73,6 +73,28 @@ def start_stream(
     """Loads, places and starts a streaming session: ``{"session": StreamSession}``, or
     a run report whose ``error`` says why it cannot start."""
 
+class PreparedManifest:
+    """A manifest of native nodes validated once, for :func:`run_prepared`."""
+
+def prepare_manifest(manifest: str) -> Dict[str, Any]:
+    """``{"prepared": PreparedManifest}``, or a run report whose ``error`` says why the
+    manifest is not valid."""
+
+def run_prepared(
+    prepared: PreparedManifest,
+    inputs: Iterable[Any],
+    batch_size: Optional[int] = None,
+    *,
+    executors: Optional[List[str]] = None,
+    policy: Optional[str] = None,
+    config: Optional[str] = None,
+    token_file: Optional[str] = None,
+    executor_ca: Optional[str] = None,
+    dns_server: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Like :func:`run_manifest` for a prepared manifest; the report's ``metrics`` is
+    ``None``."""
+
 def validate_manifest(manifest: str) -> List[Dict[str, str]]:
     """Every problem in a manifest as ``{"path", "message"}`` dicts (empty: valid)."""
 

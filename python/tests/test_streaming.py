@@ -223,3 +223,19 @@ def test_process_needs_an_initialized_pipeline_and_an_iterable():
         run(not_initialized())
     with pytest.raises(PipelineError, match="iterable"):
         run(collect(Pipeline([PassThroughNode()]), 42))
+
+
+def test_a_reused_pipeline_sees_every_change_between_runs():
+    calc = CalculatorNode(operation="add", operand=1)
+    p = Pipeline([PassThroughNode(), calc])
+    assert run(p.run([1, 2])) == [2, 3]
+    assert run(p.run([1, 2])) == [2, 3]  # the kept manifest
+    calc.operand = 10
+    assert run(p.run([1, 2])) == [11, 12]
+    p.add_node(CalculatorNode(operation="multiply", operand=2))
+    assert run(p.run([1])) == [22]
+    # Another Pipeline object with the same nodes shares the validated manifest and
+    # still runs its own values.
+    other = Pipeline([PassThroughNode(), CalculatorNode(operation="add", operand=10),
+                      CalculatorNode(operation="multiply", operand=2)])
+    assert run(other.run([2])) == [24]

@@ -264,13 +264,22 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// Node types by name (canonical names and aliases).
+///
+/// Cloning is cheap (the tables are shared until a clone changes): a front door can
+/// build its registry once and hand every run a copy.
 #[derive(Clone)]
 pub struct Registry {
-    by_name: HashMap<String, Arc<dyn NodeFactory>>,
-    canonical: BTreeMap<String, Arc<dyn NodeFactory>>,
+    tables: Arc<Tables>,
     /// Identity of this set of types: new for every registry and every change, kept
     /// by clones, so that a pipeline can reuse the factories it was validated with.
     generation: u64,
+}
+
+/// The lookup tables of a [`Registry`].
+#[derive(Clone, Default)]
+struct Tables {
+    by_name: HashMap<String, Arc<dyn NodeFactory>>,
+    canonical: BTreeMap<String, Arc<dyn NodeFactory>>,
 }
 
 /// Source of [`Registry::generation`] values.
@@ -283,8 +292,7 @@ fn next_generation() -> u64 {
 impl Default for Registry {
     fn default() -> Self {
         Self {
-            by_name: HashMap::new(),
-            canonical: BTreeMap::new(),
+            tables: Arc::default(),
             generation: next_generation(),
         }
     }
@@ -293,7 +301,7 @@ impl Default for Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
-            .field("types", &self.canonical.keys().collect::<Vec<_>>())
+            .field("types", &self.tables.canonical.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -319,20 +327,26 @@ impl Registry {
     /// Adds a node type under its name and aliases, replacing any previous holder.
     pub fn register(&mut self, factory: Arc<dyn NodeFactory>) {
         let doc = factory.doc();
-        self.by_name
+        let tables = Arc::make_mut(&mut self.tables);
+        tables
+            .by_name
             .insert(doc.node_type.to_string(), Arc::clone(&factory));
         for alias in doc.aliases {
-            self.by_name.insert(alias.to_string(), Arc::clone(&factory));
+            tables
+                .by_name
+                .insert(alias.to_string(), Arc::clone(&factory));
         }
-        self.canonical
+        tables
+            .canonical
             .insert(doc.node_type.to_string(), Arc::clone(&factory));
         self.generation = next_generation();
     }
 
     /// Keeps only the node types (with their aliases) for which `keep` is true.
     pub fn retain(&mut self, keep: impl Fn(&dyn NodeFactory) -> bool) {
-        self.by_name.retain(|_, f| keep(&**f));
-        self.canonical.retain(|_, f| keep(&**f));
+        let tables = Arc::make_mut(&mut self.tables);
+        tables.by_name.retain(|_, f| keep(&**f));
+        tables.canonical.retain(|_, f| keep(&**f));
         self.generation = next_generation();
     }
 
@@ -343,7 +357,7 @@ impl Registry {
 
     /// The factory for a type name or alias.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeFactory>> {
-        self.by_name.get(name)
+        self.tables.by_name.get(name)
     }
 
     /// The factory for a type name or alias in any letter case (`calculator`), when
@@ -353,6 +367,7 @@ impl Registry {
             return Some(f);
         }
         let mut matches = self
+            .tables
             .by_name
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -364,13 +379,14 @@ impl Registry {
 
     /// Canonical type names, sorted.
     pub fn types(&self) -> impl Iterator<Item = &str> {
-        self.canonical.keys().map(String::as_str)
+        self.tables.canonical.keys().map(String::as_str)
     }
 
     /// Canonical names of the types whose params can choose code to run (see
     /// [`NodeFactory::executes_client_code`]), sorted.
     pub fn code_executing_types(&self) -> Vec<&str> {
-        self.canonical
+        self.tables
+            .canonical
             .iter()
             .filter(|(_, f)| f.executes_client_code())
             .map(|(n, _)| n.as_str())
@@ -379,12 +395,12 @@ impl Registry {
 
     /// Documentation of every type, sorted by canonical name.
     pub fn docs(&self) -> impl Iterator<Item = &NodeDoc> {
-        self.canonical.values().map(|f| f.doc())
+        self.tables.canonical.values().map(|f| f.doc())
     }
 
     /// The known name (canonical or alias) closest to `name`.
     pub fn closest_type(&self, name: &str) -> Option<&str> {
-        closest(name, self.by_name.keys().map(String::as_str))
+        closest(name, self.tables.by_name.keys().map(String::as_str))
     }
 }
 

@@ -119,6 +119,51 @@ fn py_start_stream<'py>(
     stream::start_stream(py, manifest, hosts, options, &sources)
 }
 
+/// Validates a manifest once for [`py_run_prepared`] (see [`run::prepare_manifest`]).
+#[pyfunction]
+#[pyo3(name = "prepare_manifest")]
+fn py_prepare_manifest<'py>(py: Python<'py>, manifest: &str) -> PyResult<Bound<'py, PyDict>> {
+    run::prepare_manifest(py, manifest)
+}
+
+/// Runs inputs through a prepared manifest (see [`run::run_prepared`]); the keyword
+/// arguments are [`py_run_manifest`]'s.
+#[pyfunction]
+#[pyo3(
+    name = "run_prepared",
+    signature = (
+        prepared, inputs, batch_size=None, *, executors=None, policy=None, config=None,
+        token_file=None, executor_ca=None, dns_server=None
+    )
+)]
+#[allow(clippy::too_many_arguments)]
+fn py_run_prepared<'py>(
+    py: Python<'py>,
+    prepared: &Bound<'py, run::PreparedManifest>,
+    inputs: &Bound<'py, PyAny>,
+    batch_size: Option<usize>,
+    executors: Option<Vec<String>>,
+    policy: Option<String>,
+    config: Option<std::path::PathBuf>,
+    token_file: Option<std::path::PathBuf>,
+    executor_ca: Option<std::path::PathBuf>,
+    dns_server: Option<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut options = RunOptions::default();
+    if let Some(b) = batch_size {
+        options.batch_size = b.max(1);
+    }
+    let sources = ExecutorSources {
+        executors: executors.unwrap_or_default(),
+        executor_ca,
+        dns_server,
+        policy,
+        config,
+        token_file,
+    };
+    run::run_prepared(py, prepared.get(), inputs, &options, &sources)
+}
+
 /// Validates a manifest against the CLI's node types; returns a list of
 /// `{"path", "message"}` dicts, empty when the manifest is valid.
 #[pyfunction]
@@ -157,6 +202,9 @@ fn remotemedia_ext(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::StreamSession>()?;
     m.add_function(wrap_pyfunction!(py_run_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(py_start_stream, m)?)?;
+    m.add_class::<run::PreparedManifest>()?;
+    m.add_function(wrap_pyfunction!(py_prepare_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(py_run_prepared, m)?)?;
     m.add_function(wrap_pyfunction!(py_validate_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(node_types, m)?)?;
     m.add_function(wrap_pyfunction!(roundtrip, m)?)?;

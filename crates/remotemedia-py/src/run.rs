@@ -66,6 +66,20 @@ fn outputs_list<'py>(py: Python<'py>, result: &RunResult) -> PyResult<Bound<'py,
     Ok(list)
 }
 
+thread_local! {
+    /// Whether reports built on this thread carry the run's metrics (converting them
+    /// costs more than a small run; the fast path for cached pipelines skips them).
+    static WITH_METRICS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` with reports built without metrics (`metrics` is `None` in them).
+fn without_metrics<R>(f: impl FnOnce() -> R) -> R {
+    WITH_METRICS.with(|w| w.set(false));
+    let r = f();
+    WITH_METRICS.with(|w| w.set(true));
+    r
+}
+
 pub(crate) fn report<'py>(
     py: Python<'py>,
     result: &RunResult,
@@ -85,8 +99,10 @@ pub(crate) fn report<'py>(
         skipped.append(node_error_dict(py, e, stash)?)?;
     }
     d.set_item("skipped", skipped)?;
-    let metrics = serde_json::to_value(&result.metrics)
-        .ok()
+    let metrics = WITH_METRICS
+        .with(|w| w.get())
+        .then(|| serde_json::to_value(&result.metrics).ok())
+        .flatten()
         .and_then(|v| Data::from_json(&v).ok());
     match metrics {
         Some(m) => d.set_item("metrics", data_to_py(py, &m)?)?,
@@ -270,6 +286,80 @@ pub(crate) fn input_error<'py>(
     )?;
     e.set_item("cause", err.to_pyerr().into_value(py))?;
     Ok(e)
+}
+
+/// A manifest validated once, to run many times (the SDK keeps one per `Pipeline` until
+/// the pipeline changes): runs skip parsing, validating and building the registry.
+#[pyclass(name = "PreparedManifest", module = "remotemedia._remotemedia", frozen)]
+pub struct PreparedManifest {
+    pipeline: Pipeline,
+    registry: Registry,
+}
+
+/// Validates `manifest_text` for [`run_prepared`]: `{"prepared": PreparedManifest}`, or
+/// the report of a manifest that is not valid. No `PythonCallback` nodes (their hosts
+/// belong to one run).
+pub fn prepare_manifest<'py>(py: Python<'py>, manifest_text: &str) -> PyResult<Bound<'py, PyDict>> {
+    let stash = ErrorStash::new();
+    match load(py, manifest_text, None, &stash)? {
+        Ok((pipeline, registry)) => {
+            let d = PyDict::new(py);
+            d.set_item(
+                "prepared",
+                Py::new(py, PreparedManifest { pipeline, registry })?,
+            )?;
+            Ok(d)
+        }
+        Err(report) => Ok(report),
+    }
+}
+
+/// Runs `inputs` through a [`PreparedManifest`], placed like [`run_manifest`] (the
+/// placement step is skipped only when nothing asks for it). The report has no
+/// `metrics`.
+pub fn run_prepared<'py>(
+    py: Python<'py>,
+    prepared: &PreparedManifest,
+    inputs: &Bound<'py, PyAny>,
+    options: &RunOptions,
+    sources: &ExecutorSources,
+) -> PyResult<Bound<'py, PyDict>> {
+    let stash = ErrorStash::new();
+    let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
+    for (index, value) in inputs.try_iter()?.enumerate() {
+        match py_to_data(&value?) {
+            Ok(d) => items.push(d),
+            Err(err) => return error_only(py, input_error(py, index, err)?, &[]),
+        }
+    }
+    let mut warnings = Vec::new();
+    let (pipeline, registry) = (&prepared.pipeline, &prepared.registry);
+    if !remotemedia_runtime::needs_placement(pipeline, sources) {
+        let outcome =
+            py.detach(|| run_pipeline(pipeline, registry, items, options).map_err(Box::new));
+        return without_metrics(|| match outcome {
+            Ok(result) => report(py, &result, &stash, &warnings),
+            Err(failure) => failure_report(py, &failure, &stash, &warnings),
+        });
+    }
+    let runnable = match place(
+        py,
+        pipeline.clone(),
+        registry.clone(),
+        sources,
+        &mut warnings,
+    )? {
+        Ok(r) => r,
+        Err(report) => return Ok(report),
+    };
+    let outcome = py.detach(|| {
+        run_pipeline(&runnable.pipeline, &runnable.registry, items, options).map_err(Box::new)
+    });
+    remote_warnings(&runnable, &mut warnings);
+    without_metrics(|| match outcome {
+        Ok(result) => report(py, &result, &stash, &warnings),
+        Err(failure) => failure_report(py, &failure, &stash, &warnings),
+    })
 }
 
 /// Validates `manifest` against the CLI's node types; returns every problem found.

@@ -19,11 +19,17 @@ pub use executors::{needs_placement, place, ExecutorSources, Placed, NO_EXECUTOR
 pub use runnable::{prepare, PrepareError, Runnable};
 
 /// The node types of this build: the built-ins, the audio and speech nodes and
-/// `PythonNode`.
+/// `PythonNode`. Built once per process (describing every type takes a while); each
+/// call returns a copy that shares the tables until it changes.
 pub fn registry() -> Registry {
-    let mut registry = Registry::builtin();
-    remotemedia_audio::register(&mut registry);
-    remotemedia_speech::register(&mut registry);
-    remotemedia_python::register(&mut registry);
-    registry
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let mut registry = Registry::builtin();
+            remotemedia_audio::register(&mut registry);
+            remotemedia_speech::register(&mut registry);
+            remotemedia_python::register(&mut registry);
+            registry
+        })
+        .clone()
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections import OrderedDict
 import logging
 import re
 from contextlib import asynccontextmanager
@@ -37,6 +38,10 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Runs of native nodes over at most this many items run on the event loop thread:
 # they finish faster than a hand-off to a worker thread (see `Pipeline._run_rust`).
 _INLINE_MAX_ITEMS = 1024
+#: Validated native-only manifests by text, shared by every Pipeline object (a service
+#: that builds the same small pipeline per request validates it once), most recent last.
+_PREPARED: "OrderedDict[str, Any]" = OrderedDict()
+_PREPARED_MAX = 64
 #: Items of a plain iterable sent to a streaming session at once.
 _STREAM_BATCH = 256
 
@@ -130,6 +135,9 @@ class Pipeline:
         self.name: str = name or "Pipeline"
         self.nodes: List[Node] = []
         self._is_initialized = False
+        # (execution manifest, its text, the extension's validated form) of the last
+        # native-only run: reused while the manifest stays the same.
+        self._prepared: Optional[Tuple[Dict[str, Any], str, Any]] = None
         self.logger = logger
         for node in nodes or ():
             self.add_node(node)
@@ -301,10 +309,7 @@ class Pipeline:
         ext = runtime.extension()
         loop = asyncio.get_running_loop()
         manifest, hosts, names = self._execution_manifest(loop, False, ext.PYTHON_CALLBACK_TYPE)
-        try:
-            text = json.dumps(manifest, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
+        text = self._manifest_text(manifest)
         started = await asyncio.to_thread(lambda: ext.start_stream(text, hosts, None, **placement))
         session = started.get("session")
         if session is None:
@@ -447,6 +452,12 @@ class Pipeline:
         }
         return manifest, hosts, names
 
+    def _manifest_text(self, manifest: Mapping[str, Any]) -> str:
+        try:
+            return json.dumps(manifest, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
+
     async def _run_rust(self, items: List[Any], placement: Mapping[str, Any]) -> List[Any]:
         from .. import runtime
 
@@ -455,16 +466,37 @@ class Pipeline:
         manifest, hosts, names = self._execution_manifest(
             loop, not self._is_initialized, ext.PYTHON_CALLBACK_TYPE
         )
-        try:
-            text = json.dumps(manifest, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
         remote = bool(placement) or any(n.host for n in self.nodes)
-        if not hosts and not remote and len(items) <= _INLINE_MAX_ITEMS:
-            # Native nodes only and a small input: the run takes microseconds, less than
-            # handing it to a worker thread would, so it runs here (GIL released).
-            report = ext.run_manifest(text, items, hosts)
+        if not hosts:
+            # Native nodes only: the manifest is validated once and kept until the
+            # pipeline's manifest changes, so a small run costs little more than its work.
+            cached = self._prepared
+            if cached is not None and cached[0] == manifest:
+                text, prepared = cached[1], cached[2]
+            else:
+                text = self._manifest_text(manifest)
+                prepared = _PREPARED.get(text)
+                if prepared is None:
+                    got = ext.prepare_manifest(text)
+                    prepared = got.get("prepared")
+                    if prepared is None:
+                        return runtime.outputs_or_raise(got, text, names)
+                    _PREPARED[text] = prepared
+                    while len(_PREPARED) > _PREPARED_MAX:
+                        _PREPARED.popitem(last=False)
+                else:
+                    _PREPARED.move_to_end(text)
+                self._prepared = (manifest, text, prepared)
+            if not remote and len(items) <= _INLINE_MAX_ITEMS:
+                # A small input: the run takes microseconds, less than handing it to a
+                # worker thread would, so it runs here (GIL released).
+                report = ext.run_prepared(prepared, items)
+            else:
+                report = await asyncio.to_thread(
+                    lambda: ext.run_prepared(prepared, items, None, **placement)
+                )
         else:
+            text = self._manifest_text(manifest)
             report = await asyncio.to_thread(
                 lambda: ext.run_manifest(text, items, hosts, None, **placement)
             )
