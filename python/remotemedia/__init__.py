@@ -21,7 +21,10 @@ from .nodes import (
     CalculatorNode,
     DataSinkNode,
     DataSourceNode,
+    EchoNode,
+    FilterNode,
     PassThroughNode,
+    ZipNode,
 )
 from .runtime import is_available as is_rust_runtime_available
 
@@ -44,9 +47,12 @@ __all__ = [
     "InvalidInputError",
     "DataSinkNode",
     "DataSourceNode",
+    "EchoNode",
+    "FilterNode",
     "Node",
     "NodeError",
     "PassThroughNode",
+    "ZipNode",
     "Pipeline",
     "PipelineError",
     "RemoteMediaError",

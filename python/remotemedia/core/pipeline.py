@@ -130,17 +130,33 @@ class Pipeline:
                 ...
     """
 
-    def __init__(self, nodes: Optional[Iterable[Node]] = None, name: Optional[str] = None) -> None:
-        """Creates a pipeline named ``name`` (default ``"Pipeline"``) from ``nodes``."""
+    def __init__(
+        self,
+        nodes: Optional[Iterable[Node]] = None,
+        name: Optional[str] = None,
+        connections: Optional[Iterable[Tuple[Union[Node, str], Union[Node, str]]]] = None,
+    ) -> None:
+        """Creates a pipeline named ``name`` (default ``"Pipeline"``) from ``nodes``.
+
+        Without ``connections`` the nodes form a chain, in order. With them (pairs
+        ``(from, to)`` of nodes or node names), the pipeline is that graph: fan-out
+        (one node feeding several), fan-in (several feeding one, e.g. a
+        :class:`~remotemedia.nodes.ZipNode`), several sinks. :meth:`connect` adds
+        connections one by one.
+        """
         self.name: str = name or "Pipeline"
         self.nodes: List[Node] = []
         self._is_initialized = False
+        # Explicit connections (a graph), or None: the nodes in order form a chain.
+        self._edges: Optional[List[Tuple[Node, Node]]] = None
         # (execution manifest, its text, the extension's validated form) of the last
         # native-only run: reused while the manifest stays the same.
         self._prepared: Optional[Tuple[Dict[str, Any], str, Any]] = None
         self.logger = logger
         for node in nodes or ():
             self.add_node(node)
+        for src, dst in connections or ():
+            self.connect(src, dst)
 
     # ------------------------------------------------------------------ structure
 
@@ -154,14 +170,57 @@ class Pipeline:
         return self
 
     def remove_node(self, node_name: str) -> bool:
-        """Removes the first node named ``node_name``; False if there is none."""
+        """Removes the first node named ``node_name`` (and its connections); False if
+        there is none."""
         if self._is_initialized:
             raise PipelineError("cannot remove nodes from an initialized pipeline")
         for i, node in enumerate(self.nodes):
             if node.name == node_name:
                 del self.nodes[i]
+                if self._edges is not None:
+                    self._edges = [(a, b) for a, b in self._edges if a is not node and b is not node]
                 return True
         return False
+
+    def _resolve(self, node: Union[Node, str], role: str) -> Node:
+        if isinstance(node, Node):
+            if not any(n is node for n in self.nodes):
+                self.add_node(node)
+            return node
+        if isinstance(node, str):
+            found = self.get_node(node)
+            if found is None:
+                names = ", ".join(n.name for n in self.nodes) or "none"
+                raise PipelineError(f"connect: no node named {node!r} to connect {role} (nodes: {names})")
+            return found
+        raise PipelineError(f"connect: expected a Node or a node name {role}, got {type(node).__name__}")
+
+    def connect(self, src: Union[Node, str], dst: Union[Node, str]) -> Pipeline:
+        """Sends the outputs of ``src`` to ``dst`` (nodes, added when not yet in the
+        pipeline, or names of nodes in it); returns the pipeline, so calls can be
+        chained. The first call turns the pipeline from a chain into a graph made of the
+        connections given."""
+        if self._is_initialized:
+            raise PipelineError("cannot connect nodes of an initialized pipeline")
+        a, b = self._resolve(src, "from"), self._resolve(dst, "to")
+        if a is b:
+            raise PipelineError(f"connect: node `{a.name}` cannot feed itself")
+        edges = self._edges if self._edges is not None else []
+        if not any(x is a and y is b for x, y in edges):
+            edges.append((a, b))
+        self._edges = edges
+        return self
+
+    @property
+    def connections(self) -> List[Tuple[Node, Node]]:
+        """The ``(from, to)`` pairs: the connections given, or the chain's."""
+        if self._edges is None:
+            return list(zip(self.nodes, self.nodes[1:]))
+        return list(self._edges)
+
+    def _edge_indices(self) -> List[Tuple[int, int]]:
+        index = {id(n): i for i, n in enumerate(self.nodes)}
+        return [(index[id(a)], index[id(b)]) for a, b in self.connections]
 
     def get_node(self, node_name: str) -> Optional[Node]:
         """The first node named ``node_name``, or None."""
@@ -368,7 +427,46 @@ class Pipeline:
                     pass
                 await asyncio.to_thread(session.finish)
 
+    def _run_ids(self) -> List[str]:
+        """The ids the nodes have in execution manifests (what Echo and Zip report)."""
+        return [f"{_ID_UNSAFE.sub('_', n.name)}_{i}" for i, n in enumerate(self.nodes)]
+
+    def _bind_flow_nodes(self, preds: List[List[int]]) -> None:
+        """Tells Echo nodes their id and Zip nodes their inputs, as the core does."""
+        ids = self._run_ids()
+        for v, node in enumerate(self.nodes):
+            if getattr(node, "_wants_node_id", False):
+                node.node_id = ids[v]
+            if getattr(node, "_wants_inputs", False):
+                node.inputs = [ids[u] for u in preds[v]]
+
+    def _graph(self) -> Tuple[List[List[int]], List[List[int]], List[int]]:
+        """Successors, predecessors and a topological order of the nodes; a cycle is a
+        :class:`PipelineError` naming its nodes."""
+        n = len(self.nodes)
+        succ: List[List[int]] = [[] for _ in range(n)]
+        preds: List[List[int]] = [[] for _ in range(n)]
+        for i, j in self._edge_indices():
+            succ[i].append(j)
+            preds[j].append(i)
+        indegree = [len(p) for p in preds]
+        order = [v for v in range(n) if indegree[v] == 0]
+        for v in order:
+            for w in succ[v]:
+                indegree[w] -= 1
+                if indegree[w] == 0:
+                    order.append(w)
+        if len(order) < n:
+            cyclic = ", ".join(f"`{self.nodes[v].name}_{v}`" for v in range(n) if indegree[v] > 0)
+            raise PipelineError(f"the connections form a cycle through {cyclic}")
+        return succ, preds, order
+
     async def _process_python(self, stream: Optional[Stream]) -> AsyncIterator[Any]:
+        if self._edges is not None:
+            async for out in self._process_graph(stream):
+                yield out
+            return
+        self._bind_flow_nodes([[i - 1] if i else [] for i in range(len(self.nodes))])
         stages = [_Stage(node, i) for i, node in enumerate(self.nodes)]
         index = 0
         async for item in _aiter(stream):
@@ -383,6 +481,52 @@ class Pipeline:
                 raise stage.error("finish", exc) from exc
             if flushed:
                 for out in await self._push(stages, i + 1, flushed):
+                    yield out
+
+    async def _process_graph(self, stream: Optional[Stream]) -> AsyncIterator[Any]:
+        """The pure-Python executor for a graph: each item goes depth-first from the
+        roots through every path; what reaches a sink (a node without successors) is
+        yielded. At the end each node, in topological order, flushes into the nodes
+        after it."""
+        succ, preds, order = self._graph()
+        self._bind_flow_nodes(preds)
+        stages = [_Stage(node, i) for i, node in enumerate(self.nodes)]
+        ids = self._run_ids()
+        roots = [v for v in range(len(self.nodes)) if not preds[v]]
+
+        async def call(v: int, src: Optional[int], item: Any) -> List[Any]:
+            stage = stages[v]
+            try:
+                if src is not None and getattr(stage.node, "_wants_inputs", False):
+                    return list(stage.node.process_from(ids[src], item))
+                return await _host.outputs_async(stage.node.process(item), stage.forwards_none)
+            except Exception as exc:
+                raise stage.error("process", exc, item, True) from exc
+
+        async def forward(v: int, outs: List[Any]) -> List[Any]:
+            if not succ[v]:
+                return outs
+            reached: List[Any] = []
+            for out in outs:
+                for w in succ[v]:
+                    reached.extend(await forward(w, await call(w, v, out)))
+            return reached
+
+        index = 0
+        async for item in _aiter(stream):
+            _check_input(index, item)
+            index += 1
+            for r in roots:
+                for out in await forward(r, await call(r, None, item)):
+                    yield out
+        for v in order:
+            stage = stages[v]
+            try:
+                flushed = await _host.flush_async(stage.node, stage.forwards_none)
+            except Exception as exc:
+                raise stage.error("finish", exc) from exc
+            if flushed:
+                for out in await forward(v, flushed):
                     yield out
 
     @staticmethod
@@ -447,7 +591,7 @@ class Pipeline:
             "metadata": {"name": self.name},
             "nodes": nodes,
             "connections": [
-                {"from": nodes[i]["id"], "to": nodes[i + 1]["id"]} for i in range(len(nodes) - 1)
+                {"from": nodes[i]["id"], "to": nodes[j]["id"]} for i, j in self._edge_indices()
             ],
         }
         return manifest, hosts, names
@@ -598,7 +742,7 @@ class Pipeline:
             "metadata": metadata,
             "nodes": nodes,
             "connections": [
-                {"from": nodes[i]["id"], "to": nodes[i + 1]["id"]} for i in range(len(nodes) - 1)
+                {"from": nodes[i]["id"], "to": nodes[j]["id"]} for i, j in self._edge_indices()
             ],
         }
         return json.dumps(manifest, indent=2, allow_nan=False)

@@ -1,8 +1,10 @@
-"""Built-in nodes. ``PassThroughNode``, ``CalculatorNode``, ``DataSourceNode`` and a
-``DataSinkNode`` without callback run as native Rust nodes under ``use_rust=True``."""
+"""Built-in nodes. ``PassThroughNode``, ``CalculatorNode``, ``FilterNode``,
+``ZipNode``, ``EchoNode``, ``DataSourceNode`` and a ``DataSinkNode`` without callback
+run as native Rust nodes under ``use_rust=True``."""
 
 from .base import BufferNode, PassThroughNode
 from .calculator import CalculatorNode
+from .flow import EchoNode, FilterNode, ZipNode
 from .io_nodes import DataSinkNode, DataSourceNode
 
 __all__ = [
@@ -10,5 +12,8 @@ __all__ = [
     "CalculatorNode",
     "DataSinkNode",
     "DataSourceNode",
+    "EchoNode",
+    "FilterNode",
     "PassThroughNode",
+    "ZipNode",
 ]
