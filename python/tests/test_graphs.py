@@ -137,3 +137,33 @@ def test_removing_a_node_removes_its_connections():
     p.remove_node("b")
     assert [(x.name, y.name) for x, y in p.connections] == [("a", "c")]
     assert run(p.run([1])) == [2]
+
+
+@pytest.mark.parametrize("use_rust", [True, False])
+def test_native_nodes_start_each_run_afresh_python_nodes_keep_their_objects(use_rust):
+    class Count(Node):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.seen = 0
+
+        def process(self, data):
+            self.seen += 1
+            return self.seen
+
+    async def twice():
+        p = Pipeline([EchoNode(name="e"), Count(name="c")])
+        async with p.managed_execution():  # initialized once, run twice
+            first = await p.run([1, 2], use_rust=use_rust)
+            second = await p.run([3], use_rust=use_rust)
+        return first, second
+
+    # Echo (native) counts from 1 in every run; the Python node's object keeps its state.
+    assert run(twice()) == ([1, 2], [3])
+
+    async def echo_twice():
+        p = Pipeline([EchoNode(name="e")])
+        async with p.managed_execution():
+            return [await p.run([x], use_rust=use_rust) for x in ("a", "b")]
+
+    assert run(echo_twice()) == [[{"node": "e_0", "count": 1, "data": "a"}],
+                                 [{"node": "e_0", "count": 1, "data": "b"}]]

@@ -435,6 +435,11 @@ class Pipeline:
         """Tells Echo nodes their id and Zip nodes their inputs, as the core does."""
         ids = self._run_ids()
         for v, node in enumerate(self.nodes):
+            # Native nodes start every run afresh in the core (they are built per run):
+            # their Python equivalents do the same.
+            start = getattr(node, "_start_run", None)
+            if start is not None and node._rust_native() is not None:
+                start()
             if getattr(node, "_wants_node_id", False):
                 node.node_id = ids[v]
             if getattr(node, "_wants_inputs", False):

@@ -115,8 +115,11 @@ class EchoNode(Node):
         self.node_id: Optional[str] = None
 
     async def initialize(self) -> None:
-        self.count = 0
+        self._start_run()
         await super().initialize()
+
+    def _start_run(self) -> None:
+        self.count = 0
 
     def process(self, data: Any) -> Any:
         self.count += 1
@@ -153,8 +156,11 @@ class ZipNode(Node):
         self._queues: Dict[str, Deque[Any]] = {}
 
     async def initialize(self) -> None:
-        self._queues = {i: deque() for i in self.inputs}
+        self._start_run()
         await super().initialize()
+
+    def _start_run(self) -> None:
+        self._queues = {i: deque() for i in self.inputs}
 
     def process(self, data: Any) -> Any:
         raise NodeError("ZipNode pairs items of several inputs; connect it in a graph", kind="config")
