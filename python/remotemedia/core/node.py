@@ -42,6 +42,9 @@ class Node(ABC):
     capabilities: Optional[Dict[str, Any]] = None
     #: Executor to run on, as ``"name:port"``.
     host: Optional[str] = None
+    #: Whether the pure-Python executor can run this node (False for nodes only the
+    #: Rust core implements).
+    _runs_in_python: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -354,6 +354,13 @@ class Pipeline:
                 yield out
 
     def _refuse_placement_in_python(self, placement: Mapping[str, Any]) -> None:
+        native_only = [f"`{n.name}_{i}` ({type(n).__name__})" for i, n in enumerate(self.nodes)
+                       if not n._runs_in_python]
+        if native_only:
+            raise PipelineError(
+                f"use_rust=False runs every node in Python, but {', '.join(native_only)} "
+                "run only in the Rust core: run with use_rust=True"
+            )
         hosted = [f"`{n.name}_{i}` (host {n.host})" for i, n in enumerate(self.nodes) if n.host]
         if hosted or placement:
             what = "nodes " + ", ".join(hosted) if hosted else "executors were given"
