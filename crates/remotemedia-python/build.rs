@@ -93,6 +93,8 @@ mod cpython {
     pub fn main() {
         println!("cargo:rerun-if-env-changed=PYO3_BUILD_EXTENSION_MODULE");
         println!("cargo:rerun-if-env-changed=REMOTEMEDIA_LIBPYTHON");
+        // pyo3's cfgs (`Py_LIMITED_API` for the SDK's abi3 build, version flags).
+        pyo3_build_config::use_pyo3_cfgs();
         let config = pyo3_build_config::get();
         if let Some(exe) = config.executable() {
             println!("cargo:rustc-env=REMOTEMEDIA_BUILD_PYTHON={exe}");

@@ -10,7 +10,9 @@
 //! as `PYTHONPATH` apply) but installs no signal handlers. When `VIRTUAL_ENV` names a
 //! virtualenv of the same Python version, its packages are importable.
 
-use std::ffi::{CStr, CString};
+#[cfg(not(Py_LIMITED_API))]
+use std::ffi::CStr;
+use std::ffi::CString;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -78,8 +80,8 @@ fn start() -> Result<Interp, String> {
     })
 }
 
-/// `$VIRTUAL_ENV/bin/python` when it is a virtualenv of this libpython's version.
 /// `major.minor` of the linked interpreter (`"3.11"`).
+#[cfg(not(Py_LIMITED_API))]
 fn python_version() -> String {
     // SAFETY: Py_GetVersion may be called before initialization; it returns a static
     // NUL-terminated string.
@@ -95,8 +97,10 @@ fn python_version() -> String {
 pub const LIBPYTHON_LINK: &str = env!("REMOTEMEDIA_LIBPYTHON_LINK");
 
 /// The prefix of the Python the binary was built against (empty when unknown).
+#[cfg(not(Py_LIMITED_API))]
 const BUILD_PREFIX: &str = env!("REMOTEMEDIA_BUILD_PYTHON_PREFIX");
 
+#[cfg(not(Py_LIMITED_API))]
 /// Where the standard library of CPython `version` is, as the home to configure:
 /// `Ok(None)` when `PYTHONHOME` is set and holds it (the interpreter reads it), else
 /// the first of the build Python's prefix, `/usr` and `/usr/local` with
@@ -142,6 +146,8 @@ pub(crate) fn python_home(
     }
 }
 
+/// `$VIRTUAL_ENV/bin/python` when it is a virtualenv of this libpython's version.
+#[cfg(not(Py_LIMITED_API))]
 fn venv_python() -> Option<CString> {
     let venv = std::env::var_os("VIRTUAL_ENV")?;
     let venv = std::path::PathBuf::from(venv);
@@ -156,6 +162,7 @@ fn venv_python() -> Option<CString> {
     CString::new(exe.to_string_lossy().into_owned()).ok()
 }
 
+#[cfg(not(Py_LIMITED_API))]
 fn status_message(status: ffi::PyStatus) -> String {
     if status.err_msg.is_null() {
         format!("initialization failed (exit code {})", status.exitcode)
@@ -167,6 +174,7 @@ fn status_message(status: ffi::PyStatus) -> String {
 }
 
 /// Replaces `os._exit` in the interpreter this host starts itself.
+#[cfg(not(Py_LIMITED_API))]
 const REFUSE_EXIT: &std::ffi::CStr = c"import os as _os
 
 def _remotemedia_refuse_exit(code=0, /):
@@ -182,13 +190,30 @@ del _os, _remotemedia_refuse_exit
 /// Initializes CPython on this thread (unless something else already did), reporting
 /// failure instead of aborting the process, then releases the GIL.
 fn init_python() -> Result<(), String> {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        return Ok(());
+    }
+    start_interpreter()
+}
+
+/// Built for the stable ABI (the SDK's abi3 extension module): the host only runs
+/// inside the Python program that loaded it, whose interpreter is always there.
+#[cfg(Py_LIMITED_API)]
+fn start_interpreter() -> Result<(), String> {
+    Err("this build of the cpython host (for the stable ABI) runs only inside a Python \
+         program and cannot start an interpreter of its own"
+        .into())
+}
+
+/// Starts the embedded interpreter: its home found, signals left to the runtime, the
+/// `os._exit` guard installed.
+#[cfg(not(Py_LIMITED_API))]
+fn start_interpreter() -> Result<(), String> {
     // SAFETY: plain calls into the C API in the documented order: a config is
     // initialized, filled, used once and cleared; the thread state created by
     // initialization is released so that other attaches can take the GIL.
     unsafe {
-        if ffi::Py_IsInitialized() != 0 {
-            return Ok(());
-        }
         let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
         ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let config = config.as_mut_ptr();
@@ -733,7 +758,7 @@ pub fn syntax_error(source: &str) -> Result<Option<String>, String> {
         .ok_or_else(|| "the interpreter thread panicked".to_string())?
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(Py_LIMITED_API)))]
 mod tests {
     use super::python_home;
     use std::ffi::OsStr;
