@@ -201,9 +201,11 @@ fn init_python() -> Result<(), String> {
 /// inside the Python program that loaded it, whose interpreter is always there.
 #[cfg(Py_LIMITED_API)]
 fn start_interpreter() -> Result<(), String> {
-    Err("this build of the cpython host (for the stable ABI) runs only inside a Python \
+    Err(
+        "this build of the cpython host (for the stable ABI) runs only inside a Python \
          program and cannot start an interpreter of its own"
-        .into())
+            .into(),
+    )
 }
 
 /// Starts the embedded interpreter: its home found, signals left to the runtime, the
