@@ -276,3 +276,11 @@ def test_a_python_node_exception_names_the_node():
     with pytest.raises(Exception) as info:
         runtime.run_manifest(bad, ["a"])
     assert "upper" in str(info.value) and "ZeroDivisionError" in str(info.value)
+
+
+def test_the_extension_names_a_placement_argument_it_does_not_know():
+    from remotemedia import runtime as rt
+
+    text = Pipeline([PassThroughNode()]).serialize()
+    with pytest.raises(TypeError, match="unexpected keyword argument `executor`; expected executors"):
+        rt.extension().run_manifest(text, [1], None, None, executor=["a=127.0.0.1:1"])

@@ -15,6 +15,7 @@ pub use remotemedia_python::convert;
 
 use std::collections::HashMap;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_core::executor::RunOptions;
@@ -34,89 +35,88 @@ fn hosts_of(
     Ok(Some(map))
 }
 
+/// Where nodes may run, from the keyword arguments `executors`, `policy`, `config`,
+/// `token_file`, `executor_ca` and `dns_server` (the CLI's `--executor`, `--policy`,
+/// `--config`, `--token-file`, `--executor-ca`, `--dns-server`); any other is a
+/// `TypeError` naming it.
+fn placement(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ExecutorSources> {
+    let mut sources = ExecutorSources::default();
+    let Some(kwargs) = kwargs else {
+        return Ok(sources);
+    };
+    for (key, value) in kwargs.iter() {
+        let key: String = key.extract()?;
+        if value.is_none() {
+            continue;
+        }
+        match key.as_str() {
+            "executors" => sources.executors = value.extract()?,
+            "policy" => sources.policy = Some(value.extract()?),
+            "config" => sources.config = Some(value.extract()?),
+            "token_file" => sources.token_file = Some(value.extract()?),
+            "executor_ca" => sources.executor_ca = Some(value.extract()?),
+            "dns_server" => sources.dns_server = Some(value.extract()?),
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "unexpected keyword argument `{other}`; expected executors, policy, config, \
+                     token_file, executor_ca or dns_server"
+                )))
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// Run options from the SDK's `batch_size` (at least 1).
+fn run_options(batch_size: Option<usize>) -> RunOptions {
+    let mut options = RunOptions::default();
+    if let Some(b) = batch_size {
+        options.batch_size = b.max(1);
+    }
+    options
+}
+
 /// Runs a manifest (JSON or YAML text) over `inputs` in the Rust core, placed like the
-/// CLI places it.
+/// CLI places it (keyword arguments: see [`placement`]).
 ///
-/// `python_nodes` maps `PythonCallback` handles to host objects. `executors`,
-/// `policy`, `config`, `token_file`, `executor_ca` and `dns_server` are the CLI's
-/// `--executor`, `--policy`, `--config`, `--token-file`, `--executor-ca` and
-/// `--dns-server`. Returns a report dict (see [`run::run_manifest`]); failures are
-/// reported in it, not raised.
+/// `python_nodes` maps `PythonCallback` handles to host objects. Returns a report dict
+/// (see [`run::run_manifest`]); failures are reported in it, not raised.
 #[pyfunction]
-#[pyo3(
-    name = "run_manifest",
-    signature = (
-        manifest, inputs, python_nodes=None, batch_size=None, *, executors=None,
-        policy=None, config=None, token_file=None, executor_ca=None, dns_server=None
-    )
-)]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(name = "run_manifest", signature = (manifest, inputs, python_nodes=None, batch_size=None, **placement_args))]
 fn py_run_manifest<'py>(
     py: Python<'py>,
     manifest: &str,
     inputs: &Bound<'py, PyAny>,
     python_nodes: Option<&Bound<'py, PyDict>>,
     batch_size: Option<usize>,
-    executors: Option<Vec<String>>,
-    policy: Option<String>,
-    config: Option<std::path::PathBuf>,
-    token_file: Option<std::path::PathBuf>,
-    executor_ca: Option<std::path::PathBuf>,
-    dns_server: Option<String>,
+    placement_args: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let hosts = hosts_of(python_nodes)?;
-    let mut options = RunOptions::default();
-    if let Some(b) = batch_size {
-        options.batch_size = b.max(1);
-    }
-    let sources = ExecutorSources {
-        executors: executors.unwrap_or_default(),
-        executor_ca,
-        dns_server,
-        policy,
-        config,
-        token_file,
-    };
-    run::run_manifest(py, manifest, inputs, hosts, &options, &sources)
+    let sources = placement(placement_args)?;
+    run::run_manifest(
+        py,
+        manifest,
+        inputs,
+        hosts,
+        &run_options(batch_size),
+        &sources,
+    )
 }
 
 /// Starts a streaming session of a manifest (see [`stream::start_stream`]): returns
 /// `{"session": StreamSession}`, or a run report whose `error` says why it cannot start.
 #[pyfunction]
-#[pyo3(
-    name = "start_stream",
-    signature = (
-        manifest, python_nodes=None, batch_size=None, *, executors=None,
-        policy=None, config=None, token_file=None, executor_ca=None, dns_server=None
-    )
-)]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(name = "start_stream", signature = (manifest, python_nodes=None, batch_size=None, **placement_args))]
 fn py_start_stream<'py>(
     py: Python<'py>,
     manifest: &str,
     python_nodes: Option<&Bound<'py, PyDict>>,
     batch_size: Option<usize>,
-    executors: Option<Vec<String>>,
-    policy: Option<String>,
-    config: Option<std::path::PathBuf>,
-    token_file: Option<std::path::PathBuf>,
-    executor_ca: Option<std::path::PathBuf>,
-    dns_server: Option<String>,
+    placement_args: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let hosts = hosts_of(python_nodes)?;
-    let mut options = RunOptions::default();
-    if let Some(b) = batch_size {
-        options.batch_size = b.max(1);
-    }
-    let sources = ExecutorSources {
-        executors: executors.unwrap_or_default(),
-        executor_ca,
-        dns_server,
-        policy,
-        config,
-        token_file,
-    };
-    stream::start_stream(py, manifest, hosts, options, &sources)
+    let sources = placement(placement_args)?;
+    stream::start_stream(py, manifest, hosts, run_options(batch_size), &sources)
 }
 
 /// Validates a manifest once for [`py_run_prepared`] (see [`run::prepare_manifest`]).
@@ -129,39 +129,22 @@ fn py_prepare_manifest<'py>(py: Python<'py>, manifest: &str) -> PyResult<Bound<'
 /// Runs inputs through a prepared manifest (see [`run::run_prepared`]); the keyword
 /// arguments are [`py_run_manifest`]'s.
 #[pyfunction]
-#[pyo3(
-    name = "run_prepared",
-    signature = (
-        prepared, inputs, batch_size=None, *, executors=None, policy=None, config=None,
-        token_file=None, executor_ca=None, dns_server=None
-    )
-)]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(name = "run_prepared", signature = (prepared, inputs, batch_size=None, **placement_args))]
 fn py_run_prepared<'py>(
     py: Python<'py>,
     prepared: &Bound<'py, run::PreparedManifest>,
     inputs: &Bound<'py, PyAny>,
     batch_size: Option<usize>,
-    executors: Option<Vec<String>>,
-    policy: Option<String>,
-    config: Option<std::path::PathBuf>,
-    token_file: Option<std::path::PathBuf>,
-    executor_ca: Option<std::path::PathBuf>,
-    dns_server: Option<String>,
+    placement_args: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut options = RunOptions::default();
-    if let Some(b) = batch_size {
-        options.batch_size = b.max(1);
-    }
-    let sources = ExecutorSources {
-        executors: executors.unwrap_or_default(),
-        executor_ca,
-        dns_server,
-        policy,
-        config,
-        token_file,
-    };
-    run::run_prepared(py, prepared.get(), inputs, &options, &sources)
+    let sources = placement(placement_args)?;
+    run::run_prepared(
+        py,
+        prepared.get(),
+        inputs,
+        &run_options(batch_size),
+        &sources,
+    )
 }
 
 /// Validates a manifest against the CLI's node types; returns a list of
