@@ -100,11 +100,11 @@ pub const LIBPYTHON_LINK: &str = env!("REMOTEMEDIA_LIBPYTHON_LINK");
 #[cfg(not(Py_LIMITED_API))]
 const BUILD_PREFIX: &str = env!("REMOTEMEDIA_BUILD_PYTHON_PREFIX");
 
-#[cfg(not(Py_LIMITED_API))]
 /// Where the standard library of CPython `version` is, as the home to configure:
 /// `Ok(None)` when `PYTHONHOME` is set and holds it (the interpreter reads it), else
 /// the first of the build Python's prefix, `/usr` and `/usr/local` with
 /// `lib/pythonX.Y/os.py`. `Err` names the places searched and what to install.
+#[cfg(not(Py_LIMITED_API))]
 pub(crate) fn python_home(
     version: &str,
     pythonhome: Option<&std::ffi::OsStr>,

@@ -641,7 +641,10 @@ class Pipeline:
                     while len(_PREPARED) > _PREPARED_MAX:
                         _PREPARED.popitem(last=False)
                 else:
-                    _PREPARED.move_to_end(text)
+                    try:
+                        _PREPARED.move_to_end(text)
+                    except KeyError:  # evicted meanwhile by a run on another thread
+                        pass
                 self._prepared = (manifest, text, prepared)
             if not remote and len(items) <= _INLINE_MAX_ITEMS:
                 # A small input: the run takes microseconds, less than handing it to a
