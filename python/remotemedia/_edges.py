@@ -42,7 +42,9 @@ def problem(value: Any) -> Optional[Tuple[Type[Exception], str]]:
 
 def _walk(value: Any, depth: int) -> Optional[Tuple[Type[Exception], str, str]]:
     if depth > 32:
-        return None  # the core's depth limit is reported by the core
+        # Not walked deeper (a value may contain itself); past the core's nesting
+        # limit the Rust core refuses the item and the Python executor passes it on.
+        return None
     if isinstance(value, bool) or value is None or isinstance(value, (float, str, bytes)):
         return None
     if isinstance(value, int):

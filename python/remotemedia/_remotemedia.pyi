@@ -76,6 +76,9 @@ def start_stream(
 class PreparedManifest:
     """A manifest of native nodes validated once, for :func:`run_prepared`."""
 
+    def needs_placement(self, **placement: Any) -> bool:
+        """Whether a run with these placement arguments asks executors first."""
+
 def prepare_manifest(manifest: str) -> Dict[str, Any]:
     """``{"prepared": PreparedManifest}``, or a run report whose ``error`` says why the
     manifest is not valid."""

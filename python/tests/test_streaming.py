@@ -239,3 +239,39 @@ def test_a_reused_pipeline_sees_every_change_between_runs():
     other = Pipeline([PassThroughNode(), CalculatorNode(operation="add", operand=10),
                       CalculatorNode(operation="multiply", operand=2)])
     assert run(other.run([2])) == [24]
+
+
+def test_placement_warnings_are_told_once_per_stream(caplog, monkeypatch, tmp_path):
+    import logging
+
+    monkeypatch.delenv("REMOTEMEDIA_EXECUTORS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    calc = CalculatorNode(operation="add", operand=1)
+    calc.capabilities = {"gpu": {"type": "cuda", "required": False}}
+
+    async def main():
+        p = Pipeline([calc])
+        async with p.managed_execution():
+            return [out async for out in p.process([1, 2])]
+
+    with caplog.at_level(logging.WARNING):
+        assert run(main()) == [2, 3]
+    told = [r.message for r in caplog.records if "the GPU is optional" in r.message]
+    assert len(told) == 1, told
+
+
+def test_a_prepared_manifest_says_when_a_run_asks_executors_first(monkeypatch, tmp_path):
+    from remotemedia import runtime as rt
+
+    monkeypatch.delenv("REMOTEMEDIA_EXECUTORS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ext = rt.extension()
+    plain = ext.prepare_manifest(Pipeline([PassThroughNode()]).serialize())["prepared"]
+    assert plain.needs_placement() is False
+    assert plain.needs_placement(executors=["a=127.0.0.1:1"]) is True
+    calc = CalculatorNode(operation="add", operand=1)
+    calc.capabilities = {"gpu": {"type": "cuda", "required": False}}
+    needy = ext.prepare_manifest(Pipeline([calc]).serialize())["prepared"]
+    assert needy.needs_placement() is True
+    with pytest.raises(TypeError, match="unexpected keyword argument `executor`"):
+        plain.needs_placement(executor=["a=127.0.0.1:1"])

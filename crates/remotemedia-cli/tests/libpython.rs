@@ -11,6 +11,9 @@ use std::process::Command as Std;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+mod support;
+use support::python_node_manifest;
+
 /// `static`, `shared` or `pyo3-shared` (build.rs, from remotemedia-python).
 const LINK: &str = env!("REMOTEMEDIA_LIBPYTHON_LINK");
 /// `major.minor` of the CPython linked in.
@@ -32,20 +35,6 @@ fn rm() -> Command {
         c.env_remove(var);
     }
     c
-}
-
-/// A one-node manifest running `source`'s class `Node` in `runtime`.
-fn single(dir: &Path, runtime: &str, source: &str) -> PathBuf {
-    let params = serde_json::json!({"class": "Node", "runtime": runtime, "source": source});
-    let m = serde_json::json!({
-        "version": "v1",
-        "metadata": {"name": "py"},
-        "nodes": [{"id": "py", "node_type": "PythonNode", "params": params}],
-        "connections": [],
-    });
-    let p = dir.join(format!("{runtime}.json"));
-    std::fs::write(&p, m.to_string()).unwrap();
-    p
 }
 
 /// The shared libraries the binary names (`DT_NEEDED`), from `readelf -d`.
@@ -108,7 +97,7 @@ fn without_the_standard_library_only_the_cpython_host_is_unavailable() {
     );
     rm().env("PYTHONHOME", home.path())
         .arg("run")
-        .arg(single(dir.path(), "cpython", src))
+        .arg(python_node_manifest(dir.path(), "cpython", src))
         .args(["--input", "-"])
         .write_stdin("1\n")
         .assert()
@@ -118,7 +107,7 @@ fn without_the_standard_library_only_the_cpython_host_is_unavailable() {
     // runtime: auto — RustPython when the binary has it, else the same failure.
     let has_rustpython = rm()
         .arg("run")
-        .arg(single(dir.path(), "rustpython", src))
+        .arg(python_node_manifest(dir.path(), "rustpython", src))
         .args(["--input", "-"])
         .write_stdin("1\n")
         .output()
@@ -128,7 +117,7 @@ fn without_the_standard_library_only_the_cpython_host_is_unavailable() {
     let auto = rm()
         .env("PYTHONHOME", home.path())
         .arg("run")
-        .arg(single(dir.path(), "auto", src))
+        .arg(python_node_manifest(dir.path(), "auto", src))
         .args(["--input", "-"])
         .write_stdin("1\n")
         .assert();
@@ -157,7 +146,7 @@ fn a_copy_of_the_binary_elsewhere_finds_the_standard_library() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .arg("run")
-        .arg(single(dir.path(), "cpython", src))
+        .arg(python_node_manifest(dir.path(), "cpython", src))
         .args(["--input", "-"])
         .write_stdin("16\n")
         .assert()
@@ -192,7 +181,7 @@ fn c_extension_modules_load_in_the_embedded_interpreter() {
                class Node:\n    def process(self, x):\n        \
                return [math.sqrt(x), _struct.pack('<h', x).hex(), str(_decimal.Decimal(x) / 8)]\n";
     rm().arg("run")
-        .arg(single(dir.path(), "cpython", src))
+        .arg(python_node_manifest(dir.path(), "cpython", src))
         .args(["--input", "-"])
         .write_stdin("4\n")
         .assert()
@@ -211,7 +200,7 @@ fn c_extension_modules_load_in_the_embedded_interpreter() {
         cmd.env("VIRTUAL_ENV", &prefix);
     }
     cmd.arg("run")
-        .arg(single(dir.path(), "cpython", src))
+        .arg(python_node_manifest(dir.path(), "cpython", src))
         .args(["--input", "-"])
         .write_stdin("2\n")
         .assert()

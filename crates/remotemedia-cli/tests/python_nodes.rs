@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+mod support;
+use support::python_node_manifest;
+
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -34,18 +37,6 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
     p
-}
-
-/// A one-node manifest running `source`'s class `Node` in `runtime`.
-fn single(dir: &tempfile::TempDir, runtime: &str, source: &str) -> PathBuf {
-    let params = serde_json::json!({"class": "Node", "runtime": runtime, "source": source});
-    let m = serde_json::json!({
-        "version": "v1",
-        "metadata": {"name": "py"},
-        "nodes": [{"id": "py", "node_type": "PythonNode", "params": params}],
-        "connections": [],
-    });
-    write(dir, &format!("{runtime}.json"), &m.to_string())
 }
 
 #[test]
@@ -102,7 +93,7 @@ fn python_exception_is_exit_2_with_type_message_and_traceback() {
     let dir = tempfile::tempdir().unwrap();
     let source = "class Node:\n    def process(self, x):\n        print('got', x)\n        if x == 3:\n            raise ValueError('three is not allowed')\n        return x * 10\n";
     for rt in runtimes() {
-        let m = single(&dir, rt, source);
+        let m = python_node_manifest(dir.path(), rt, source);
         rm().arg("run")
             .arg(&m)
             .args(["--input", "-"])
@@ -124,8 +115,8 @@ fn python_exception_is_exit_2_with_type_message_and_traceback() {
 fn bad_source_and_missing_class_are_exit_2_naming_the_node() {
     let dir = tempfile::tempdir().unwrap();
     for rt in runtimes() {
-        let m = single(
-            &dir,
+        let m = python_node_manifest(
+            dir.path(),
             rt,
             "class Node:\n    def process(self, x)\n        return x\n",
         );
@@ -135,8 +126,8 @@ fn bad_source_and_missing_class_are_exit_2_naming_the_node() {
             .code(2)
             .stderr(predicate::str::contains("node `py`"))
             .stderr(predicate::str::contains("syntax error in `source`"));
-        let m = single(
-            &dir,
+        let m = python_node_manifest(
+            dir.path(),
             rt,
             "class Other:\n    def process(self, x):\n        return x\n",
         );
@@ -192,7 +183,7 @@ fn auto_runs_in_the_first_host_compiled_in() {
     let dir = tempfile::tempdir().unwrap();
     let src = "import sys\nclass Node:\n    def process(self, x):\n        return sys.implementation.name\n";
     rm().arg("run")
-        .arg(single(&dir, "auto", src))
+        .arg(python_node_manifest(dir.path(), "auto", src))
         .args(["--input", "-"])
         .write_stdin("1\n")
         .assert()
@@ -257,7 +248,7 @@ class Node:
     let input = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "pts_us": 40000, "samples": "AAAAPw=="}}"#;
     let dir = tempfile::tempdir().unwrap();
     for rt in runtimes() {
-        let m = single(&dir, rt, source);
+        let m = python_node_manifest(dir.path(), rt, source);
         let out = rm()
             .arg("run")
             .arg(&m)

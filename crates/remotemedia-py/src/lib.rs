@@ -39,7 +39,7 @@ fn hosts_of(
 /// `token_file`, `executor_ca` and `dns_server` (the CLI's `--executor`, `--policy`,
 /// `--config`, `--token-file`, `--executor-ca`, `--dns-server`); any other is a
 /// `TypeError` naming it.
-fn placement(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ExecutorSources> {
+pub(crate) fn placement(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<ExecutorSources> {
     let mut sources = ExecutorSources::default();
     let Some(kwargs) = kwargs else {
         return Ok(sources);

@@ -66,18 +66,12 @@ fn outputs_list<'py>(py: Python<'py>, result: &RunResult) -> PyResult<Bound<'py,
     Ok(list)
 }
 
-thread_local! {
-    /// Whether reports built on this thread carry the run's metrics (converting them
-    /// costs more than a small run; the fast path for cached pipelines skips them).
-    static WITH_METRICS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
-}
-
-/// Runs `f` with reports built without metrics (`metrics` is `None` in them).
-fn without_metrics<R>(f: impl FnOnce() -> R) -> R {
-    WITH_METRICS.with(|w| w.set(false));
-    let r = f();
-    WITH_METRICS.with(|w| w.set(true));
-    r
+/// Whether a report carries the run's metrics (converting them costs more than a small
+/// run: cached pipelines' runs leave them out).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metrics {
+    Include,
+    Leave,
 }
 
 pub(crate) fn report<'py>(
@@ -85,6 +79,7 @@ pub(crate) fn report<'py>(
     result: &RunResult,
     stash: &ErrorStash,
     warnings: &[String],
+    metrics: Metrics,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("warnings", warnings)?;
@@ -99,8 +94,7 @@ pub(crate) fn report<'py>(
         skipped.append(node_error_dict(py, e, stash)?)?;
     }
     d.set_item("skipped", skipped)?;
-    let metrics = WITH_METRICS
-        .with(|w| w.get())
+    let metrics = (metrics == Metrics::Include)
         .then(|| serde_json::to_value(&result.metrics).ok())
         .flatten()
         .and_then(|v| Data::from_json(&v).ok());
@@ -117,8 +111,9 @@ pub(crate) fn failure_report<'py>(
     failure: &RunFailure,
     stash: &ErrorStash,
     warnings: &[String],
+    metrics: Metrics,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = report(py, &failure.partial, stash, warnings)?;
+    let d = report(py, &failure.partial, stash, warnings, metrics)?;
     let error = match &failure.error {
         RunError::Node(e) => node_error_dict(py, e, stash)?,
         RunError::Build {
@@ -199,26 +194,77 @@ pub fn run_manifest<'py>(
         Ok(loaded) => loaded,
         Err(report) => return Ok(report),
     };
-    let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
-    for (index, value) in inputs.try_iter()?.enumerate() {
-        let value = value?;
-        match py_to_data(&value) {
-            Ok(d) => items.push(d),
-            Err(err) => return error_only(py, input_error(py, index, err)?, &[]),
-        }
-    }
-    let mut warnings = Vec::new();
-    let runnable = match place(py, pipeline, registry, sources, &mut warnings)? {
-        Ok(r) => r,
+    let items = match convert_inputs(py, inputs)? {
+        Ok(items) => items,
         Err(report) => return Ok(report),
     };
-    let outcome = py.detach(|| {
-        run_pipeline(&runnable.pipeline, &runnable.registry, items, options).map_err(Box::new)
-    });
-    remote_warnings(&runnable, &mut warnings);
+    run_placed(
+        py,
+        &pipeline,
+        &registry,
+        items,
+        options,
+        sources,
+        &stash,
+        Metrics::Include,
+    )
+}
+
+/// The input items as pipeline data; `Err` is the report naming the first that cannot
+/// be.
+fn convert_inputs<'py>(
+    py: Python<'py>,
+    inputs: &Bound<'py, PyAny>,
+) -> PyResult<Result<Vec<Data>, Bound<'py, PyDict>>> {
+    let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
+    for (index, value) in inputs.try_iter()?.enumerate() {
+        match py_to_data(&value?) {
+            Ok(d) => items.push(d),
+            Err(err) => return Ok(Err(error_only(py, input_error(py, index, err)?, &[])?)),
+        }
+    }
+    Ok(Ok(items))
+}
+
+/// Places `pipeline` when something asks for it (else runs it as it is), runs `items`
+/// through it with the GIL released and reports the outcome.
+#[allow(clippy::too_many_arguments)]
+fn run_placed<'py>(
+    py: Python<'py>,
+    pipeline: &Pipeline,
+    registry: &Registry,
+    items: Vec<Data>,
+    options: &RunOptions,
+    sources: &ExecutorSources,
+    stash: &ErrorStash,
+    metrics: Metrics,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut warnings = Vec::new();
+    let placed = if remotemedia_runtime::needs_placement(pipeline, sources) {
+        match place(
+            py,
+            pipeline.clone(),
+            registry.clone(),
+            sources,
+            &mut warnings,
+        )? {
+            Ok(r) => Some(r),
+            Err(report) => return Ok(report),
+        }
+    } else {
+        None
+    };
+    let (pipeline, registry) = match &placed {
+        Some(r) => (&r.pipeline, &r.registry),
+        None => (pipeline, registry),
+    };
+    let outcome = py.detach(|| run_pipeline(pipeline, registry, items, options).map_err(Box::new));
+    if let Some(r) = &placed {
+        remote_warnings(r, &mut warnings);
+    }
     match outcome {
-        Ok(result) => report(py, &result, &stash, &warnings),
-        Err(failure) => failure_report(py, &failure, &stash, &warnings),
+        Ok(result) => report(py, &result, stash, &warnings, metrics),
+        Err(failure) => failure_report(py, &failure, stash, &warnings, metrics),
     }
 }
 
@@ -296,6 +342,20 @@ pub struct PreparedManifest {
     registry: Registry,
 }
 
+#[pymethods]
+impl PreparedManifest {
+    /// Whether a run with these placement arguments (see [`crate::placement`]) asks
+    /// executors first: a caller on an event loop runs such a run on a worker thread.
+    #[pyo3(signature = (**placement_args))]
+    fn needs_placement(&self, placement_args: Option<&Bound<'_, PyDict>>) -> PyResult<bool> {
+        let sources = crate::placement(placement_args)?;
+        Ok(remotemedia_runtime::needs_placement(
+            &self.pipeline,
+            &sources,
+        ))
+    }
+}
+
 /// Validates `manifest_text` for [`run_prepared`]: `{"prepared": PreparedManifest}`, or
 /// the report of a manifest that is not valid. No `PythonCallback` nodes (their hosts
 /// belong to one run).
@@ -324,42 +384,22 @@ pub fn run_prepared<'py>(
     options: &RunOptions,
     sources: &ExecutorSources,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let stash = ErrorStash::new();
-    let mut items = Vec::with_capacity(inputs.len().unwrap_or(0));
-    for (index, value) in inputs.try_iter()?.enumerate() {
-        match py_to_data(&value?) {
-            Ok(d) => items.push(d),
-            Err(err) => return error_only(py, input_error(py, index, err)?, &[]),
-        }
-    }
-    let mut warnings = Vec::new();
-    let (pipeline, registry) = (&prepared.pipeline, &prepared.registry);
-    if !remotemedia_runtime::needs_placement(pipeline, sources) {
-        let outcome =
-            py.detach(|| run_pipeline(pipeline, registry, items, options).map_err(Box::new));
-        return without_metrics(|| match outcome {
-            Ok(result) => report(py, &result, &stash, &warnings),
-            Err(failure) => failure_report(py, &failure, &stash, &warnings),
-        });
-    }
-    let runnable = match place(
-        py,
-        pipeline.clone(),
-        registry.clone(),
-        sources,
-        &mut warnings,
-    )? {
-        Ok(r) => r,
+    let items = match convert_inputs(py, inputs)? {
+        Ok(items) => items,
         Err(report) => return Ok(report),
     };
-    let outcome = py.detach(|| {
-        run_pipeline(&runnable.pipeline, &runnable.registry, items, options).map_err(Box::new)
-    });
-    remote_warnings(&runnable, &mut warnings);
-    without_metrics(|| match outcome {
-        Ok(result) => report(py, &result, &stash, &warnings),
-        Err(failure) => failure_report(py, &failure, &stash, &warnings),
-    })
+    let (pipeline, registry) = (&prepared.pipeline, &prepared.registry);
+    let stash = ErrorStash::new();
+    run_placed(
+        py,
+        pipeline,
+        registry,
+        items,
+        options,
+        sources,
+        &stash,
+        Metrics::Leave,
+    )
 }
 
 /// Validates `manifest` against the CLI's node types; returns every problem found.

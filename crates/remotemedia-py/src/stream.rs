@@ -8,6 +8,7 @@
 //! which slows a fast producer to the pipeline's pace.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyRuntimeError;
@@ -34,7 +35,7 @@ pub struct StreamSession {
     runnable: Runnable,
     warnings: Vec<String>,
     /// Items sent so far: the index an item that cannot be converted is named by.
-    sent: Mutex<usize>,
+    sent: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,7 +77,7 @@ pub fn start_stream<'py>(
                 error: e,
                 partial: Box::default(),
             };
-            return run::failure_report(py, &failure, &stash, &warnings);
+            return run::failure_report(py, &failure, &stash, &warnings, run::Metrics::Include);
         }
     };
     let (sender, receiver) = session.into_split();
@@ -88,7 +89,7 @@ pub fn start_stream<'py>(
         stash,
         runnable,
         warnings,
-        sent: Mutex::new(0),
+        sent: AtomicUsize::new(0),
     };
     d.set_item("session", Py::new(py, session)?)?;
     Ok(d)
@@ -102,7 +103,7 @@ impl StreamSession {
     /// no longer takes input (a node failed, or it was cancelled).
     fn send<'py>(&self, py: Python<'py>, items: &Bound<'py, PyList>) -> PyResult<Py<PyAny>> {
         let mut batch: Vec<Data> = Vec::with_capacity(items.len());
-        let first = *lock(&self.sent);
+        let first = self.sent.load(Ordering::Relaxed);
         for (k, value) in items.iter().enumerate() {
             match py_to_data(&value) {
                 Ok(d) => batch.push(d),
@@ -119,7 +120,7 @@ impl StreamSession {
             None => false,
         });
         if ok {
-            *lock(&self.sent) += n;
+            self.sent.fetch_add(n, Ordering::Relaxed);
             Ok(py.None())
         } else {
             Ok(false.into_pyobject(py)?.to_owned().into_any().unbind())
@@ -167,11 +168,15 @@ impl StreamSession {
             drop(sender);
             receiver.finish().map_err(Box::new)
         });
-        let mut warnings = self.warnings.clone();
+        // What the placement said was told by `warnings` as the session started; the
+        // report adds what happened on executors since.
+        let mut warnings = Vec::new();
         run::remote_warnings(&self.runnable, &mut warnings);
         match outcome {
-            Ok(result) => run::report(py, &result, &self.stash, &warnings),
-            Err(failure) => run::failure_report(py, &failure, &self.stash, &warnings),
+            Ok(result) => run::report(py, &result, &self.stash, &warnings, run::Metrics::Include),
+            Err(failure) => {
+                run::failure_report(py, &failure, &self.stash, &warnings, run::Metrics::Include)
+            }
         }
     }
 

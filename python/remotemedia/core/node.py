@@ -61,10 +61,7 @@ class Node(ABC):
 
     def __init__(self, name: Optional[str] = None, **kwargs: Any) -> None:
         """Creates a node named ``name`` (default: the class name) with config ``kwargs``."""
-        if name is not None:
-            _record_init(self, (), {"name": name, **kwargs})
-        else:
-            _record_init(self, (), dict(kwargs))
+        _record_init(self, (), kwargs if name is None else {"name": name, **kwargs})
         self.name: str = name or self.__class__.__name__
         self.config: Dict[str, Any] = dict(kwargs)
         self._is_initialized = False
@@ -189,13 +186,14 @@ class Node(ABC):
         """The constructor's arguments by name, as recorded when the node was made."""
         args, kwargs = getattr(self, "_remotemedia_init", ((), {}))
         init = getattr(type(self).__init__, "__wrapped__", type(self).__init__)
+        signature = inspect.signature(init)
         try:
-            bound = inspect.signature(init).bind(self, *args, **kwargs)
+            bound = signature.bind(self, *args, **kwargs)
         except TypeError as e:
             raise ConfigurationError(f"{where}: its constructor arguments cannot be recorded: {e}") from e
         out: Dict[str, Any] = {}
         for pname, value in list(bound.arguments.items())[1:]:
-            kind = inspect.signature(init).parameters[pname].kind
+            kind = signature.parameters[pname].kind
             if kind is inspect.Parameter.VAR_POSITIONAL:
                 if value:
                     raise ConfigurationError(

@@ -305,7 +305,7 @@ class Pipeline:
         finally:
             await self.cleanup()
 
-    # ------------------------------------------------------------------ Python executor
+    # ------------------------------------------------------------------ streaming
 
     async def process(
         self,
@@ -349,11 +349,13 @@ class Pipeline:
             async for out in self._process_rust(stream, placement):
                 yield out
         else:
-            self._refuse_placement_in_python(placement)
+            self._check_python_executor(placement)
             async for out in self._process_python(stream):
                 yield out
 
-    def _refuse_placement_in_python(self, placement: Mapping[str, Any]) -> None:
+    def _check_python_executor(self, placement: Mapping[str, Any]) -> None:
+        """Refuses what the pure-Python executor cannot do: nodes only the Rust core has,
+        and placement on executors."""
         native_only = [f"`{n.name}_{i}` ({type(n).__name__})" for i, n in enumerate(self.nodes)
                        if not n._runs_in_python]
         if native_only:
@@ -442,15 +444,15 @@ class Pipeline:
         """Tells Echo nodes their id and Zip nodes their inputs, as the core does."""
         ids = self._run_ids()
         for v, node in enumerate(self.nodes):
+            if getattr(node, "_wants_node_id", False):
+                node.node_id = ids[v]
+            if getattr(node, "_wants_inputs", False):
+                node.inputs = [ids[u] for u in preds[v]]
             # Native nodes start every run afresh in the core (they are built per run):
             # their Python equivalents do the same.
             start = getattr(node, "_start_run", None)
             if start is not None and node._rust_native() is not None:
                 start()
-            if getattr(node, "_wants_node_id", False):
-                node.node_id = ids[v]
-            if getattr(node, "_wants_inputs", False):
-                node.inputs = [ids[u] for u in preds[v]]
 
     def _graph(self) -> Tuple[List[List[int]], List[List[int]], List[int]]:
         """Successors, predecessors and a topological order of the nodes; a cycle is a
@@ -472,6 +474,8 @@ class Pipeline:
             cyclic = ", ".join(f"`{self.nodes[v].name}_{v}`" for v in range(n) if indegree[v] > 0)
             raise PipelineError(f"the connections form a cycle through {cyclic}")
         return succ, preds, order
+
+    # ------------------------------------------------------------------ Python executor
 
     async def _process_python(self, stream: Optional[Stream]) -> AsyncIterator[Any]:
         if self._edges is not None:
@@ -622,7 +626,6 @@ class Pipeline:
         manifest, hosts, names = self._execution_manifest(
             loop, not self._is_initialized, ext.PYTHON_CALLBACK_TYPE
         )
-        remote = bool(placement) or any(n.host for n in self.nodes)
         if not hosts:
             # Native nodes only: the manifest is validated once and kept until the
             # pipeline's manifest changes, so a small run costs little more than its work.
@@ -646,9 +649,9 @@ class Pipeline:
                     except KeyError:  # evicted meanwhile by a run on another thread
                         pass
                 self._prepared = (manifest, text, prepared)
-            if not remote and len(items) <= _INLINE_MAX_ITEMS:
-                # A small input: the run takes microseconds, less than handing it to a
-                # worker thread would, so it runs here (GIL released).
+            if len(items) <= _INLINE_MAX_ITEMS and not prepared.needs_placement(**placement):
+                # A small input and no executor to ask: the run takes microseconds, less
+                # than handing it to a worker thread would, so it runs here (GIL released).
                 report = ext.run_prepared(prepared, items)
             else:
                 report = await asyncio.to_thread(
@@ -700,7 +703,7 @@ class Pipeline:
             executors, policy, config, token_file, executor_ca, dns_server
         )
         if not use_rust:
-            self._refuse_placement_in_python(placement)
+            self._check_python_executor(placement)
         many = isinstance(input_data, list)
         if many:
             items = list(input_data)

@@ -167,8 +167,7 @@ class ZipNode(Node):
 
     def process_from(self, source: str, data: Any) -> List[Any]:
         """Takes ``data`` from upstream node ``source``; the rounds now complete."""
-        queues = self._queues or {i: deque() for i in self.inputs}
-        self._queues = queues
+        queues = self._queues
         queue = queues.setdefault(source, deque())
         queue.append(data)
         if len(queue) > self.max_pending:

@@ -1,7 +1,8 @@
 //! `remotemedia plan MANIFEST [--json]`: where each node would run and why.
 //!
-//! Also the placement step of `remotemedia run`: gather executors (flags, environment,
-//! `remotemedia.toml`, nodes' `host`), probe them, detect this machine, place.
+//! The placement itself (executors from flags, environment, `remotemedia.toml` and
+//! nodes' `host`, probed; this machine detected) is `remotemedia_runtime::place`, which
+//! `remotemedia run` and the Python SDK use too; this module shows it and the stages.
 
 use remotemedia_core::manifest::Pipeline;
 use remotemedia_core::placement::{ExecutorInfo, ExecutorState, Placement, Target};

@@ -23,6 +23,19 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// A one-node manifest in `dir` running the class `Node` of `source` in the Python host
+/// `runtime` (`cpython`, `process`, `rustpython`, `auto`).
+pub fn python_node_manifest(dir: &Path, runtime: &str, source: &str) -> PathBuf {
+    let params = serde_json::json!({"class": "Node", "runtime": runtime, "source": source});
+    let m = serde_json::json!({
+        "version": "v1",
+        "metadata": {"name": "py"},
+        "nodes": [{"id": "py", "node_type": "PythonNode", "params": params}],
+        "connections": [],
+    });
+    write(dir, &format!("{runtime}.json"), &m.to_string())
+}
+
 /// Starts `command` (the binary, or a wrapper that execs it) as `serve --capabilities
 /// CAPS ARGS…` in `dir`, stderr to `stderr`, and waits for its `listening on ADDR`
 /// line: the child, that address and the rest of its stdout.
