@@ -8,27 +8,15 @@ import numpy as np
 
 
 def _mono_16k(audio):
-    """The utterance as a float32 mono array and its rate, from what the pipeline sends:
-    a ``(samples, sample_rate)`` pair (samples of shape ``(channels, frames)``), or the
-    ``{"$audio": …}`` dict used without numpy support."""
-    if isinstance(audio, dict) and "$audio" in audio:
-        a = audio["$audio"]
-        samples = np.frombuffer(a["samples"], dtype="<f4").reshape(-1, a["channels"]).T
-        rate = a["sample_rate"]
-    else:
-        samples, rate = audio
-        samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=0)
-    if rate != 16000:
-        raise ValueError(f"Transcribe takes 16 kHz audio, got {rate} Hz: put AudioResample before it")
-    return np.ascontiguousarray(samples, dtype=np.float32), rate
-
-
-def _pts_us(audio):
-    if isinstance(audio, dict) and "$audio" in audio:
-        return audio["$audio"].get("pts_us", 0)
-    return getattr(audio, "pts_us", 0)
+    """The utterance (an ``AudioBuffer``) as a float32 mono array and its rate."""
+    samples = np.asarray(audio.samples, dtype=np.float32)
+    if audio.channels > 1:
+        samples = samples.reshape(-1, audio.channels).mean(axis=1)
+    if audio.sample_rate != 16000:
+        raise ValueError(
+            f"Transcribe takes 16 kHz audio, got {audio.sample_rate} Hz: put AudioResample before it"
+        )
+    return np.ascontiguousarray(samples, dtype=np.float32), audio.sample_rate
 
 
 class Transcribe:
@@ -53,7 +41,7 @@ class Transcribe:
         text = " ".join(s.text.strip() for s in segments).strip()
         return {
             "type": "transcript",
-            "pts_us": _pts_us(audio),
+            "pts_us": audio.pts_us,
             "duration_ms": 1000.0 * len(samples) / rate,
             "text": text,
         }

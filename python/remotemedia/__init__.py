@@ -5,6 +5,19 @@ Built-in nodes run as native Rust nodes; your own ``Node`` subclasses run as Pyt
 called back from Rust. ``use_rust=False`` runs everything in Python instead.
 """
 
+import sys as _sys
+from typing import TYPE_CHECKING
+
+from . import _audio_buffer
+
+if TYPE_CHECKING:
+    from ._audio_buffer import AudioBuffer as AudioBuffer
+else:
+    #: PCM audio, the one shape audio has in Python (``remotemedia._audio_buffer``).
+    #: Taken from ``_remotemedia_audio`` so that it is the class the runtime's hosts
+    #: use even when one of them loaded it before this package.
+    AudioBuffer = _sys.modules["_remotemedia_audio"].AudioBuffer
+
 from .core.exceptions import (
     ConfigurationError,
     InvalidInputError,
@@ -41,6 +54,7 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = [
+    "AudioBuffer",
     "BufferNode",
     "CalculatorNode",
     "ConfigurationError",

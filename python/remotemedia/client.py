@@ -5,7 +5,7 @@
     from remotemedia.client import connect
 
     async with connect("ws://127.0.0.1:50051", "vad", sample_rate=16000) as s:
-        await s.send(chunk)          # a numpy array (float or int16), or PCM bytes
+        await s.send(chunk)          # an AudioBuffer, a numpy array (float or int16), or PCM bytes
         await s.end()                # no more input: the last outputs, then the summary
         async for out in s:          # Output objects, as they arrive
             print(out.type, out.sink, out.item, out.pts_us)
@@ -20,6 +20,7 @@ Needs the ``websockets`` package (``pip install remotemedia[client]``).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
@@ -58,6 +59,25 @@ class Output:
     kind: Optional[str] = None
     raw: dict = field(default_factory=dict)
 
+    @property
+    def buffer(self) -> Any:
+        """An ``audio`` output as a ``remotemedia.AudioBuffer`` (samples, rate, channels
+        and time), with or without numpy; ``None`` for other outputs."""
+        if self.type != "audio" or self.audio is None:
+            return None
+        from . import AudioBuffer
+
+        samples = self.audio
+        if isinstance(samples, (bytes, bytearray, memoryview)):  # s16le, numpy missing
+            import array
+
+            pcm = array.array("h")
+            pcm.frombytes(bytes(samples))
+            if sys.byteorder != "little":
+                pcm.byteswap()
+            samples = array.array("f", [v / 32768.0 for v in pcm])
+        return AudioBuffer(samples, self.sample_rate or 1, self.channels or 1, self.pts_us or 0)
+
 
 def _session_url(url: str, pipeline: str) -> str:
     if "://" not in url:
@@ -73,7 +93,7 @@ def _to_bytes(chunk: Any, fmt: str) -> bytes:
     of floats are converted (int16 arrays are scaled by 1/32768 first)."""
     if isinstance(chunk, (bytes, bytearray, memoryview)):
         return bytes(chunk)
-    if isinstance(chunk, tuple) and len(chunk) == 2:  # the SDK's (samples, rate) audio
+    if isinstance(chunk, tuple) and len(chunk) == 2:  # a (samples, rate) pair
         chunk = chunk[0]
     try:
         import numpy as np
@@ -90,7 +110,6 @@ def _to_bytes(chunk: Any, fmt: str) -> bytes:
             return np.clip(np.round(a * 32768.0), -32768, 32767).astype("<i2").tobytes()
         raise ValueError(f"send() converts arrays to f32le or s16le only; this session is {fmt}: send bytes")
     import array
-    import sys
 
     values = [float(x) for x in chunk]
     if fmt == "f32le":
@@ -158,10 +177,21 @@ class Session:
             await self._ws.close()
 
     async def send(self, chunk: Any) -> None:
-        """Sends audio: a numpy array (float, or int16), a sequence of floats, the SDK's
-        ``(samples, rate)`` pair, or bytes already in the session's format."""
+        """Sends audio: an ``AudioBuffer`` (of the session's rate and channels), a numpy
+        array (float, or int16), a sequence of floats, a ``(samples, rate)`` pair, or
+        bytes already in the session's format."""
         if self.sample_rate is None:
             raise ValueError("this session announced no audio input: connect(..., sample_rate=...) to send audio")
+        from . import AudioBuffer
+
+        if isinstance(chunk, AudioBuffer):
+            if (chunk.sample_rate, chunk.channels) != (self.sample_rate, self.channels):
+                raise ValueError(
+                    f"this session takes {self.sample_rate} Hz, {self.channels} channel(s); the "
+                    f"AudioBuffer is {chunk.sample_rate} Hz, {chunk.channels} channel(s): put "
+                    "AudioResample / AudioChannels in the pipeline or connect() with its format"
+                )
+            chunk = chunk.samples
         await self._ws.send(_to_bytes(chunk, self.format))
 
     async def send_item(self, item: Any) -> None:

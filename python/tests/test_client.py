@@ -108,6 +108,23 @@ def test_numpy_chunks_when_numpy_is_installed(server):
     assert np.max(np.abs(back - sent)) < 1.0 / 16000  # s16 on the way back
 
 
+def test_audio_buffers_in_and_out(server):
+    from remotemedia import AudioBuffer
+
+    async def go():
+        async with connect(server, "level", sample_rate=16000, params={"gain.db": 0}) as s:
+            with pytest.raises(ValueError, match="this session takes 16000 Hz, 1 channel"):
+                await s.send(AudioBuffer([0.0] * 160, 8000))
+            await s.send(AudioBuffer(tone(0.1), 16000, 1, 0))
+            await s.end()
+            return [o.buffer for o in [o async for o in s] if o.type == "audio"]
+
+    buffers = run(go())
+    assert buffers and all(isinstance(b, AudioBuffer) and b.sample_rate == 16000 for b in buffers)
+    assert sum(b.frames for b in buffers) == 1600
+    assert [b.pts_us for b in buffers] == sorted(b.pts_us for b in buffers)
+
+
 def test_items_flush_and_errors(server):
     async def go():
         async with connect(server, "calc", sample_rate=None) as s:

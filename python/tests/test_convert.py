@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import pytest
 from _util import run
-from remotemedia import Node, PassThroughNode, Pipeline
+from remotemedia import AudioBuffer, Node, PassThroughNode, Pipeline
 from remotemedia._remotemedia import roundtrip
 
 np = pytest.importorskip("numpy")
@@ -111,34 +111,23 @@ def test_array_edge_cases():
     assert np.array_equal(nested["frames"][0], [1, 1]) and nested["n"] == 1
 
 
-def test_audio_tuples():
-    planar = np.array([[0.0, 0.5, 1.0], [-0.5, -1.0, 0.25]], dtype=np.float32)
-    out = roundtrip((planar, 16000))
-    assert isinstance(out, tuple) and out[1] == 16000
-    assert out[0].shape == (2, 3) and out[0].dtype == np.float32
-    assert np.array_equal(out[0], planar)
-    mono = roundtrip((np.array([0.1, 0.2], dtype=np.float32), 8000))
-    assert mono[0].shape == (1, 2) and mono[1] == 8000
-    # Not audio: other dtypes, rates, shapes stay lists.
+def test_a_mono_pair_is_audio_and_comes_back_as_an_audio_buffer():
+    mono = np.array([0.1, 0.2], dtype=np.float32)
+    out = roundtrip((mono, 8000))
+    assert isinstance(out, AudioBuffer)
+    assert (out.sample_rate, out.channels, out.pts_us, out.frames) == (8000, 1, 0, 2)
+    assert out.samples.shape == (2,) and np.array_equal(out.samples, mono)
+    assert roundtrip((mono, 16000, -5)).pts_us == -5
+    # Not audio: other dtypes, rates, third elements stay lists.
     assert isinstance(roundtrip((np.zeros(2, dtype=np.float64), 16000)), list)
-    assert isinstance(roundtrip((planar, 0)), list)
-    assert isinstance(roundtrip((planar, True)), list)
+    assert isinstance(roundtrip((mono, 0)), list)
+    assert isinstance(roundtrip((mono, True)), list)
+    assert isinstance(roundtrip((mono, 16000, 1.5)), list)
 
 
-def test_audio_keeps_its_time():
-    planar = np.zeros((1, 4), dtype=np.float32)
-    # A pair comes back as a pair (code that unpacks two values keeps working) that
-    # also knows the stream time of its first frame.
-    out = roundtrip((planar, 16000))
-    samples, rate = out
-    assert rate == 16000 and out.pts_us == 0
-    timed = roundtrip((planar, 16000, 40000))
-    assert len(timed) == 2 and timed.pts_us == 40000
-    # Handing the pair back keeps its time.
-    assert roundtrip(timed).pts_us == 40000
-    assert roundtrip((planar, 16000, -5)).pts_us == -5
-    # A third element that is not an int time is not audio.
-    assert isinstance(roundtrip((planar, 16000, 1.5)), list)
+def test_a_pair_with_a_2d_array_is_refused_as_ambiguous():
+    with pytest.raises(ValueError, match=r"pair holds mono audio .* use remotemedia.AudioBuffer"):
+        roundtrip((np.zeros((2, 3), dtype=np.float32), 16000))
 
 
 def test_arrays_through_a_pipeline(use_rust):
@@ -160,9 +149,13 @@ def test_without_numpy_tensors_use_dict_forms():
         t = {"$tensor": {"shape": [2, 2], "dtype": "int16", "data": struct.pack("<4h", 1, 2, 3, 4)}}
         assert roundtrip(t) == t, roundtrip(t)
         a = {"$audio": {"sample_rate": 8000, "channels": 2, "pts_us": 20000, "samples": struct.pack("<4f", 0, 0.5, 1, -1)}}
-        assert roundtrip(a) == a, roundtrip(a)
+        out = roundtrip(a)
+        assert type(out).__name__ == "AudioBuffer" and out.pts_us == 20000, out
+        assert isinstance(out.samples, memoryview) and out.samples.format == "f" and out.samples.readonly
+        assert out.samples.tolist() == [0, 0.5, 1, -1] and out.frames == 2
+        assert roundtrip(out) == out
         old = {"$audio": {"sample_rate": 8000, "channels": 1, "samples": struct.pack("<f", 0.5)}}
-        assert roundtrip(old)["$audio"]["pts_us"] == 0, roundtrip(old)
+        assert roundtrip(old).pts_us == 0
         assert roundtrip([1, {"x": b"y"}]) == [1, {"x": b"y"}]
         for bad in ({"$tensor": {"shape": [3], "dtype": "int16", "data": b"12"}},
                     {"$tensor": {"shape": [1], "dtype": "complex", "data": b"12"}},
@@ -188,5 +181,6 @@ def test_dict_forms_with_numpy_become_arrays():
     out = roundtrip(t)
     assert isinstance(out, np.ndarray) and out.tolist() == [1.5, -2.0]
     a = {"$audio": {"sample_rate": 44100, "channels": 1, "samples": struct.pack("<2f", 0.25, 0.5)}}
-    arr, rate = roundtrip(a)
-    assert rate == 44100 and arr.tolist() == [[0.25, 0.5]]
+    out = roundtrip(a)
+    arr, rate = out.samples, out.sample_rate
+    assert isinstance(out, AudioBuffer) and rate == 44100 and arr.tolist() == [0.25, 0.5]

@@ -6,7 +6,7 @@ import random
 import struct
 
 import pytest
-from remotemedia import ConfigurationError, runtime
+from remotemedia import AudioBuffer, ConfigurationError, runtime
 
 RATE = 16000
 CHUNK = 320  # 20 ms
@@ -71,13 +71,10 @@ def test_energy_vad_events_find_the_tone():
 
 
 def audio_info(item):
-    """``(pts_us, sample_rate, frames)`` of audio from the SDK: an ``Audio`` pair with
-    numpy, a ``{"$audio": …}`` dict without."""
-    if isinstance(item, dict):
-        a = item["$audio"]
-        return a["pts_us"], a["sample_rate"], len(a["samples"]) // 4 // a["channels"]
-    samples, rate = item
-    return item.pts_us, rate, samples.shape[-1]
+    """``(pts_us, sample_rate, frames)`` of audio from the SDK: an ``AudioBuffer``,
+    with numpy or without."""
+    assert isinstance(item, AudioBuffer), item
+    return item.pts_us, item.sample_rate, item.frames
 
 
 def test_energy_vad_segments_through_the_alias():

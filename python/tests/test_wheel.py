@@ -36,6 +36,6 @@ def test_the_extension_is_built_for_the_stable_abi():
 
 def test_the_wheel_carries_the_typing_files_and_the_client():
     package = Path(remotemedia.__file__).resolve().parent
-    for f in ("py.typed", "_remotemedia.pyi", "client.py", "nodes/audio.py", "nodes/flow.py", "_edges.py"):
+    for f in ("py.typed", "_remotemedia.pyi", "client.py", "nodes/audio.py", "nodes/flow.py", "_edges.py", "_audio_buffer.py", "_audio_buffer.pyi"):
         assert (package / f).is_file(), f"{f} is missing from the installed package"
     assert sys.version_info >= (3, 11)

@@ -234,18 +234,24 @@ fn print_in_a_chain_of_python_nodes_names_each_node() {
 }
 
 #[test]
-fn audio_keeps_its_time_through_every_host() {
-    // The node reads the time (attribute of the pair with numpy, `pts_us` of the dict
-    // form without) and hands the audio back unchanged.
+fn audio_is_an_audio_buffer_in_every_host() {
+    // One shape everywhere: the node sees an `AudioBuffer` (numpy samples in the CPython
+    // hosts when numpy is there, a float32 memoryview otherwise), halves it and returns a
+    // new buffer with the same time; the time and the samples survive the round trip.
     let source = r#"
 class Node:
     def process(self, data):
-        t = getattr(data, "pts_us", None)
-        if t is None:
-            t = data["$audio"]["pts_us"]
-        return [t, data]
+        cls = type(data)
+        assert cls.__name__ == "AudioBuffer" and cls.__module__ == "remotemedia", cls
+        s = data.samples
+        assert s.readonly if isinstance(s, memoryview) else not s.flags.writeable
+        halved = [v / 2 for v in (s.tolist() if isinstance(s, memoryview) else s.reshape(-1).tolist())]
+        out = data.with_samples(halved)
+        return [data.pts_us, data.sample_rate, data.channels, data.frames, out]
 "#;
-    let input = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "pts_us": 40000, "samples": "AAAAPw=="}}"#;
+    // Two stereo frames, f32 little-endian in base64: 0.5, -1.0 | 1.0, 0.25, and halved.
+    let input = r#"{"$audio": {"sample_rate": 8000, "channels": 2, "pts_us": 40000, "samples": "AAAAPwAAgL8AAIA/AACAPg=="}}"#;
+    let halved = "AACAPgAAAL8AAAA/AAAAPg==";
     let dir = tempfile::tempdir().unwrap();
     for rt in runtimes() {
         let m = python_node_manifest(dir.path(), rt, source);
@@ -264,7 +270,43 @@ class Node:
         );
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(line[0], 40000, "{rt}: {line}");
-        assert_eq!(line[1]["$audio"]["pts_us"], 40000, "{rt}: {line}");
-        assert_eq!(line[1]["$audio"]["samples"], "AAAAPw==", "{rt}: {line}");
+        assert_eq!(
+            (&line[1], &line[2], &line[3]),
+            (&8000.into(), &2.into(), &2.into()),
+            "{rt}: {line}"
+        );
+        let audio = &line[4]["$audio"];
+        assert_eq!(audio["pts_us"], 40000, "{rt}: {line}");
+        assert_eq!(audio["channels"], 2, "{rt}: {line}");
+        assert_eq!(audio["samples"], halved, "{rt}: {line}");
+    }
+}
+
+#[test]
+fn a_bad_audio_buffer_returned_by_a_node_is_a_node_error_in_every_host() {
+    let source = r#"
+class Node:
+    def process(self, data):
+        data.channels = 3
+        return data
+"#;
+    let input = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "samples": "AAAAPwAAAD8="}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    for rt in runtimes() {
+        let m = python_node_manifest(dir.path(), rt, source);
+        let out = rm()
+            .arg("run")
+            .arg(&m)
+            .arg("--input")
+            .arg("-")
+            .write_stdin(format!("{input}\n"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{rt}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("2 interleaved samples cannot be split into 3 channels"),
+            "{rt}: {stderr}"
+        );
     }
 }

@@ -20,7 +20,7 @@ pub mod placement;
 pub mod plan;
 pub mod registry;
 
-pub use data::{frames_to_us, AudioBuffer, DType, Data, DataMap, Tensor, MAX_DEPTH};
+pub use data::{frames_to_us, AudioBuffer, DType, Data, DataMap, Samples, Tensor, MAX_DEPTH};
 pub use error::{ErrorKind, NodeError, Phase, PipelineNodeError, RunError};
 pub use node::{
     Execution, GroupFailure, GroupMember, GroupOutcome, ItemError, MemberRun, Node, NodeContext,

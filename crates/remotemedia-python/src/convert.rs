@@ -10,16 +10,17 @@
 //! | `bytearray`, `memoryview` | `Bytes` (copied) |
 //! | `list`, `tuple` | `List` (a tuple comes back as a list) |
 //! | `dict` with `str` keys | `Map`, in insertion order |
+//! | [`remotemedia.AudioBuffer`](audio_class) | `Audio`, **no copy** for C-contiguous little-endian float32 samples |
 //! | `numpy.ndarray` of a supported dtype | `Tensor`, shape and dtype kept, **no copy** for C-contiguous little-endian arrays |
-//! | `(ndarray float32 of shape (channels, frames) or (frames,), int sample_rate[, int pts_us])` | `Audio` (one copy: interleaving); a pair's time is its `.pts_us` attribute if any, else 0 |
+//! | `(1-D float32 ndarray, int sample_rate[, int pts_us])` | `Audio` (mono; a 2-D array in a pair is an error: its layout is ambiguous) |
 //! | numpy scalars (`numpy.float32(1.5)`, …) | their Python value (`.item()`) |
-//! | `{"$tensor": {"shape", "dtype", "data": bytes}}`, `{"$audio": {"sample_rate", "channels", "samples": bytes, "pts_us"?}}` | `Tensor`, `Audio` (the forms used when numpy is missing) |
+//! | `{"$tensor": {"shape", "dtype", "data": bytes}}`, `{"$audio": {"sample_rate", "channels", "samples": bytes, "pts_us"?}}` | `Tensor`, `Audio` (the JSON forms) |
 //!
 //! In the other direction `Tensor` becomes a read-only numpy array that shares the
-//! pipeline's memory, and `Audio` becomes an [`audio_class`] instance: the pair
-//! `(array of shape (channels, frames), sample_rate)` with the time of its first frame in
-//! `.pts_us` (the array also read-only and shared). Without numpy both come back in the `$tensor` / `$audio`
-//! dict forms above, which convert back losslessly.
+//! pipeline's memory (without numpy: the `$tensor` dict form), and `Audio` always
+//! becomes an `AudioBuffer` whose `samples` share the pipeline's memory read-only: a
+//! numpy array of shape `(frames,)` (mono) or `(frames, channels)`, or without numpy a
+//! flat `memoryview` of float32.
 //!
 //! A numpy array handed to the pipeline without a copy must not be modified while the
 //! pipeline runs.
@@ -37,7 +38,7 @@ use pyo3::types::{
     PyTuple,
 };
 use pyo3::{buffer::PyUntypedBuffer, ffi, intern};
-use remotemedia_core::{AudioBuffer, DType, Data, DataMap, Tensor};
+use remotemedia_core::{AudioBuffer, DType, Data, DataMap, Samples, Tensor};
 
 /// Deepest nesting of lists and dicts accepted from Python (also stops cycles): the
 /// runtime's one limit.
@@ -295,8 +296,14 @@ fn to_data(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Data, ConvertError> {
     if let Ok(d) = obj.cast_exact::<PyDict>() {
         return dict_to_data(d, depth);
     }
-    // numpy values.
     let py = obj.py();
+    if audio_class(py)
+        .and_then(|c| obj.is_instance(c))
+        .map_err(ConvertError::from_pyerr)?
+    {
+        return audio_buffer_to_data(obj);
+    }
+    // numpy values.
     if let Some(np) = numpy_if_loaded(py) {
         if is_ndarray(&np, obj) {
             return ndarray_to_tensor(&np, obj).map(Data::from);
@@ -363,92 +370,177 @@ fn tuple_to_data(t: &Bound<'_, PyTuple>, depth: usize) -> Result<Data, ConvertEr
     list_to_data(t.iter(), len, depth)
 }
 
-/// `(float32 array of shape (channels, frames) or (frames,), int sample_rate[, int
-/// pts_us])` → audio. A pair's time is its `pts_us` attribute when it has one (the
-/// [`audio_class`] instances audio comes to Python as), else 0.
+/// `(1-D float32 array, int sample_rate[, int pts_us])` → mono audio; `None` for a
+/// tuple of another shape (an ordinary list). A 2-D array in such a pair is an error:
+/// whether it is `(frames, channels)` or `(channels, frames)` cannot be told, so the
+/// caller is sent to `AudioBuffer`, which says.
 fn audio_tuple(t: &Bound<'_, PyTuple>) -> Result<Option<Data>, ConvertError> {
     let py = t.py();
     let Some(np) = numpy_if_loaded(py) else {
         return Ok(None);
     };
-    let (arr, rate) = match (t.get_item(0), t.get_item(1)) {
-        (Ok(a), Ok(r)) => (a, r),
-        _ => return Ok(None),
-    };
-    let pts_us = if t.len() == 3 {
-        let Ok(pts) = t.get_item(2) else {
-            return Ok(None);
-        };
-        if !pts.is_exact_instance_of::<PyInt>() {
-            return Ok(None);
-        }
-        let Ok(pts) = pts.extract::<i64>() else {
-            return Ok(None);
-        };
-        pts
-    } else if t.is_exact_instance_of::<PyTuple>() {
-        0
-    } else {
-        t.getattr(intern!(py, "pts_us"))
-            .ok()
-            .and_then(|v| v.extract::<i64>().ok())
-            .unwrap_or(0)
+    let (Ok(arr), Ok(rate)) = (t.get_item(0), t.get_item(1)) else {
+        return Ok(None);
     };
     if !rate.is_exact_instance_of::<PyInt>() || !is_ndarray(&np, &arr) {
         return Ok(None);
     }
+    let pts_us = if t.len() == 3 {
+        match t.get_item(2) {
+            Ok(pts) if pts.is_exact_instance_of::<PyInt>() => match pts.extract::<i64>() {
+                Ok(pts) => pts,
+                Err(_) => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
+    } else {
+        0
+    };
     let Ok(sample_rate) = rate.extract::<u32>() else {
         return Ok(None);
     };
-    if sample_rate == 0 {
-        return Ok(None);
-    }
-    let dtype_ok = arr
+    let is_f32 = arr
         .getattr(intern!(py, "dtype"))
         .and_then(|d| d.getattr(intern!(py, "name")))
         .and_then(|n| n.extract::<String>())
         .is_ok_and(|n| n == "float32");
-    let Ok(ndim) = arr
+    let ndim = arr
         .getattr(intern!(py, "ndim"))
         .and_then(|n| n.extract::<usize>())
-    else {
-        return Ok(None);
-    };
-    if !dtype_ok || !(ndim == 1 || ndim == 2) {
+        .unwrap_or(0);
+    if sample_rate == 0 || !is_f32 {
         return Ok(None);
     }
-    let shape: Vec<usize> = arr
-        .getattr(intern!(py, "shape"))
-        .and_then(|s| s.extract())
-        .map_err(ConvertError::from_pyerr)?;
-    let channels = if ndim == 1 { 1 } else { shape[0] };
-    let Ok(channels) = u16::try_from(channels) else {
-        return Ok(None);
-    };
-    if channels == 0 {
-        return Ok(None);
+    match ndim {
+        1 => {
+            let samples = ndarray_samples(&np, &arr)?;
+            Ok(Some(Data::from(
+                AudioBuffer::new(samples, sample_rate, 1).with_pts(pts_us),
+            )))
+        }
+        2 => Err(ConvertError::value_error(
+            "a (samples, sample_rate) pair holds mono audio (a 1-D array); for several \
+             channels use remotemedia.AudioBuffer(samples of shape (frames, channels), \
+             sample_rate, channels)",
+        )),
+        _ => Ok(None),
     }
-    // Interleave: frames-major order is the transpose of (channels, frames).
-    let interleaved = if ndim == 1 {
-        arr.clone()
-    } else {
-        arr.getattr(intern!(py, "T"))
-            .map_err(ConvertError::from_pyerr)?
+}
+
+/// The class audio comes to Python as, `remotemedia.AudioBuffer`: the class of the
+/// module `_remotemedia_audio` when something (the SDK) already loaded it, else the
+/// same source loaded here under that name. One class per interpreter either way.
+pub fn audio_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CLASS
+        .get_or_try_init(py, || {
+            let modules = py.import("sys")?.getattr("modules")?;
+            let module = match modules.get_item(crate::AUDIO_MODULE) {
+                Ok(m) => m,
+                Err(_) => {
+                    let m = PyModule::new(py, crate::AUDIO_MODULE)?;
+                    modules.set_item(crate::AUDIO_MODULE, &m)?;
+                    let code = std::ffi::CString::new(crate::AUDIO_BUFFER_SOURCE)
+                        .expect("the audio module source has no NUL byte");
+                    let globals = m.dict();
+                    globals.set_item("__builtins__", py.import("builtins")?)?;
+                    if let Err(e) = py.run(&code, Some(&globals), None) {
+                        let _ = modules.del_item(crate::AUDIO_MODULE);
+                        return Err(e);
+                    }
+                    m.into_any()
+                }
+            };
+            Ok(module.getattr("AudioBuffer")?.unbind())
+        })
+        .map(|c| c.bind(py))
+}
+
+/// An `AudioBuffer` → audio, its samples shared when they are C-contiguous
+/// little-endian float32 (what numpy makes by default, and what comes out of a pipeline).
+fn audio_buffer_to_data(obj: &Bound<'_, PyAny>) -> Result<Data, ConvertError> {
+    let py = obj.py();
+    let bad = |m: &str| ConvertError::value_error(format!("AudioBuffer: {m}"));
+    let attr = |name: &str| obj.getattr(name).map_err(ConvertError::from_pyerr);
+    let sample_rate = attr("sample_rate")?
+        .extract::<u32>()
+        .ok()
+        .filter(|r| *r > 0)
+        .ok_or_else(|| bad("sample_rate must be a positive int that fits 32 bits"))?;
+    let channels = attr("channels")?
+        .extract::<u16>()
+        .ok()
+        .filter(|c| *c > 0)
+        .ok_or_else(|| bad("channels must be an int between 1 and 65535"))?;
+    let pts_us = attr("pts_us")?
+        .extract::<i64>()
+        .map_err(|_| bad("pts_us must be an int (microseconds) that fits 64 bits"))?;
+    let samples = attr("samples")?;
+    let samples = match numpy_if_loaded(py) {
+        Some(np) if is_ndarray(&np, &samples) => ndarray_samples(&np, &samples)?,
+        _ => buffer_samples(&samples)?,
     };
-    let contiguous = np
-        .call_method1(
-            intern!(py, "ascontiguousarray"),
-            (interleaved, intern!(py, "<f4")),
-        )
-        .map_err(ConvertError::from_pyerr)?;
-    let buf = PyUntypedBuffer::get(&contiguous).map_err(ConvertError::from_pyerr)?;
-    let samples: Vec<f32> = buffer_bytes(&buf)
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(Some(Data::from(
+    if !samples.len().is_multiple_of(usize::from(channels)) {
+        return Err(bad(&format!(
+            "{} interleaved samples cannot be split into {channels} channels",
+            samples.len()
+        )));
+    }
+    Ok(Data::from(
         AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
-    )))
+    ))
+}
+
+/// The samples of a float32 array, without a copy when it is C-contiguous and
+/// little-endian (any layout is made so first: `(frames, channels)` C order is
+/// interleaved).
+fn ndarray_samples(
+    np: &Bound<'_, PyModule>,
+    arr: &Bound<'_, PyAny>,
+) -> Result<Samples, ConvertError> {
+    let py = arr.py();
+    let e = ConvertError::from_pyerr;
+    let contiguous = np
+        .call_method1(intern!(py, "ascontiguousarray"), (arr, intern!(py, "<f4")))
+        .map_err(e)?;
+    shared_samples(PyUntypedBuffer::get(&contiguous).map_err(e)?)
+}
+
+/// The samples of a buffer of float32 (a `memoryview`, `array.array('f')`), shared.
+fn buffer_samples(obj: &Bound<'_, PyAny>) -> Result<Samples, ConvertError> {
+    let buf = PyUntypedBuffer::get(obj).map_err(|_| {
+        ConvertError::type_error(format!(
+            "AudioBuffer samples must be a float32 numpy array or buffer, not {}",
+            type_name(obj)
+        ))
+    })?;
+    let format = buf.format().to_str().unwrap_or_default();
+    let float32 = buf.item_size() == 4 && matches!(format, "f" | "<f" | "=f");
+    let raw_bytes = buf.item_size() == 1 && matches!(format, "B" | "b" | "c");
+    if !(float32 || raw_bytes) || !buf.is_c_contiguous() {
+        return Err(ConvertError::type_error(format!(
+            "AudioBuffer samples must be contiguous float32 values, got a buffer of format \
+             {format:?} and item size {}",
+            buf.item_size()
+        )));
+    }
+    shared_samples(buf)
+}
+
+/// Samples over a held, C-contiguous buffer's memory (copied only when unaligned).
+fn shared_samples(buf: PyUntypedBuffer) -> Result<Samples, ConvertError> {
+    if !buf.len_bytes().is_multiple_of(4) {
+        return Err(ConvertError::value_error(format!(
+            "AudioBuffer samples: {} bytes is not a whole number of float32 values",
+            buf.len_bytes()
+        )));
+    }
+    if buf.len_bytes() == 0 {
+        return Ok(Samples::default());
+    }
+    Ok(Samples::from_le_bytes(Bytes::from_owner(PyBufferOwner(
+        buf,
+    ))))
 }
 
 /// The bytes of a C-contiguous buffer.
@@ -616,10 +708,7 @@ fn tagged_dict(d: &Bound<'_, PyDict>) -> Result<Option<Data>, ConvertError> {
                 "`samples` byte length is not a multiple of 4 (float32 little-endian)".into(),
             ));
         }
-        let samples: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let samples = Samples::from_le_bytes(raw);
         if !samples.len().is_multiple_of(channels as usize) {
             return Err(bad(format!(
                 "{} samples cannot be split into {channels} channels",
@@ -702,62 +791,28 @@ fn tensor_to_py<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>>
     }
 }
 
-/// The class audio comes to Python as: a `(samples, sample_rate)` tuple (so code that
-/// unpacks a pair keeps working) with the stream time of its first frame in `.pts_us`.
-/// Created once per interpreter.
-pub fn audio_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    CLASS
-        .get_or_try_init(py, || {
-            let builtins = py.import("builtins")?;
-            let doc = "Audio from a pipeline: unpacks as (samples, sample_rate), samples of \
-                       shape (channels, frames); .pts_us is the time of its first frame in \
-                       microseconds from the start of the stream.";
-            let attrs = PyDict::new(py);
-            attrs.set_item("__doc__", doc)?;
-            attrs.set_item("__module__", "remotemedia")?;
-            attrs.set_item("pts_us", 0)?;
-            let class =
-                builtins
-                    .getattr("type")?
-                    .call1(("Audio", (builtins.getattr("tuple")?,), attrs))?;
-            Ok(class.unbind())
-        })
-        .map(|c| c.bind(py))
-}
-
 fn audio_to_py<'py>(py: Python<'py>, a: &Arc<AudioBuffer>) -> PyResult<Bound<'py, PyAny>> {
-    match numpy(py) {
+    let view = Bound::new(py, DataBuffer::bytes(a.samples.to_le_bytes()))?;
+    let samples = match numpy(py) {
         Some(np) => {
-            let view = Bound::new(py, DataBuffer::samples(Arc::clone(&a.samples)))?;
-            let flat = np.call_method1(intern!(py, "frombuffer"), (view, "<f4"))?;
-            let frames =
-                flat.call_method1(intern!(py, "reshape"), ((a.frames(), a.channels as usize),))?;
-            let planar = frames.getattr(intern!(py, "T"))?;
-            let pair = (planar, a.sample_rate);
-            let audio = audio_class(py)?.call1((pair,))?;
-            audio.setattr(intern!(py, "pts_us"), a.pts_us)?;
-            Ok(audio)
+            let flat = np.call_method1(intern!(py, "frombuffer"), (view, intern!(py, "<f4")))?;
+            if a.channels == 1 {
+                flat
+            } else {
+                flat.call_method1(intern!(py, "reshape"), ((a.frames(), a.channels as usize),))?
+            }
         }
-        None => {
-            let inner = PyDict::new(py);
-            inner.set_item("sample_rate", a.sample_rate)?;
-            inner.set_item("channels", a.channels)?;
-            inner.set_item("pts_us", a.pts_us)?;
-            inner.set_item(
-                "samples",
-                PyBytes::new(py, DataBuffer::samples_bytes(&a.samples)),
-            )?;
-            let d = PyDict::new(py);
-            d.set_item("$audio", inner)?;
-            Ok(d.into_any())
-        }
-    }
-}
-
-enum BufferData {
-    Bytes(Bytes),
-    Samples(Arc<[f32]>),
+        None => PyMemoryView::from(view.as_any())?
+            .call_method1(intern!(py, "cast"), (intern!(py, "f"),))?,
+    };
+    // Built without running `__init__`: the runtime's audio is valid by construction.
+    let class = audio_class(py)?;
+    let audio = class.call_method1(intern!(py, "__new__"), (class,))?;
+    audio.setattr(intern!(py, "samples"), samples)?;
+    audio.setattr(intern!(py, "sample_rate"), a.sample_rate)?;
+    audio.setattr(intern!(py, "channels"), a.channels)?;
+    audio.setattr(intern!(py, "pts_us"), a.pts_us)?;
+    Ok(audio)
 }
 
 /// Read-only Python buffer over pipeline memory, so numpy arrays can share it.
@@ -766,32 +821,16 @@ enum BufferData {
 /// of the pipeline.
 #[pyclass(frozen, module = "remotemedia._remotemedia")]
 pub struct DataBuffer {
-    data: BufferData,
+    data: Bytes,
 }
 
 impl DataBuffer {
-    fn bytes(b: Bytes) -> Self {
-        Self {
-            data: BufferData::Bytes(b),
-        }
-    }
-
-    fn samples(s: Arc<[f32]>) -> Self {
-        Self {
-            data: BufferData::Samples(s),
-        }
-    }
-
-    fn samples_bytes(s: &[f32]) -> &[u8] {
-        // SAFETY: any f32 bit pattern is four valid bytes; the length is in bytes.
-        unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u8, std::mem::size_of_val(s)) }
+    fn bytes(data: Bytes) -> Self {
+        Self { data }
     }
 
     fn as_slice(&self) -> &[u8] {
-        match &self.data {
-            BufferData::Bytes(b) => b,
-            BufferData::Samples(s) => Self::samples_bytes(s),
-        }
+        &self.data
     }
 }
 

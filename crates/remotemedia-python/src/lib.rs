@@ -63,6 +63,14 @@ pub use spec::{NodeSpec, Origin, Runtime, RUNTIME_ENV};
 /// The driver shared by every host (Python source).
 pub const DRIVER_SOURCE: &str = include_str!("driver.py");
 
+/// `remotemedia.AudioBuffer`, the Python shape of audio on every host: the SDK's own
+/// module file, so the SDK and the hosts share one definition.
+pub const AUDIO_BUFFER_SOURCE: &str = include_str!("../../../python/remotemedia/_audio_buffer.py");
+
+/// The module name every host loads [`AUDIO_BUFFER_SOURCE`] under (the SDK registers
+/// its copy under the same name, so one interpreter has one class).
+pub const AUDIO_MODULE: &str = "_remotemedia_audio";
+
 /// Registers the `PythonNode` node type.
 pub fn register(registry: &mut Registry) {
     registry.register(Arc::new(PythonNodeFactory::new()));

@@ -355,6 +355,7 @@ fn worker_command(python: &str, progress: &Progress) -> Command {
         .arg(crate::DRIVER_SOURCE)
         .arg(progress.arg())
         .arg(python_log_level().to_string())
+        .arg(crate::AUDIO_BUFFER_SOURCE)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -147,13 +147,17 @@ fn exception_text(vm: &VirtualMachine, e: &PyBaseExceptionRef) -> String {
     format!("cannot set up the node driver: {}", text.trim_end())
 }
 
-/// Loads the driver as the module `_remotemedia_driver`. RustPython counts about two
+/// Loads `AudioBuffer` as the module `_remotemedia_audio` and the driver as the module
+/// `_remotemedia_driver`. RustPython counts about two
 /// against the recursion limit per Python call (CPython: one), so the limit is 2000:
 /// a node recurses about as deep as in CPython, and a runaway recursion raises
 /// `RecursionError` well before the thread's stack runs out, also in debug builds.
 const BOOTSTRAP: &str = "\
 import sys, types
 sys.setrecursionlimit(2000)
+_a = types.ModuleType('_remotemedia_audio')
+sys.modules['_remotemedia_audio'] = _a
+exec(compile(_AUDIO, '<remotemedia audio>', 'exec'), _a.__dict__)
 _m = types.ModuleType('_remotemedia_driver')
 sys.modules['_remotemedia_driver'] = _m
 exec(compile(_SOURCE, '<remotemedia driver>', 'exec'), _m.__dict__)
@@ -164,6 +168,11 @@ fn setup_driver(vm: &VirtualMachine) -> PyResult<PyObjectRef> {
     scope
         .globals
         .set_item("_SOURCE", vm.ctx.new_str(crate::DRIVER_SOURCE).into(), vm)?;
+    scope.globals.set_item(
+        "_AUDIO",
+        vm.ctx.new_str(crate::AUDIO_BUFFER_SOURCE).into(),
+        vm,
+    )?;
     vm.run_string(scope, BOOTSTRAP, "<remotemedia bootstrap>".to_string())?;
     let modules = vm.sys_module.get_attr("modules", vm)?;
     let driver = modules.get_item("_remotemedia_driver", vm)?;
@@ -213,11 +222,8 @@ pub fn data_to_object(vm: &VirtualMachine, d: &Data) -> PyObjectRef {
             }
             dict.into()
         }
-        Data::Audio(a) => {
-            let mut samples = Vec::with_capacity(a.samples.len() * 4);
-            for s in a.samples.iter() {
-                samples.extend_from_slice(&s.to_le_bytes());
-            }
+        Data::Audio(a) => audio_to_object(vm, a).unwrap_or_else(|_| {
+            // Only when `_remotemedia_audio` failed to load, which stops the host first.
             tagged(
                 vm,
                 "$audio",
@@ -225,10 +231,13 @@ pub fn data_to_object(vm: &VirtualMachine, d: &Data) -> PyObjectRef {
                     ("sample_rate", vm.ctx.new_int(a.sample_rate).into()),
                     ("channels", vm.ctx.new_int(a.channels).into()),
                     ("pts_us", vm.ctx.new_int(a.pts_us).into()),
-                    ("samples", vm.ctx.new_bytes(samples).into()),
+                    (
+                        "samples",
+                        vm.ctx.new_bytes(a.samples.to_le_bytes().to_vec()).into(),
+                    ),
                 ],
             )
-        }
+        }),
         Data::Tensor(t) => {
             let shape = t.shape.iter().map(|&n| vm.ctx.new_int(n).into()).collect();
             tagged(
@@ -242,6 +251,80 @@ pub fn data_to_object(vm: &VirtualMachine, d: &Data) -> PyObjectRef {
             )
         }
     }
+}
+
+/// The `_remotemedia_audio` module the bootstrap loaded.
+fn audio_module(vm: &VirtualMachine) -> PyResult<PyObjectRef> {
+    vm.sys_module
+        .get_attr("modules", vm)?
+        .get_item(crate::AUDIO_MODULE, vm)
+}
+
+/// Audio as an `AudioBuffer` (its samples a read-only `memoryview`: no numpy here).
+fn audio_to_object(vm: &VirtualMachine, a: &AudioBuffer) -> PyResult<PyObjectRef> {
+    let module = audio_module(vm)?;
+    let raw: PyObjectRef = vm.ctx.new_bytes(a.samples.to_le_bytes().to_vec()).into();
+    vm.call_method(
+        &module,
+        "_from_runtime",
+        (
+            raw,
+            vm.ctx.new_int(a.sample_rate),
+            vm.ctx.new_int(a.channels),
+            vm.ctx.new_int(a.pts_us),
+        ),
+    )
+}
+
+/// An `AudioBuffer` → audio; `None` for any other object.
+fn audio_from_object(vm: &VirtualMachine, obj: &PyObject) -> Result<Option<Data>, ConvertError> {
+    let Ok(module) = audio_module(vm) else {
+        return Ok(None);
+    };
+    let Ok(class) = module.get_attr("AudioBuffer", vm) else {
+        return Ok(None);
+    };
+    if !obj.is_instance(&class, vm).unwrap_or(false) {
+        return Ok(None);
+    }
+    let failed = |e: PyBaseExceptionRef| {
+        let message = e
+            .as_object()
+            .str(vm)
+            .ok()
+            .and_then(|s| s.to_str().map(str::to_string))
+            .unwrap_or_default();
+        ConvertError::new(message)
+    };
+    let parts = vm
+        .call_method(&module, "_to_runtime", (obj.to_owned(),))
+        .map_err(failed)?;
+    let parts = parts
+        .downcast_ref::<PyTuple>()
+        .filter(|t| t.len() == 4)
+        .ok_or_else(|| ConvertError::new("AudioBuffer: _to_runtime did not give 4 values"))?;
+    let int = |i: usize| {
+        parts.as_slice()[i]
+            .downcast_ref::<PyInt>()
+            .and_then(|v| i64::try_from(v.as_bigint()).ok())
+            .ok_or_else(|| ConvertError::new("AudioBuffer: a field is not an int"))
+    };
+    let sample_rate = u32::try_from(int(0)?)
+        .map_err(|_| ConvertError::new("AudioBuffer: sample_rate is out of range"))?;
+    let channels = u16::try_from(int(1)?)
+        .map_err(|_| ConvertError::new("AudioBuffer: channels is out of range"))?;
+    let pts_us = int(2)?;
+    let bytes = vm
+        .call_method(&parts.as_slice()[3], "tobytes", ())
+        .map_err(failed)?;
+    let bytes = bytes
+        .downcast_ref::<PyBytes>()
+        .ok_or_else(|| ConvertError::new("AudioBuffer: samples did not give bytes"))?;
+    let samples =
+        remotemedia_core::Samples::from_le_bytes(Bytes::copy_from_slice(bytes.as_bytes()));
+    Ok(Some(Data::Audio(Arc::new(
+        AudioBuffer::new(samples, sample_rate, channels).with_pts(pts_us),
+    ))))
 }
 
 fn tagged<const N: usize>(
@@ -371,6 +454,9 @@ fn object_to_data(vm: &VirtualMachine, obj: &PyObject, depth: usize) -> Result<D
     }
     if let Some(d) = obj.downcast_ref::<PyDict>() {
         return dict_to_data(vm, d.items_vec(), depth);
+    }
+    if let Some(audio) = audio_from_object(vm, obj)? {
+        return Ok(audio);
     }
     Err(ConvertError::new(format!(
         "cannot convert {} of type {} to pipeline data; supported: None, bool, int, float, \

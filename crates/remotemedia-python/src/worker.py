@@ -1,7 +1,8 @@
 """remotemedia worker process: runs one Python node for the ``process`` host.
 
-Started as ``python -c <this file> <driver source> <progress> <log level>``, where
-``<progress>`` is ``fd:N`` (an inherited descriptor) or a file path. Frames on the
+Started as ``python -c <this file> <driver source> <progress> <log level> <audio
+source>``, where ``<progress>`` is ``fd:N`` (an inherited descriptor) or a file path and
+``<audio source>`` defines ``AudioBuffer`` (loaded as the module ``_remotemedia_audio``). Frames on the
 original stdin/stdout (``u32 length, u8 kind, payload``), values in the wire format of
 ``wire.rs``. Before each item the worker writes the item's 1-based index into the
 progress file (shared memory), so that the parent can tell which item a crashed or
@@ -28,6 +29,8 @@ _TAG_F64 = struct.Struct("<Bd")
 _TAG_U32 = struct.Struct("<BI")
 _MIN, _MAX = -(2**63), 2**63 - 1
 _np = None
+#: The ``_remotemedia_audio`` module (set by ``main``).
+_audio = None
 _SUPPORTED = (
     "supported: None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
     "numpy arrays"
@@ -126,6 +129,9 @@ def enc(v, out, depth=0):
         out += _TAG_U32.pack(6, len(v))
         out += v
         return
+    if isinstance(v, _audio.AudioBuffer):
+        _enc_audio_buffer(v, out)
+        return
     np = _loaded_numpy()
     if np:
         if isinstance(v, np.ndarray):
@@ -158,14 +164,6 @@ def enc(v, out, depth=0):
         raise ConvertError(
             "cannot convert %s of type %s to pipeline data; %s" % (_preview(v), _tname(v), _SUPPORTED)
         )
-
-
-class Audio(tuple):
-    """Audio from a pipeline: unpacks as (samples, sample_rate), samples of shape
-    (channels, frames); .pts_us is the time of its first frame in microseconds from the
-    start of the stream."""
-
-    pts_us = 0
 
 
 def _check_depth(depth):
@@ -216,7 +214,17 @@ def _enc_tensor(np, arr, out):
     out += data
 
 
+def _enc_audio_buffer(v, out):
+    try:
+        rate, channels, pts, data = _audio._to_runtime(v)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ConvertError(str(e))
+    out += struct.pack("<BIHqI", 9, rate, channels, pts, data.nbytes)
+    out += data
+
+
 def _enc_audio_tuple(v, out):
+    """``(1-D float32 array, rate[, pts_us])`` is mono audio; ``False`` for other tuples."""
     np = _loaded_numpy()
     if len(v) == 3:
         arr, rate, pts = v
@@ -224,20 +232,22 @@ def _enc_audio_tuple(v, out):
             return False
     else:
         arr, rate = v
-        pts = getattr(v, "pts_us", 0) if type(v) is not tuple else 0
-        if type(pts) is not int or not -(2**63) <= pts < 2**63:
-            pts = 0
+        pts = 0
     if not np or not isinstance(arr, np.ndarray) or type(rate) is not int:
         return False
-    if arr.dtype.name != "float32" or arr.ndim not in (1, 2) or not 0 < rate < 2**32:
+    if arr.dtype.name != "float32" or not 0 < rate < 2**32:
         return False
-    channels = 1 if arr.ndim == 1 else arr.shape[0]
-    if not 0 < channels < 65536:
+    if arr.ndim == 2:
+        raise ConvertError(
+            "a (samples, sample_rate) pair holds mono audio (a 1-D array); for several "
+            "channels use remotemedia.AudioBuffer(samples of shape (frames, channels), "
+            "sample_rate, channels)"
+        )
+    if arr.ndim != 1:
         return False
-    inter = arr if arr.ndim == 1 else arr.T
-    data = np.ascontiguousarray(inter, dtype="<f4").tobytes()
-    out += struct.pack("<BIHqI", 9, rate, channels, pts, len(data))
-    out += data
+    data = np.ascontiguousarray(arr, dtype="<f4")
+    out += struct.pack("<BIHqI", 9, rate, 1, pts, data.nbytes)
+    out += memoryview(data).cast("B")
     return True
 
 
@@ -323,13 +333,7 @@ def dec(b, p):
         p += 18
         raw = b[p : p + n]
         p += n
-        np = _numpy()
-        if np:
-            flat = np.frombuffer(raw, dtype="<f4")
-            audio = Audio((flat.reshape(len(flat) // channels, channels).T, rate))
-            audio.pts_us = pts
-            return audio, p
-        return {"$audio": {"sample_rate": rate, "channels": channels, "pts_us": pts, "samples": raw}}, p
+        return _audio._from_runtime(raw, rate, channels, pts, _numpy()), p
     if t == 10:
         nl = b[p]
         name = b[p + 1 : p + 1 + nl].decode()
@@ -546,6 +550,13 @@ def main():
     threading.Thread(
         target=_exit_with_parent, args=(rfd,), name="remotemedia-parent", daemon=True
     ).start()
+
+    global _audio
+    _audio = sys.modules.get("_remotemedia_audio")
+    if _audio is None:
+        _audio = types.ModuleType("_remotemedia_audio")
+        sys.modules["_remotemedia_audio"] = _audio
+        exec(compile(sys.argv[4], "<remotemedia audio>", "exec"), _audio.__dict__)
 
     drv = types.ModuleType("_remotemedia_driver")
     sys.modules["_remotemedia_driver"] = drv

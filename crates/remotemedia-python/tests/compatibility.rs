@@ -234,9 +234,14 @@ fn render(results: &[(Runtime, Vec<String>)]) -> String {
          64 bits are errors), and the load errors (syntax error, missing class, failing \
          constructor).\n\n\
          Where the hosts differ:\n\n\
-         - **Audio and tensors**: numpy arrays in the CPython hosts when numpy is installed; \
-           otherwise, and always in RustPython, the dicts `{\"$audio\": {\"sample_rate\", \
-           \"channels\", \"samples\"}}` and `{\"$tensor\": {\"shape\", \"dtype\", \"data\"}}` \
+         - **Audio**: an `AudioBuffer` in every host (`samples`, `sample_rate`, `channels`, \
+           `pts_us`; the same class as the SDK's `remotemedia.AudioBuffer`). Its `samples` \
+           are a read-only float32 numpy array in the CPython hosts when numpy is installed \
+           (shape `(frames,)` mono, `(frames, channels)` otherwise), else — and always in \
+           RustPython — a flat read-only `memoryview` of format `'f'`. A node returns audio \
+           as an `AudioBuffer` (e.g. `data.with_samples(new)`), or in the `$audio` dict form.\n\
+         - **Tensors**: numpy arrays in the CPython hosts when numpy is installed; otherwise, \
+           and always in RustPython, the dict `{\"$tensor\": {\"shape\", \"dtype\", \"data\"}}` \
            (little-endian bytes), which a node may also return.\n\
          - **Crashes and hangs**: only the process host contains them. A worker that dies \
            fails the item it was on (kind `crashed`, with the signal or exit status), a call \

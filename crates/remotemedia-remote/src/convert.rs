@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use remotemedia_core::capabilities::{CapabilitySet, GpuInfo};
 use remotemedia_core::data::check_container_depth;
 use remotemedia_core::manifest::GpuType;
@@ -44,7 +43,7 @@ pub fn data_to_pb(d: &Data) -> pb::Value {
         Data::Audio(a) => Kind::AudioValue(pb::Audio {
             sample_rate: a.sample_rate,
             channels: u32::from(a.channels),
-            samples: samples_as_le_bytes(&a.samples),
+            samples: a.samples.to_le_bytes(),
             pts_us: a.pts_us,
         }),
         Data::Tensor(t) => Kind::TensorValue(pb::Tensor {
@@ -130,33 +129,6 @@ fn data_from_pb_at(v: pb::Value, depth: usize) -> Result<Data, ConvertError> {
 /// Converts protobuf values into items.
 pub fn items_from_pb(values: Vec<pb::Value>) -> Result<Vec<Data>, ConvertError> {
     values.into_iter().map(data_from_pb).collect()
-}
-
-/// The samples as little-endian bytes, sharing the buffer (the native layout is the
-/// wire layout on little-endian machines).
-#[cfg(target_endian = "little")]
-fn samples_as_le_bytes(samples: &Arc<[f32]>) -> Bytes {
-    struct Shared(Arc<[f32]>);
-    impl AsRef<[u8]> for Shared {
-        fn as_ref(&self) -> &[u8] {
-            bytemuck::cast_slice(&self.0)
-        }
-    }
-    Bytes::from_owner(Shared(Arc::clone(samples)))
-}
-
-#[cfg(not(target_endian = "little"))]
-fn samples_as_le_bytes(samples: &Arc<[f32]>) -> Bytes {
-    f32s_to_le_bytes(samples)
-}
-
-#[cfg(not(target_endian = "little"))]
-fn f32s_to_le_bytes(samples: &[f32]) -> Bytes {
-    let mut out = vec![0u8; samples.len() * 4];
-    for (dst, s) in out.chunks_exact_mut(4).zip(samples) {
-        dst.copy_from_slice(&s.to_le_bytes());
-    }
-    Bytes::from(out)
 }
 
 /// Straight into the shared slice the audio buffer keeps (one allocation, one copy,
@@ -309,6 +281,7 @@ pub fn failure_from_pb(f: pb::NodeFailure) -> PipelineNodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn values_nested_deeper_than_max_depth_are_refused() {

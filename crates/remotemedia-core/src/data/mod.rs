@@ -5,6 +5,7 @@
 
 mod json;
 pub mod literal;
+mod samples;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 pub use json::{check_integer_literals, JsonFormError, RESERVED_TAGS};
+pub use samples::Samples;
 
 /// An insertion-ordered map of string keys to values (the order of a Python dict).
 pub type DataMap = IndexMap<String, Data>;
@@ -47,7 +49,7 @@ pub enum Data {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AudioBuffer {
     /// Samples, interleaved by channel (`frames * channels` values).
-    pub samples: Arc<[f32]>,
+    pub samples: Samples,
     /// Frames per second.
     pub sample_rate: u32,
     /// Number of interleaved channels (at least 1).
@@ -60,7 +62,7 @@ pub struct AudioBuffer {
 
 impl AudioBuffer {
     /// Creates a buffer at time 0; `samples.len()` must be a multiple of `channels`.
-    pub fn new(samples: impl Into<Arc<[f32]>>, sample_rate: u32, channels: u16) -> Self {
+    pub fn new(samples: impl Into<Samples>, sample_rate: u32, channels: u16) -> Self {
         Self {
             samples: samples.into(),
             sample_rate,
@@ -78,10 +80,7 @@ impl AudioBuffer {
     /// The samples, writable: shared samples are copied first, samples this buffer
     /// alone holds are not (a node that owns its input scales it in place).
     pub fn samples_mut(&mut self) -> &mut [f32] {
-        if Arc::get_mut(&mut self.samples).is_none() {
-            self.samples = Arc::from(&self.samples[..]);
-        }
-        Arc::get_mut(&mut self.samples).expect("the samples were just made unique")
+        self.samples.make_mut()
     }
 
     /// Presentation time just after the last frame (`pts_us` + duration).
