@@ -40,6 +40,9 @@ class Color(enum.IntEnum):
         [1, "a", None, [2.5, [b"x"]]],
         {},
         {"b": 1, "a": {"z": [1, 2], "y": None}},
+        (),
+        (1, "a"),
+        (1, (2, [3, (4,)]), {"t": (5, 6)}),
     ],
 )
 def test_native_values_round_trip(value):
@@ -48,7 +51,8 @@ def test_native_values_round_trip(value):
 
 
 def test_conversions_that_change_type():
-    assert roundtrip((1, (2, 3))) == [1, [2, 3]]
+    Point = __import__("collections").namedtuple("Point", "x y")
+    assert roundtrip(Point(1, 2)) == (1, 2) and type(roundtrip(Point(1, 2))) is tuple
     assert roundtrip(bytearray(b"ab")) == b"ab"
     assert roundtrip(memoryview(b"cd")) == b"cd"
     assert roundtrip(Color.RED) == 1 and type(roundtrip(Color.RED)) is int
@@ -118,16 +122,29 @@ def test_a_mono_pair_is_audio_and_comes_back_as_an_audio_buffer():
     assert (out.sample_rate, out.channels, out.pts_us, out.frames) == (8000, 1, 0, 2)
     assert out.samples.shape == (2,) and np.array_equal(out.samples, mono)
     assert roundtrip((mono, 16000, -5)).pts_us == -5
-    # Not audio: other dtypes, rates, third elements stay lists.
-    assert isinstance(roundtrip((np.zeros(2, dtype=np.float64), 16000)), list)
-    assert isinstance(roundtrip((mono, 0)), list)
-    assert isinstance(roundtrip((mono, True)), list)
-    assert isinstance(roundtrip((mono, 16000, 1.5)), list)
+    # Not audio: other dtypes, rates, third elements stay tuples.
+    for other in ((np.zeros(2, dtype=np.float64), 16000), (mono, 0), (mono, True), (mono, 16000, 1.5)):
+        back = roundtrip(other)
+        assert type(back) is tuple and len(back) == len(other), back
 
 
 def test_a_pair_with_a_2d_array_is_refused_as_ambiguous():
     with pytest.raises(ValueError, match=r"pair holds mono audio .* use remotemedia.AudioBuffer"):
         roundtrip((np.zeros((2, 3), dtype=np.float32), 16000))
+
+
+def test_tuples_stay_tuples_in_both_executors(use_rust):
+    class Pack(Node):
+        def process(self, data):
+            return (data, [data, (data,)])
+
+    class Look(Node):
+        def process(self, t):
+            return [type(t).__name__, type(t[1][1]).__name__, t]
+
+    out = run(Pipeline([Pack(), PassThroughNode(), Look()]).run([1], use_rust=use_rust))
+    assert out == [["tuple", "tuple", (1, [1, (1,)])]]
+    assert type(out[0][2]) is tuple
 
 
 def test_arrays_through_a_pipeline(use_rust):

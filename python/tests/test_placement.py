@@ -198,6 +198,20 @@ def test_a_node_with_a_host_runs_on_that_executor(no_ambient_executors, executor
     assert outputs == [11]
 
 
+def test_tuples_and_audio_cross_a_remote_executor_unchanged(no_ambient_executors, executors):
+    from remotemedia import AudioBuffer, PassThroughNode
+
+    gpu = executors()
+    hop = PassThroughNode()
+    hop.host = gpu.address
+    audio = AudioBuffer([0.5, -0.25, 1.0, 0.0], 16000, 2, 40_000)
+    items = [(1, ("a", [2, (3,)])), audio]
+    out = run(Pipeline([hop]).run(items))
+    assert out[0] == items[0] and type(out[0]) is tuple and type(out[0][1][1][1]) is tuple
+    assert out[1] == audio
+    assert gpu.streams() >= 1
+
+
 GPU_MACHINE = str(REPO / "examples" / "remote" / "gpu-capabilities.json")
 
 

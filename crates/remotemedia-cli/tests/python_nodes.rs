@@ -234,6 +234,37 @@ fn print_in_a_chain_of_python_nodes_names_each_node() {
 }
 
 #[test]
+fn tuples_stay_tuples_through_the_core_in_every_host() {
+    // A native node between the two keeps them from sharing Python objects: the tuple
+    // crosses into the core and back out, and is still a tuple (nested ones too).
+    let dir = tempfile::tempdir().unwrap();
+    for rt in runtimes() {
+        let node = |id: &str, source: &str| {
+            serde_json::json!({"id": id, "node_type": "PythonNode",
+                "params": {"class": "N", "runtime": rt, "source": source}})
+        };
+        let m = serde_json::json!({
+            "version": "v1",
+            "metadata": {"name": "tuples"},
+            "nodes": [
+                node("make", "class N:\n    def process(self, x):\n        return (x, [x, (x,)])\n"),
+                {"id": "core", "node_type": "PassThrough"},
+                node("look", "class N:\n    def process(self, t):\n        return [type(t).__name__, type(t[1]).__name__, type(t[1][1]).__name__]\n"),
+            ],
+            "connections": [{"from": "make", "to": "core"}, {"from": "core", "to": "look"}],
+        });
+        let path = write(&dir, &format!("tuples-{rt}.json"), &m.to_string());
+        rm().arg("run")
+            .arg(&path)
+            .args(["--input", "-"])
+            .write_stdin("1\n")
+            .assert()
+            .success()
+            .stdout("[\"tuple\",\"list\",\"tuple\"]\n");
+    }
+}
+
+#[test]
 fn audio_is_an_audio_buffer_in_every_host() {
     // One shape everywhere: the node sees an `AudioBuffer` (numpy samples in the CPython
     // hosts when numpy is there, a float32 memoryview otherwise), halves it and returns a

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `None`, `bool`, `int` (must fit `i64`), `float`, `str`, `bytes` | `Null`, `Bool`, `Int`, `Float`, `Text`, `Bytes` |
 //! | `bytearray`, `memoryview` | `Bytes` (copied) |
-//! | `list`, `tuple` | `List` (a tuple comes back as a list) |
+//! | `list`, `tuple` (or a subclass, such as a named tuple) | `List`, `Tuple` (a tuple comes back as a plain tuple) |
 //! | `dict` with `str` keys | `Map`, in insertion order |
 //! | [`remotemedia.AudioBuffer`](audio_class) | `Audio`, **no copy** for C-contiguous little-endian float32 samples |
 //! | `numpy.ndarray` of a supported dtype | `Tensor`, shape and dtype kept, **no copy** for C-contiguous little-endian arrays |
@@ -224,12 +224,20 @@ fn list_to_data<'py>(
     len: usize,
     depth: usize,
 ) -> Result<Data, ConvertError> {
+    seq_items(items, len, depth).map(Data::list)
+}
+
+fn seq_items<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    len: usize,
+    depth: usize,
+) -> Result<Vec<Data>, ConvertError> {
     check_depth(depth)?;
     let mut out = Vec::with_capacity(len);
     for (i, item) in items.enumerate() {
         out.push(to_data(&item, depth + 1).map_err(|e| e.within(format_args!("[{i}]")))?);
     }
-    Ok(Data::list(out))
+    Ok(out)
 }
 
 fn dict_to_data(d: &Bound<'_, PyDict>, depth: usize) -> Result<Data, ConvertError> {
@@ -367,7 +375,7 @@ fn tuple_to_data(t: &Bound<'_, PyTuple>, depth: usize) -> Result<Data, ConvertEr
             return Ok(audio);
         }
     }
-    list_to_data(t.iter(), len, depth)
+    seq_items(t.iter(), len, depth).map(Data::tuple)
 }
 
 /// `(1-D float32 array, int sample_rate[, int pts_us])` → mono audio; `None` for a
@@ -741,6 +749,13 @@ pub fn data_to_py<'py>(py: Python<'py>, data: &Data) -> PyResult<Bound<'py, PyAn
             }
             PyList::new(py, out)?.into_any()
         }
+        Data::Tuple(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                out.push(data_to_py(py, item)?);
+            }
+            PyTuple::new(py, out)?.into_any()
+        }
         Data::Map(map) => {
             let d = PyDict::new(py);
             for (k, v) in map.iter() {
@@ -913,9 +928,11 @@ mod tests {
             let back = data_to_py(py, &d).unwrap();
             let expected = eval(
                 py,
-                c"[None, True, 3, 2.5, 'é', b'\\x00', [1, 2], {'k': [1]}]",
+                c"[None, True, 3, 2.5, 'é', b'\\x00', (1, 2), {'k': [1]}]",
             );
             assert!(back.eq(expected).unwrap());
+            let tuple = back.get_item(6).unwrap();
+            assert!(tuple.is_exact_instance_of::<PyTuple>(), "{tuple:?}");
         });
     }
 

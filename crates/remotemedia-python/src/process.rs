@@ -1138,9 +1138,9 @@ mod tests {
         let mut pids: Vec<i64> = out
             .outputs
             .iter()
-            .map(|d| match d {
-                Data::List(v) if v.get(1) == Some(&Data::Bool(true)) => v[0].as_i64().unwrap(),
-                other => panic!("{other:?}"),
+            .map(|d| match d.as_list() {
+                Some(v) if v.get(1) == Some(&Data::Bool(true)) => v[0].as_i64().unwrap(),
+                _ => panic!("{d:?}"),
             })
             .collect();
         pids.dedup();

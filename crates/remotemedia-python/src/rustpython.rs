@@ -215,6 +215,10 @@ pub fn data_to_object(vm: &VirtualMachine, d: &Data) -> PyObjectRef {
             .ctx
             .new_list(items.iter().map(|x| data_to_object(vm, x)).collect())
             .into(),
+        Data::Tuple(items) => vm
+            .ctx
+            .new_tuple(items.iter().map(|x| data_to_object(vm, x)).collect())
+            .into(),
         Data::Map(map) => {
             let dict = vm.ctx.new_dict();
             for (k, v) in map.iter() {
@@ -450,7 +454,10 @@ fn object_to_data(vm: &VirtualMachine, obj: &PyObject, depth: usize) -> Result<D
         return seq_to_data(vm, &items, depth);
     }
     if let Some(t) = obj.downcast_ref::<PyTuple>() {
-        return seq_to_data(vm, t.as_slice(), depth);
+        return seq_to_data(vm, t.as_slice(), depth).map(|l| match l {
+            Data::List(items) => Data::Tuple(items),
+            other => other,
+        });
     }
     if let Some(d) = obj.downcast_ref::<PyDict>() {
         return dict_to_data(vm, d.items_vec(), depth);

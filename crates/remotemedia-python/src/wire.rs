@@ -15,6 +15,7 @@
 //! | 8 | map | u32 count, then per entry u32 key length, UTF-8 key, value |
 //! | 9 | audio | u32 sample rate, u16 channels, i64 `pts_us`, u32 byte length, f32 samples (interleaved) |
 //! | 10 | tensor | u8 dtype name length, dtype name, u8 rank, u64 per dimension, u32 byte length, data |
+//! | 11 | tuple | u32 count, values (a list that is a `tuple` in Python) |
 //!
 //! The worker side of this format is in `worker.py`.
 
@@ -90,8 +91,8 @@ pub fn encode(d: &Data, out: &mut Vec<u8>) -> Result<(), WireError> {
             out.extend_from_slice(&len32(b.len())?);
             out.extend_from_slice(b);
         }
-        Data::List(items) => {
-            out.push(7);
+        Data::List(items) | Data::Tuple(items) => {
+            out.push(if matches!(d, Data::Tuple(_)) { 11 } else { 7 });
             out.extend_from_slice(&len32(items.len())?);
             for item in items.iter() {
                 encode(item, out)?;
@@ -198,7 +199,7 @@ impl<'a> Reader<'a> {
     fn value_at(&mut self, depth: usize) -> Result<Data, WireError> {
         let at = self.pos;
         let tag = self.u8()?;
-        if tag == 7 || tag == 8 {
+        if tag == 7 || tag == 8 || tag == 11 {
             remotemedia_core::data::check_container_depth(depth)
                 .map_err(|_| WireError::TooDeep(at))?;
         }
@@ -213,13 +214,17 @@ impl<'a> Reader<'a> {
                 let n = self.u32()? as usize;
                 Data::Bytes(Bytes::copy_from_slice(self.take(n)?))
             }
-            7 => {
+            7 | 11 => {
                 let n = self.u32()? as usize;
                 let mut items = Vec::with_capacity(n.min(self.remaining()));
                 for _ in 0..n {
                     items.push(self.value_at(depth + 1)?);
                 }
-                Data::list(items)
+                if tag == 11 {
+                    Data::tuple(items)
+                } else {
+                    Data::list(items)
+                }
             }
             8 => {
                 let n = self.u32()? as usize;
@@ -336,6 +341,16 @@ mod tests {
         let mut r = Reader::new(&buf);
         assert_eq!(r.value().unwrap(), d);
         assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn tuples_are_their_own_tag() {
+        let t = Data::tuple(vec![Data::Int(1), Data::list(vec![])]);
+        let mut buf = Vec::new();
+        encode(&t, &mut buf).unwrap();
+        assert_eq!(buf[0], 11);
+        let back = Reader::new(&buf).value().unwrap();
+        assert!(matches!(&back, Data::Tuple(items) if matches!(items[1], Data::List(_))));
     }
 
     #[test]

@@ -114,7 +114,7 @@ def enc(v, out, depth=0):
         if t is tuple and len(v) in (2, 3) and _enc_audio_tuple(v, out):
             return
         _check_depth(depth)
-        out += _TAG_U32.pack(7, len(v))
+        out += _TAG_U32.pack(7 if t is list else 11, len(v))
         for i, x in enumerate(v):
             try:
                 enc(x, out, depth + 1)
@@ -156,8 +156,10 @@ def enc(v, out, depth=0):
         out += b
     elif isinstance(v, tuple) and len(v) == 2 and _enc_audio_tuple(v, out):
         return
-    elif isinstance(v, (list, tuple)):
+    elif isinstance(v, list):
         enc(list(v), out, depth)
+    elif isinstance(v, tuple):
+        enc(tuple(v), out, depth)
     elif isinstance(v, dict):
         _enc_dict(dict(v), out, depth)
     else:
@@ -309,14 +311,14 @@ def dec(b, p):
         n = _U32.unpack_from(b, p)[0]
         p += 4
         return b[p : p + n], p + n
-    if t == 7:
+    if t == 7 or t == 11:
         n = _U32.unpack_from(b, p)[0]
         p += 4
         items = []
         for _ in range(n):
             x, p = dec(b, p)
             items.append(x)
-        return items, p
+        return (items if t == 7 else tuple(items)), p
     if t == 8:
         n = _U32.unpack_from(b, p)[0]
         p += 4

@@ -28,8 +28,9 @@ pub fn data_to_pb(d: &Data) -> pb::Value {
         Data::Float(f) => Kind::FloatValue(*f),
         Data::Text(s) => Kind::TextValue(s.to_string()),
         Data::Bytes(b) => Kind::BytesValue(b.clone()),
-        Data::List(items) => Kind::ListValue(pb::ValueList {
+        Data::List(items) | Data::Tuple(items) => Kind::ListValue(pb::ValueList {
             items: items.iter().map(data_to_pb).collect(),
+            tuple: matches!(d, Data::Tuple(_)),
         }),
         Data::Map(m) => Kind::MapValue(pb::ValueMap {
             entries: m
@@ -78,12 +79,18 @@ fn data_from_pb_at(v: pb::Value, depth: usize) -> Result<Data, ConvertError> {
         Some(Kind::FloatValue(f)) => Data::Float(f),
         Some(Kind::TextValue(s)) => Data::from(s),
         Some(Kind::BytesValue(b)) => Data::Bytes(b),
-        Some(Kind::ListValue(l)) => Data::list(
-            l.items
+        Some(Kind::ListValue(l)) => {
+            let items = l
+                .items
                 .into_iter()
                 .map(|v| data_from_pb_at(v, depth + 1))
-                .collect::<Result<_, _>>()?,
-        ),
+                .collect::<Result<_, _>>()?;
+            if l.tuple {
+                Data::tuple(items)
+            } else {
+                Data::list(items)
+            }
+        }
         Some(Kind::MapValue(m)) => {
             let mut map = DataMap::with_capacity(m.entries.len());
             for e in m.entries {
@@ -164,7 +171,7 @@ pub fn approx_size(d: &Data) -> usize {
         Data::Int(_) | Data::Float(_) => 10,
         Data::Text(s) => s.len() + 4,
         Data::Bytes(b) => b.len() + 4,
-        Data::List(l) => 4 + l.iter().map(approx_size).sum::<usize>(),
+        Data::List(l) | Data::Tuple(l) => 4 + l.iter().map(approx_size).sum::<usize>(),
         Data::Map(m) => {
             4 + m
                 .iter()
@@ -335,6 +342,20 @@ mod tests {
         // Map order survives.
         let keys: Vec<&String> = back[7].as_map().unwrap().keys().collect();
         assert_eq!(keys, ["b", "a"]);
+    }
+
+    #[test]
+    fn a_tuple_stays_a_tuple_and_a_list_a_list() {
+        let t = Data::tuple(vec![Data::Int(1), Data::list(vec![Data::tuple(vec![])])]);
+        let bytes = prost::Message::encode_to_vec(&data_to_pb(&t));
+        let back = data_from_pb(prost::Message::decode(bytes.as_slice()).unwrap()).unwrap();
+        let Data::Tuple(items) = &back else {
+            panic!("not a tuple: {back:?}")
+        };
+        let Data::List(inner) = &items[1] else {
+            panic!("not a list: {:?}", items[1])
+        };
+        assert!(matches!(inner[0], Data::Tuple(_)));
     }
 
     #[test]

@@ -293,7 +293,7 @@ impl Serialize for Data {
                 m.serialize_entry("$bytes", &B64.encode(b))?;
                 m.end()
             }
-            Data::List(items) => {
+            Data::List(items) | Data::Tuple(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items.iter() {
                     seq.serialize_element(item)?;

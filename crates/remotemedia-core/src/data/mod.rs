@@ -20,7 +20,7 @@ pub use samples::Samples;
 pub type DataMap = IndexMap<String, Data>;
 
 /// One item flowing through a pipeline.
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub enum Data {
     /// No value (`null` / `None`).
     #[default]
@@ -37,6 +37,10 @@ pub enum Data {
     Bytes(Bytes),
     /// An ordered list of values.
     List(Arc<Vec<Data>>),
+    /// A list that came from a Python `tuple`, so that Python gets a tuple back. Only
+    /// Python tells the two apart: every node reads it as a list ([`Data::as_list`]),
+    /// the JSON form writes it as an array, and equality compares it as a list.
+    Tuple(Arc<Vec<Data>>),
     /// A map from string keys to values, in insertion order.
     Map(Arc<DataMap>),
     /// Interleaved f32 PCM audio.
@@ -284,7 +288,9 @@ impl Data {
     /// Nesting depth of lists and maps: 0 for a scalar, 1 for a list of scalars.
     pub fn depth(&self) -> usize {
         match self {
-            Data::List(items) => 1 + items.iter().map(Data::depth).max().unwrap_or(0),
+            Data::List(items) | Data::Tuple(items) => {
+                1 + items.iter().map(Data::depth).max().unwrap_or(0)
+            }
             Data::Map(map) => 1 + map.values().map(Data::depth).max().unwrap_or(0),
             _ => 0,
         }
@@ -300,6 +306,7 @@ impl Data {
             Data::Text(_) => "text",
             Data::Bytes(_) => "bytes",
             Data::List(_) => "list",
+            Data::Tuple(_) => "tuple",
             Data::Map(_) => "map",
             Data::Audio(_) => "audio",
             Data::Tensor(_) => "tensor",
@@ -314,6 +321,11 @@ impl Data {
     /// Builds a list value.
     pub fn list(items: Vec<Data>) -> Data {
         Data::List(Arc::new(items))
+    }
+
+    /// Builds a tuple value (a list Python sees as a `tuple`).
+    pub fn tuple(items: Vec<Data>) -> Data {
+        Data::Tuple(Arc::new(items))
     }
 
     /// Builds a map value.
@@ -361,10 +373,10 @@ impl Data {
         }
     }
 
-    /// The list if this is a list value.
+    /// The items if this is a list (or a tuple) value.
     pub fn as_list(&self) -> Option<&[Data]> {
         match self {
-            Data::List(l) => Some(l),
+            Data::List(l) | Data::Tuple(l) => Some(l),
             _ => None,
         }
     }
@@ -377,6 +389,26 @@ impl Data {
         } else {
             let cut: String = full.chars().take(max_chars).collect();
             format!("{cut}…")
+        }
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        use Data::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Text(a), Text(b)) => a == b,
+            (Bytes(a), Bytes(b)) => a == b,
+            // A tuple is a list everywhere but in Python.
+            (List(a) | Tuple(a), List(b) | Tuple(b)) => a == b,
+            (Map(a), Map(b)) => a == b,
+            (Audio(a), Audio(b)) => a == b,
+            (Tensor(a), Tensor(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -451,6 +483,18 @@ mod tests {
             (Data::Audio(a), Data::Audio(b)) => assert!(Arc::ptr_eq(a, b)),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_tuple_reads_as_a_list_everywhere_but_python() {
+        let t = Data::tuple(vec![Data::Int(1), Data::text("a")]);
+        let l = Data::list(vec![Data::Int(1), Data::text("a")]);
+        assert_eq!(t, l);
+        assert_eq!(t.as_list(), l.as_list());
+        assert_eq!(t.type_name(), "tuple");
+        assert_eq!(t.to_json_string(), r#"[1,"a"]"#);
+        assert_eq!(Data::tuple(vec![t.clone()]).depth(), 2);
+        assert_ne!(t, Data::list(vec![Data::Int(1)]));
     }
 
     #[test]
