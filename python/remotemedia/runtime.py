@@ -142,6 +142,15 @@ def placement_options(
     """The keyword arguments of the extension's ``run_manifest`` that say where nodes
     may run (the CLI's ``--executor``, ``--policy``, ``--config``, ``--token-file``,
     ``--executor-ca``, ``--dns-server``)."""
+    if (
+        executors is None
+        and policy is None
+        and config is None
+        and token_file is None
+        and executor_ca is None
+        and dns_server is None
+    ):
+        return {}
     if isinstance(executors, str):
         raise ConfigurationError(
             f"executors must be a list of NAME=HOST:PORT strings, not the string {executors!r}"

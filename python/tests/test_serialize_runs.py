@@ -91,3 +91,44 @@ def test_constructor_arguments_that_are_not_json_are_named(user_module):
         p.serialize()
     assert info.value.errors[0]["node_id"] == "Scale_0"
     assert "node `Scale_0` (Scale): constructor arguments are not JSON" in str(info.value)
+
+
+def test_a_reused_pipeline_sees_every_change_between_runs():
+    # A Pipeline keeps its validated manifest between runs; any change to what the
+    # manifest is made of must be seen, including a dict changed in place.
+    import asyncio
+
+    from remotemedia import CalculatorNode, DataSinkNode, PassThroughNode, Pipeline, PlacementError
+
+    calc = CalculatorNode(operation="add", operand=1)
+    p = Pipeline([PassThroughNode(), calc])
+    go = lambda: asyncio.run(p.run([1, 2]))  # noqa: E731
+    assert go() == [2, 3]
+    assert go() == [2, 3]
+    calc.operand = 10
+    assert go() == [11, 12]
+    calc.operation = "multiply"
+    assert go() == [10, 20]
+    calc.capabilities = {"gpu": {"type": "cuda", "min_memory_gb": 80}}
+    with pytest.raises(PlacementError):
+        go()
+    calc.capabilities = {}
+    assert go() == [10, 20]
+    calc.capabilities = {"memory_gb": 1}
+    assert go() == [10, 20]
+    calc.capabilities["gpu"] = {"type": "cuda", "min_memory_gb": 80}  # in place
+    with pytest.raises(PlacementError):
+        go()
+    calc.capabilities = None
+    seen = []
+    sink = DataSinkNode()
+    p.add_node(sink)
+    assert go() == [10, 20]
+    sink.callback = seen.append  # now a Python node
+    assert go() == [10, 20] and seen == [10, 20]
+    p2 = Pipeline([PassThroughNode(name="a"), CalculatorNode(operation="add", operand=1, name="b")])
+    assert asyncio.run(p2.run([1])) == [2]
+    p2.connect("a", "b")
+    assert asyncio.run(p2.run([1])) == [2]
+    p2.nodes[1].name = "renamed"
+    assert asyncio.run(p2.run([1])) == [2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import json
 from collections import OrderedDict
@@ -149,9 +150,9 @@ class Pipeline:
         self._is_initialized = False
         # Explicit connections (a graph), or None: the nodes in order form a chain.
         self._edges: Optional[List[Tuple[Node, Node]]] = None
-        # (execution manifest, its text, the extension's validated form) of the last
-        # native-only run: reused while the manifest stays the same.
-        self._prepared: Optional[Tuple[Dict[str, Any], str, Any]] = None
+        # (fingerprint, manifest text, the extension's validated form, node names) of
+        # the last native-only run: reused while the fingerprint stays the same.
+        self._prepared: Optional[Tuple[Any, str, Any, Dict[str, Tuple[str, str]]]] = None
         self.logger = logger
         for node in nodes or ():
             self.add_node(node)
@@ -618,49 +619,67 @@ class Pipeline:
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"pipeline `{self.name}` cannot become a manifest: {e}") from e
 
+    def _fingerprint(self) -> Tuple[Any, ...]:
+        """Everything the execution manifest of a native-only pipeline is made of —
+        each node (by identity) with its name, host, native form and capabilities, and
+        the explicit connections, and the pipeline's name — cheap to build and to
+        compare."""
+        return (
+            tuple((n, n.name, n.host, n._rust_native(), n.capabilities) for n in self.nodes),
+            None if self._edges is None else tuple(self._edges),
+            self.name,
+        )
+
+    @staticmethod
+    def _frozen(fingerprint: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        """A fingerprint to keep: its values deep-copied (nodes and edges kept by
+        identity), so that changing a dict in place later is seen as a change."""
+        nodes, edges, name = fingerprint
+        return (tuple((n, *copy.deepcopy(rest)) for n, *rest in nodes), edges, name)
+
     async def _run_rust(self, items: List[Any], placement: Mapping[str, Any]) -> List[Any]:
         from .. import runtime
 
         ext = runtime.extension()
-        loop = asyncio.get_running_loop()
-        manifest, hosts, names = self._execution_manifest(
-            loop, not self._is_initialized, ext.PYTHON_CALLBACK_TYPE
-        )
-        if not hosts:
-            # Native nodes only: the manifest is validated once and kept until the
-            # pipeline's manifest changes, so a small run costs little more than its work.
-            cached = self._prepared
-            if cached is not None and cached[0] == manifest:
-                text, prepared = cached[1], cached[2]
-            else:
-                text = self._manifest_text(manifest)
-                prepared = _PREPARED.get(text)
-                if prepared is None:
-                    got = ext.prepare_manifest(text)
-                    prepared = got.get("prepared")
-                    if prepared is None:
-                        return runtime.outputs_or_raise(got, text, names)
-                    _PREPARED[text] = prepared
-                    while len(_PREPARED) > _PREPARED_MAX:
-                        _PREPARED.popitem(last=False)
-                else:
-                    try:
-                        _PREPARED.move_to_end(text)
-                    except KeyError:  # evicted meanwhile by a run on another thread
-                        pass
-                self._prepared = (manifest, text, prepared)
-            if len(items) <= _INLINE_MAX_ITEMS and not prepared.needs_placement(**placement):
-                # A small input and no executor to ask: the run takes microseconds, less
-                # than handing it to a worker thread would, so it runs here (GIL released).
-                report = ext.run_prepared(prepared, items)
-            else:
-                report = await asyncio.to_thread(
-                    lambda: ext.run_prepared(prepared, items, None, **placement)
-                )
+        cached = self._prepared
+        fingerprint = self._fingerprint()
+        if cached is not None and cached[0] == fingerprint:
+            # The same native-only pipeline as last time: its validated manifest is
+            # reused, so a small run costs little more than its work.
+            text, prepared, names = cached[1], cached[2], cached[3]
         else:
+            loop = asyncio.get_running_loop()
+            manifest, hosts, names = self._execution_manifest(
+                loop, not self._is_initialized, ext.PYTHON_CALLBACK_TYPE
+            )
             text = self._manifest_text(manifest)
+            if hosts:
+                report = await asyncio.to_thread(
+                    lambda: ext.run_manifest(text, items, hosts, None, **placement)
+                )
+                return runtime.outputs_or_raise(report, text, names)
+            prepared = _PREPARED.get(text)
+            if prepared is None:
+                got = ext.prepare_manifest(text)
+                prepared = got.get("prepared")
+                if prepared is None:
+                    return runtime.outputs_or_raise(got, text, names)
+                _PREPARED[text] = prepared
+                while len(_PREPARED) > _PREPARED_MAX:
+                    _PREPARED.popitem(last=False)
+            else:
+                try:
+                    _PREPARED.move_to_end(text)
+                except KeyError:  # evicted meanwhile by a run on another thread
+                    pass
+            self._prepared = (self._frozen(fingerprint), text, prepared, names)
+        if len(items) <= _INLINE_MAX_ITEMS and not prepared.needs_placement(**placement):
+            # A small input and no executor to ask: the run takes microseconds, less
+            # than handing it to a worker thread would, so it runs here (GIL released).
+            report = ext.run_prepared(prepared, items)
+        else:
             report = await asyncio.to_thread(
-                lambda: ext.run_manifest(text, items, hosts, None, **placement)
+                lambda: ext.run_prepared(prepared, items, None, **placement)
             )
         return runtime.outputs_or_raise(report, text, names)
 
