@@ -39,6 +39,20 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Runs of native nodes over at most this many items run on the event loop thread:
 # they finish faster than a hand-off to a worker thread (see `Pipeline._run_rust`).
 _INLINE_MAX_ITEMS = 1024
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _snapshot(value: Any) -> Any:
+    """``value`` as it is now, unaffected by later changes in place: scalars as they
+    are, flat tuples and dicts of scalars copied shallowly, anything else deep-copied."""
+    if isinstance(value, _SCALARS):
+        return value
+    if type(value) is tuple:
+        return tuple(_snapshot(v) for v in value)
+    if type(value) is dict and all(isinstance(v, _SCALARS) for v in value.values()):
+        return dict(value)
+    return copy.deepcopy(value)
 #: Validated native-only manifests by text, shared by every Pipeline object (a service
 #: that builds the same small pipeline per request validates it once), most recent last.
 _PREPARED: "OrderedDict[str, Any]" = OrderedDict()
@@ -635,7 +649,14 @@ class Pipeline:
         """A fingerprint to keep: its values deep-copied (nodes and edges kept by
         identity), so that changing a dict in place later is seen as a change."""
         nodes, edges, name = fingerprint
-        return (tuple((n, *copy.deepcopy(rest)) for n, *rest in nodes), edges, name)
+        return (
+            tuple(
+                (n, node_name, _snapshot(host), _snapshot(native), _snapshot(caps))
+                for n, node_name, host, native, caps in nodes
+            ),
+            edges,
+            name,
+        )
 
     async def _run_rust(self, items: List[Any], placement: Mapping[str, Any]) -> List[Any]:
         from .. import runtime
