@@ -198,6 +198,10 @@ fn discovery_failures_are_clear_and_bounded() {
         err.contains(missing) && err.contains("SRV") && err.contains(&dns.addr),
         "{err}"
     );
+    assert!(
+        err.contains("`_grpc._tcp.nothing-here.test.svc.cluster.local` does not exist (NXDOMAIN)"),
+        "{err}"
+    );
 
     // A UDP socket that reads every query and never replies.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -221,7 +225,27 @@ fn discovery_failures_are_clear_and_bounded() {
             && err.contains(&silent_addr),
         "{err}"
     );
+    assert!(
+        err.contains("no answer about the A/AAAA records of `remotemedia-executor`"),
+        "{err}"
+    );
     drop(silent);
+
+    // A port where no DNS server runs at all: no answer either, not "no records".
+    let refused = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, _, err) = run_plan(
+        dir.path(),
+        &["--executor", missing, "--dns-server", &refused],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no answer about the SRV records of") && err.contains(&refused),
+        "{err}"
+    );
 
     // Records pointing at a port nothing listens on.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -255,6 +279,53 @@ fn discovery_failures_are_clear_and_bounded() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("DNS server `localhost`"), "{err}");
+}
+
+/// A name with AAAA records only (an IPv6-only Service): every address becomes an
+/// executor, written `[IP]:PORT`.
+#[test]
+fn aaaa_only_names_are_discovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    dns.publish(&[]);
+    let name = "v6-only.test.svc.cluster.local";
+    dns.publish_aaaa(name, &["fd00::1".parse().unwrap(), "::1".parse().unwrap()]);
+    let url = format!("dns://{name}:50051");
+    let (_, plan, err) = run_plan(dir.path(), &["--executor", &url, "--dns-server", &dns.addr]);
+    let names: Vec<&str> = plan["executors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{plan:#} {err}"))
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["v6-only@[::1]:50051", "v6-only@[fd00::1]:50051"],
+        "{err}"
+    );
+    assert_eq!(plan["discovery"][0]["record_type"], "A/AAAA", "{plan:#}");
+}
+
+/// Without `--dns-server` the system resolver is asked (its hosts file included):
+/// `localhost` gives this machine's loopback address, where an executor listens.
+#[test]
+fn the_system_resolver_is_asked_without_a_dns_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = Executor::start(dir.path(), "pod", &gpu_caps(), &[]);
+    let url = format!("dns://localhost:{}", port_of(&pod));
+    let (code, plan, err) = run_plan(dir.path(), &["--executor", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        plan["discovery"][0]["server"], "the system resolver",
+        "{plan:#}"
+    );
+    let found = plan["executors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == format!("localhost@127.0.0.1:{}", port_of(&pod)))
+        .unwrap_or_else(|| panic!("no 127.0.0.1 executor in {plan:#}"));
+    assert_eq!(found["reachable"], true, "{plan:#}");
 }
 
 /// An executor found through DNS that is killed mid-stream: the run fails over to the
@@ -479,4 +550,126 @@ fn executors_that_leave_finish_their_streams() {
         executor,
         format!("remotemedia-executor@127.0.0.1:{}", ports[0])
     );
+}
+
+/// In one process (the SDK's runs, one after another), a resolution stands for the
+/// records' TTL: placing nodes again within it asks the DNS server nothing, and the
+/// first placement after it asks again and sees the addresses published meanwhile.
+#[test]
+fn a_process_reuses_a_resolution_until_its_ttl_and_then_asks_again() {
+    use remotemedia_remote::config::ExecutorConfig;
+    use remotemedia_remote::discovery;
+
+    let dns = DnsServer::start();
+    dns.publish(&[50101]);
+    let server = Some(dns.addr.parse().unwrap());
+    let pool = || {
+        vec![ExecutorConfig {
+            name: "ttl-pool".into(),
+            address: String::new(),
+            discover: Some(format!("dns+srv://{SRV_NAME}")),
+            tls: false,
+            ca: None,
+            token_file: None,
+            cost_per_hour: None,
+            server_name: None,
+        }]
+    };
+    let addresses = |configs: &[ExecutorConfig]| -> Vec<String> {
+        configs.iter().map(|c| c.address.clone()).collect()
+    };
+    let (first, pools) = discovery::expand(pool(), server).unwrap();
+    assert_eq!(addresses(&first), ["127.0.0.1:50101"]);
+    let asked = dns.queries();
+    assert!(asked >= 2, "SRV and the target's A record: {asked}");
+    let resolved_at = pools[0].resolved_at;
+
+    // Within the TTL: the same resolution, no question asked.
+    dns.publish(&[50101, 50102]);
+    let (again, pools) = discovery::expand(pool(), server).unwrap();
+    assert_eq!(addresses(&again), ["127.0.0.1:50101"]);
+    assert_eq!(dns.queries(), asked);
+    assert_eq!(pools[0].resolved_at, resolved_at);
+
+    // Past it: asked again, and the new address is there.
+    std::thread::sleep(Duration::from_secs(u64::from(TTL)) + Duration::from_millis(100));
+    let (later, pools) = discovery::expand(pool(), server).unwrap();
+    assert_eq!(addresses(&later), ["127.0.0.1:50101", "127.0.0.1:50102"]);
+    assert!(dns.queries() > asked);
+    assert!(pools[0].resolved_at > resolved_at);
+}
+
+/// A value an executor reports on its `/metrics` (`name` without labels).
+fn metric(e: &Executor, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&e.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        e.addr
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let prefix = format!("{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+/// The active streams an executor reports on its `/metrics`.
+fn active_streams(e: &Executor) -> u64 {
+    metric(e, "remotemedia_active_streams") as u64
+}
+
+/// Many streams over a pool that grew from one executor to three while a stream was
+/// open on the first: `balanced` spreads them by the load each executor reports, so
+/// every executor ends up with its share within ±15%.
+#[test]
+fn balanced_streams_spread_evenly_over_a_grown_pool() {
+    const STREAMS: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    let (input, _) = numbers(dir.path());
+    dns.publish(&ports[..1]);
+    let mut runs = vec![HeldRun::start(dir.path(), &input, &dns, "s0")];
+    dns.publish(&ports);
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 1..STREAMS {
+        // Each run holds its stream open (its output is not read past 1,000 lines), so
+        // the next placement sees it in the executors' loads.
+        runs.push(HeldRun::start(dir.path(), &input, &dns, &format!("s{i}")));
+    }
+    let per_executor: Vec<u64> = pods.iter().map(active_streams).collect();
+    assert_eq!(
+        per_executor.iter().sum::<u64>(),
+        STREAMS as u64,
+        "{per_executor:?}"
+    );
+    let share = STREAMS as f64 / pods.len() as f64;
+    for n in &per_executor {
+        assert!(
+            (*n as f64 - share).abs() <= 0.15 * share,
+            "streams per executor {per_executor:?}, each should be {share} ± 15%"
+        );
+    }
+    // The load an autoscaler can scale on: what the executors report to `balanced`.
+    for (pod, n) in pods.iter().zip(&per_executor) {
+        let slots = metric(pod, "remotemedia_stream_slots");
+        let load = metric(pod, "remotemedia_load");
+        assert!(
+            load >= *n as f64 / slots && load <= 1.0,
+            "load {load}, {n} of {slots} slots"
+        );
+    }
+    for mut run in runs {
+        let _ = run.child.kill();
+        let _ = run.child.wait();
+    }
 }

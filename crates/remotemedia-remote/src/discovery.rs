@@ -9,13 +9,17 @@
 //! Each address found becomes an executor of its own, named `POOL@ADDRESS`, with the
 //! pool's token file, cost and TLS settings; over TLS its certificate must be valid for
 //! the name the address was found under (the SRV target, or the name of a `dns://`
-//! URL). Pools are resolved when a run or plan places its
-//! nodes (each new run asks again); the records' TTL, clamped to
-//! [`MIN_TTL`]..=[`MAX_TTL`], is reported with them. The system resolver is asked unless a server is given (`--dns-server`,
-//! `REMOTEMEDIA_DNS_SERVER`), which is asked over UDP and TCP.
+//! URL). Pools are resolved when a run or plan places its nodes. A resolution stands
+//! for the records' TTL, clamped to [`MIN_TTL`]..=[`MAX_TTL`]: a process that places
+//! nodes again within it (the SDK's runs, one after the other) reuses it, and the first
+//! placement after it asks again, so addresses that appeared are used from then on and
+//! addresses that left get no new streams. The system resolver is asked unless a server
+//! is given (`--dns-server`, `REMOTEMEDIA_DNS_SERVER`), which is asked over UDP and TCP.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -222,12 +226,25 @@ fn server_name(server: Option<SocketAddr>) -> String {
     )
 }
 
+/// Why a lookup of `records` records of `name` failed, in words that tell a name
+/// that does not exist, a name without such records and a server that did not answer
+/// (timed out, refused, garbled) apart.
+fn lookup_failure(e: &hickory_resolver::net::NetError, records: &str, name: &str) -> String {
+    if e.is_nx_domain() {
+        format!("`{name}` does not exist (NXDOMAIN)")
+    } else if e.is_no_records_found() {
+        format!("no {records} records for `{name}`")
+    } else {
+        format!("no answer about the {records} records of `{name}`: {e}")
+    }
+}
+
 /// Addresses of `name` (A and AAAA), with their smallest TTL.
 async fn addresses_of(resolver: &TokioResolver, name: &str) -> Result<(Vec<IpAddr>, u32), String> {
     let lookup = resolver
         .lookup_ip(name)
         .await
-        .map_err(|e| format!("no A/AAAA records for `{name}`: {e}"))?;
+        .map_err(|e| lookup_failure(&e, "A/AAAA", name))?;
     let ttl = lookup
         .as_lookup()
         .answers()
@@ -269,7 +286,7 @@ async fn resolve_inner(
             let lookup = resolver
                 .srv_lookup(name.as_str())
                 .await
-                .map_err(|e| format!("no SRV records for `{name}`: {e}"))?;
+                .map_err(|e| lookup_failure(&e, "SRV", name))?;
             let mut ttl = u32::MAX;
             let mut targets = Vec::new();
             for r in lookup.answers() {
@@ -348,10 +365,41 @@ pub async fn resolve(
     })
 }
 
+/// Resolutions that still stand, by (pool, URL, server), with when they expire.
+type Resolved = HashMap<(String, String, Option<SocketAddr>), (Pool, Instant)>;
+
+static RESOLVED: LazyLock<Mutex<Resolved>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// [`resolve`], unless this process resolved the same pool at the same server less than
+/// its TTL ago: then that resolution (with its `resolved_at`). Failures are not kept.
+pub async fn resolve_cached(
+    pool: &str,
+    url: &str,
+    server: Option<SocketAddr>,
+) -> Result<Pool, RemoteError> {
+    let key = (pool.to_string(), url.to_string(), server);
+    let now = Instant::now();
+    {
+        let mut resolved = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+        resolved.retain(|_, (_, expires)| *expires > now);
+        if let Some((p, _)) = resolved.get(&key) {
+            return Ok(p.clone());
+        }
+    }
+    let p = resolve(pool, url, server).await?;
+    let expires = Instant::now() + p.ttl;
+    RESOLVED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, (p.clone(), expires));
+    Ok(p)
+}
+
 /// Replaces every executor configured with `discover` by one executor per address
 /// found (its token file, cost and TLS settings carried over; over TLS, the name it was
 /// found under is the name its certificate is checked against), keeping the order; static executors
-/// stay as they are. Pools are resolved at once, blocking.
+/// stay as they are. Pools are resolved at once, blocking, unless a resolution of this
+/// process still stands ([`resolve_cached`]).
 pub fn expand(
     configs: Vec<ExecutorConfig>,
     server: Option<SocketAddr>,
@@ -367,7 +415,9 @@ pub fn expand(
         block_on(async {
             let handles: Vec<_> = wanted
                 .into_iter()
-                .map(|(name, url)| tokio::spawn(async move { resolve(&name, &url, server).await }))
+                .map(|(name, url)| {
+                    tokio::spawn(async move { resolve_cached(&name, &url, server).await })
+                })
                 .collect();
             let mut out = Vec::with_capacity(handles.len());
             for h in handles {

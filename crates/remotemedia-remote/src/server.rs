@@ -1609,6 +1609,31 @@ fn render_metrics(shared: &Shared) -> String {
         "1 while shutting down.",
         &[("", u64::from(shared.draining.load(Ordering::Relaxed)))],
     );
+    // The load GetCapabilities reports (what `balanced` placement ranks by), for an
+    // autoscaler that scales on it rather than on raw counts.
+    let load = shared.load();
+    out.push_str(&format!(
+        "# HELP remotemedia_load Load as reported to clients: the larger of streams per \
+         slot and reserved memory per budget (0 idle, 1 full).\n# TYPE remotemedia_load \
+         gauge\nremotemedia_load {}\n",
+        load.load
+    ));
+    for (name, help, v) in [
+        (
+            "remotemedia_memory_reserved_bytes",
+            "Memory reserved by admitted requests.",
+            load.memory_reserved_bytes,
+        ),
+        (
+            "remotemedia_memory_budget_bytes",
+            "Memory that admitted requests may reserve.",
+            load.memory_budget_bytes,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        ));
+    }
     if let Some(f) = &shared.config.frontend {
         out.push_str(&f.0.metrics_text());
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// The SRV name the tests publish, as a headless Service in namespace `test` would.
@@ -27,6 +27,7 @@ pub struct DnsServer {
     pub addr: String,
     zone: Arc<Mutex<Zone>>,
     stop: Arc<AtomicBool>,
+    queries: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn fqdn(name: &str) -> String {
@@ -47,7 +48,8 @@ impl DnsServer {
         let addr = socket.local_addr().unwrap().to_string();
         let zone = Arc::new(Mutex::new(Zone::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (z, s) = (Arc::clone(&zone), Arc::clone(&stop));
+        let queries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (z, s, counted) = (Arc::clone(&zone), Arc::clone(&stop), Arc::clone(&queries));
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while !s.load(Ordering::Relaxed) {
@@ -57,6 +59,7 @@ impl DnsServer {
                 let Ok(query) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
+                counted.fetch_add(query.queries.len(), Ordering::Relaxed);
                 let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
                 reply.metadata.authoritative = true;
                 reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -80,7 +83,17 @@ impl DnsServer {
                 }
             }
         });
-        DnsServer { addr, zone, stop }
+        DnsServer {
+            addr,
+            zone,
+            stop,
+            queries,
+        }
+    }
+
+    /// How many questions it was asked so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::Relaxed)
     }
 
     /// Publishes `ports` (executors on 127.0.0.1) as the SRV records of [`SRV_NAME`],
@@ -115,6 +128,24 @@ impl DnsServer {
                 RData::A(A(Ipv4Addr::LOCALHOST)),
             )],
         );
+    }
+
+    /// Adds `name` with AAAA records only (no A record), one per address.
+    pub fn publish_aaaa(&self, name: &str, addresses: &[std::net::Ipv6Addr]) {
+        let records = addresses
+            .iter()
+            .map(|ip| {
+                Record::from_rdata(
+                    Name::from_ascii(fqdn(name)).unwrap(),
+                    TTL,
+                    RData::AAAA(AAAA(*ip)),
+                )
+            })
+            .collect();
+        self.zone
+            .lock()
+            .unwrap()
+            .insert((fqdn(name), RecordType::AAAA), records);
     }
 }
 
