@@ -465,6 +465,27 @@ impl HeldRun {
     }
 }
 
+/// Three executors of which only the first is published at first, with a stream held
+/// open on it; then all three are published and the records' TTL has passed (as a
+/// client that cached them would wait). The executors, their ports, the input and the
+/// held run.
+fn grown_pool(
+    dir: &Path,
+    dns: &DnsServer,
+    tag: &str,
+) -> (Vec<Executor>, Vec<u16>, PathBuf, HeldRun) {
+    let pods: Vec<Executor> = (0..3)
+        .map(|i| Executor::start(dir, &format!("pod{i}"), &gpu_caps(), &[]))
+        .collect();
+    let ports: Vec<u16> = pods.iter().map(port_of).collect();
+    let (input, _) = numbers(dir);
+    dns.publish(&ports[..1]);
+    let first = HeldRun::start(dir, &input, dns, tag);
+    dns.publish(&ports);
+    std::thread::sleep(Duration::from_millis(1100));
+    (pods, ports, input, first)
+}
+
 /// The pool scales from one executor to three while a stream is open on the first:
 /// the new streams, placed with `balanced`, go to the two new executors (one stream
 /// on each of the three), and every output equals a local run.
@@ -472,17 +493,7 @@ impl HeldRun {
 fn new_streams_spread_over_executors_that_appear() {
     let dir = tempfile::tempdir().unwrap();
     let dns = DnsServer::start();
-    let pods: Vec<Executor> = (0..3)
-        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
-        .collect();
-    let ports: Vec<u16> = pods.iter().map(port_of).collect();
-    let (input, _) = numbers(dir.path());
-
-    dns.publish(&ports[..1]);
-    let first = HeldRun::start(dir.path(), &input, &dns, "a");
-    dns.publish(&ports);
-    // Past the records' TTL, as a client that cached them would wait.
-    std::thread::sleep(Duration::from_millis(1100));
+    let (_pods, ports, input, first) = grown_pool(dir.path(), &dns, "a");
     let second = HeldRun::start(dir.path(), &input, &dns, "b");
     let third = HeldRun::start(dir.path(), &input, &dns, "c");
 
@@ -632,15 +643,8 @@ fn balanced_streams_spread_evenly_over_a_grown_pool() {
     const STREAMS: usize = 12;
     let dir = tempfile::tempdir().unwrap();
     let dns = DnsServer::start();
-    let pods: Vec<Executor> = (0..3)
-        .map(|i| Executor::start(dir.path(), &format!("pod{i}"), &gpu_caps(), &[]))
-        .collect();
-    let ports: Vec<u16> = pods.iter().map(port_of).collect();
-    let (input, _) = numbers(dir.path());
-    dns.publish(&ports[..1]);
-    let mut runs = vec![HeldRun::start(dir.path(), &input, &dns, "s0")];
-    dns.publish(&ports);
-    std::thread::sleep(Duration::from_millis(1100));
+    let (pods, _, input, first) = grown_pool(dir.path(), &dns, "s0");
+    let mut runs = vec![first];
     for i in 1..STREAMS {
         // Each run holds its stream open (its output is not read past 1,000 lines), so
         // the next placement sees it in the executors' loads.

@@ -233,6 +233,19 @@ fn print_in_a_chain_of_python_nodes_names_each_node() {
     }
 }
 
+/// `remotemedia run` of a one-`PythonNode` manifest (`source`, host `rt`) over the one
+/// JSON Lines item `input`.
+fn run_one(dir: &std::path::Path, rt: &str, source: &str, input: &str) -> std::process::Output {
+    let m = python_node_manifest(dir, rt, source);
+    rm().arg("run")
+        .arg(&m)
+        .arg("--input")
+        .arg("-")
+        .write_stdin(format!("{input}\n"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn tuples_stay_tuples_through_the_core_in_every_host() {
     // A native node between the two keeps them from sharing Python objects: the tuple
@@ -285,15 +298,7 @@ class Node:
     let halved = "AACAPgAAAL8AAAA/AAAAPg==";
     let dir = tempfile::tempdir().unwrap();
     for rt in runtimes() {
-        let m = python_node_manifest(dir.path(), rt, source);
-        let out = rm()
-            .arg("run")
-            .arg(&m)
-            .arg("--input")
-            .arg("-")
-            .write_stdin(format!("{input}\n"))
-            .output()
-            .unwrap();
+        let out = run_one(dir.path(), rt, source, input);
         assert!(
             out.status.success(),
             "{rt}: {}",
@@ -324,15 +329,7 @@ class Node:
     let input = r#"{"$audio": {"sample_rate": 8000, "channels": 1, "samples": "AAAAPwAAAD8="}}"#;
     let dir = tempfile::tempdir().unwrap();
     for rt in runtimes() {
-        let m = python_node_manifest(dir.path(), rt, source);
-        let out = rm()
-            .arg("run")
-            .arg(&m)
-            .arg("--input")
-            .arg("-")
-            .write_stdin(format!("{input}\n"))
-            .output()
-            .unwrap();
+        let out = run_one(dir.path(), rt, source, input);
         assert_eq!(out.status.code(), Some(2), "{rt}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
