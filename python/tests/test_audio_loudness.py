@@ -2,7 +2,7 @@
 loudness (within 0.1 LU)."""
 
 import pytest
-from remotemedia import runtime
+from remotemedia import AudioBuffer, runtime
 
 np = pytest.importorskip("numpy")
 pyln = pytest.importorskip("pyloudnorm")
@@ -39,7 +39,7 @@ def test_integrated_loudness_matches_pyloudnorm():
     audio = signal()
     # Chunks of 0.1 s that do not divide the signal evenly at the end.
     chunk = 4801
-    items = [(audio[:, k : k + chunk], RATE) for k in range(0, audio.shape[1], chunk)]
+    items = [AudioBuffer(audio[:, k : k + chunk].T, RATE, 2) for k in range(0, audio.shape[1], chunk)]
     events = runtime.run_manifest(manifest(), items)
 
     summary = events[-1]
@@ -64,7 +64,7 @@ def test_a_constant_sine_is_its_level():
     t = np.arange(20 * RATE) / RATE
     sine = (10 ** (-23 / 20) * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
     audio = np.stack([sine, sine])
-    events = runtime.run_manifest(manifest(), [(audio, RATE)])
+    events = runtime.run_manifest(manifest(), [AudioBuffer(audio.T, RATE, 2)])
     ours = events[-1]["integrated_lufs"]
     theirs = pyln.Meter(RATE).integrated_loudness(audio.T.astype(np.float64))
     assert abs(ours - -23.0) <= 0.1, ours
