@@ -677,3 +677,44 @@ fn balanced_streams_spread_evenly_over_a_grown_pool() {
         let _ = run.child.wait();
     }
 }
+
+/// In one process, an executor found through DNS is asked for its capabilities once
+/// per resolution: placements within the TTL reuse the answer (its load corrected by
+/// this process's own streams), the first one after it asks again.
+#[test]
+fn a_process_asks_a_discovered_executor_once_per_ttl() {
+    use remotemedia_core::manifest::{load_str, Format};
+    use remotemedia_core::placement::{ExecutorState, Target};
+    use remotemedia_runtime::{place, ExecutorSources};
+
+    let dir = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start();
+    let pod = Executor::start(dir.path(), "pod", &gpu_caps(), &[]);
+    dns.publish(&[port_of(&pod)]);
+    let registry = remotemedia_runtime::registry();
+    let text = std::fs::read_to_string(repo("examples/remote/gpu-pipeline.yaml")).unwrap();
+    let pipeline = load_str(&text, Format::Yaml, &registry).unwrap();
+    let sources = ExecutorSources {
+        executors: vec![format!("dns+srv://{SRV_NAME}")],
+        dns_server: Some(dns.addr.clone()),
+        policy: Some("balanced".into()),
+        ..Default::default()
+    };
+    let asked = || metric(&pod, "remotemedia_capability_requests_total") as u64;
+    let placed_remotely = |placed: &remotemedia_runtime::Placed| {
+        let p = placed.placement.as_ref().expect("placed");
+        assert!(matches!(
+            placed.executors[0].state,
+            ExecutorState::Available(_)
+        ));
+        p.nodes.iter().any(|n| n.target == Target::Executor(0))
+    };
+    let before = asked();
+    assert!(placed_remotely(&place(&pipeline, &sources).unwrap()));
+    assert_eq!(asked(), before + 1);
+    assert!(placed_remotely(&place(&pipeline, &sources).unwrap()));
+    assert_eq!(asked(), before + 1, "asked again within the TTL");
+    std::thread::sleep(Duration::from_secs(u64::from(TTL)) + Duration::from_millis(100));
+    assert!(placed_remotely(&place(&pipeline, &sources).unwrap()));
+    assert_eq!(asked(), before + 2, "not asked again after the TTL");
+}

@@ -1,5 +1,6 @@
 //! Client side of the `remotemedia.v1.Executor` service.
 
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,8 @@ pub struct RemoteCapabilities {
     pub load: f64,
     /// Streams open now.
     pub active_streams: u32,
+    /// Streams it runs at once.
+    pub max_streams: u32,
     /// Its version.
     pub version: String,
     /// Its advertised cost per hour.
@@ -271,6 +274,7 @@ impl ExecutorClient {
             node_types: r.node_types,
             load: load.load,
             active_streams: load.active_streams,
+            max_streams: load.max_streams,
             version: r.version,
             cost_per_hour: r.cost_per_hour,
             python_nodes: r
@@ -369,6 +373,7 @@ impl ExecutorClient {
                 msg: Some(Resp::Opened(o)),
             })) => Ok(RemoteStream {
                 executor: self.endpoint.name.clone(),
+                _open: OpenStream::new(&self.endpoint.address),
                 tx,
                 rx: responses,
                 node_ids: o.node_ids,
@@ -434,10 +439,46 @@ pub struct StreamSummary {
     pub metrics: serde_json::Value,
 }
 
+/// Streams this process has open, by executor address (see [`open_streams`]).
+static OPEN_STREAMS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How many `StreamPipeline` streams this process has open to `address` now: what a
+/// cached load report of that executor is corrected by.
+pub fn open_streams(address: &str) -> usize {
+    let open = OPEN_STREAMS.lock().unwrap_or_else(|e| e.into_inner());
+    open.get(address).copied().unwrap_or(0)
+}
+
+/// Counts one open stream to an address for as long as it lives.
+#[derive(Debug)]
+struct OpenStream(String);
+
+impl OpenStream {
+    fn new(address: &str) -> Self {
+        let mut open = OPEN_STREAMS.lock().unwrap_or_else(|e| e.into_inner());
+        *open.entry(address.to_string()).or_default() += 1;
+        OpenStream(address.to_string())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let mut open = OPEN_STREAMS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
+}
+
 /// An open `StreamPipeline`.
 #[derive(Debug)]
 pub struct RemoteStream {
     executor: String,
+    _open: OpenStream,
     tx: mpsc::Sender<wire::Encoded>,
     rx: Answers,
     /// Node ids of the sub-graph, as the executor reports them.
@@ -557,4 +598,22 @@ fn refused_by_going_away(status: &tonic::Status) -> bool {
         source = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_streams_are_counted_while_they_live() {
+        let address = "192.0.2.7:50051";
+        assert_eq!(open_streams(address), 0);
+        let a = OpenStream::new(address);
+        let b = OpenStream::new(address);
+        assert_eq!(open_streams(address), 2);
+        drop(a);
+        assert_eq!(open_streams(address), 1);
+        drop(b);
+        assert_eq!(open_streams(address), 0);
+    }
 }

@@ -13,7 +13,8 @@
 //! for the records' TTL, clamped to [`MIN_TTL`]..=[`MAX_TTL`]: a process that places
 //! nodes again within it (the SDK's runs, one after the other) reuses it, and the first
 //! placement after it asks again, so addresses that appeared are used from then on and
-//! addresses that left get no new streams. The system resolver is asked unless a server
+//! addresses that left get no new streams. The capabilities of the addresses found are
+//! kept as long (`probe::probe_all_cached`). The system resolver is asked unless a server
 //! is given (`--dns-server`, `REMOTEMEDIA_DNS_SERVER`), which is asked over UDP and TCP.
 
 use std::collections::HashMap;

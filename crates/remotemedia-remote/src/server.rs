@@ -175,6 +175,7 @@ impl ServeConfig {
 #[derive(Debug, Default)]
 pub struct Stats {
     active_streams: AtomicU64,
+    capability_requests: AtomicU64,
     streams_total: AtomicU64,
     executes_total: AtomicU64,
     items_in: AtomicU64,
@@ -456,6 +457,7 @@ impl Executor for ExecutorService {
         _req: Request<pb::GetCapabilitiesRequest>,
     ) -> Result<Response<pb::GetCapabilitiesResponse>, Status> {
         let s = &self.shared;
+        bump(&s.stats.capability_requests);
         Ok(Response::new(pb::GetCapabilitiesResponse {
             capabilities: Some(capabilities_to_pb(&s.config.capabilities)),
             node_types: s.node_types.clone(),
@@ -1507,6 +1509,12 @@ fn render_metrics(shared: &Shared) -> String {
         "gauge",
         "Streams and runs allowed at once.",
         &[("", shared.config.max_streams as u64)],
+    );
+    metric(
+        "remotemedia_capability_requests_total",
+        "counter",
+        "GetCapabilities calls answered (clients probing before they place nodes).",
+        &[("", get(&s.capability_requests))],
     );
     metric(
         "remotemedia_streams_total",

@@ -3,10 +3,12 @@
 //! The sources are the same for every front door: given executors (the CLI's
 //! `--executor`, the SDK's `executors=`), `REMOTEMEDIA_EXECUTORS`, `remotemedia.toml`
 //! (or another config file), pools discovered through DNS, and nodes' own `host`.
-//! Each executor is asked for its capabilities, this machine's are detected, and every
-//! node is placed by the policy.
+//! Each executor is asked for its capabilities (one found through DNS only when this
+//! process has no answer of it from within its pool's TTL), this machine's are
+//! detected, and every node is placed by the policy.
 
 use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
 
 use remotemedia_core::manifest::Pipeline;
 use remotemedia_core::placement::{self, ExecutorInfo, Placement, PlacementError, Policy};
@@ -14,7 +16,7 @@ use remotemedia_remote::client::Endpoint;
 use remotemedia_remote::config::{self, ExecutorConfig};
 use remotemedia_remote::detect::{self, LocalCapabilities};
 use remotemedia_remote::discovery::{self, Pool};
-use remotemedia_remote::probe::{probe_all, PROBE_TIMEOUT};
+use remotemedia_remote::probe::{probe_all_cached, PROBE_TIMEOUT};
 
 /// Printed under a placement refusal when no executor was configured at all.
 pub const NO_EXECUTORS_HINT: &str = "hint: no remote executors are configured; add one with \
@@ -129,12 +131,18 @@ pub fn place(pipeline: &Pipeline, sources: &ExecutorSources) -> Result<Placed, S
     let executors = if endpoints.is_empty() {
         Vec::new()
     } else {
-        let list: Vec<(Endpoint, Option<f64>)> = endpoints
+        // An executor found through DNS keeps its answer while its pool's resolution
+        // stands; static executors are asked every time.
+        let list: Vec<(Endpoint, Option<f64>, Option<Instant>)> = endpoints
             .iter()
             .cloned()
-            .zip(configs.iter().map(|c| c.cost_per_hour))
+            .zip(&configs)
+            .map(|(e, c)| {
+                let expires = discovered_expiry(&pools, &c.name, &c.address);
+                (e, c.cost_per_hour, expires)
+            })
             .collect();
-        probe_all(&list, PROBE_TIMEOUT)
+        probe_all_cached(&list, PROBE_TIMEOUT)
     };
     let placement = placement::place(pipeline, &local.set, &executors, policy);
     Ok(Placed {
@@ -145,6 +153,18 @@ pub fn place(pipeline: &Pipeline, sources: &ExecutorSources) -> Result<Placed, S
         pools,
         warnings,
     })
+}
+
+/// When the resolution that found the executor `name` at `address` stops standing, if
+/// one of `pools` found it.
+fn discovered_expiry(pools: &[Pool], name: &str, address: &str) -> Option<Instant> {
+    let pool = pools
+        .iter()
+        .find(|p| p.addresses.iter().any(|a| a == address) && p.executor_name(address) == name)?;
+    let left = (pool.resolved_at + pool.ttl)
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Some(Instant::now() + left)
 }
 
 /// The warning for executors a bearer token would reach in clear: plaintext and not on
