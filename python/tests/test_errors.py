@@ -48,7 +48,7 @@ def test_node_raising_on_one_item(use_rust):
     frames = traceback.extract_tb(cause.__traceback__)
     assert frames[-1].name == "process" and frames[-1].filename == __file__
     assert 'raise ValueError("bad item")' in e.traceback
-    assert "ValueError: bad item" in "".join(traceback.format_exception(e))
+    assert "ValueError: bad item" in "".join(traceback.format_exception(type(e), e, e.__traceback__))
     # Each item reached the failing node once: no retry, no fallback run.
     assert boom.seen == [0, 1, 2]
     # cleanup ran on every node, once.

@@ -27,7 +27,7 @@ def _long_manifest():
 
 def _max_gap(ticks, start, end):
     points = [start] + [t for t in ticks if start <= t <= end] + [end]
-    return max(b - a for a, b in zip(points, points[1:], strict=False))
+    return max(b - a for a, b in zip(points, points[1:]))
 
 
 def test_other_threads_run_during_a_long_rust_stage():

@@ -1,7 +1,8 @@
 """The SDK under test is the installed wheel: one abi3 extension for every CPython
-from 3.11 on, imported from site-packages (not from the source tree), with every file
+from 3.9 on, imported from site-packages (not from the source tree), with every file
 the package needs."""
 
+import importlib.metadata
 import os
 import sys
 import sysconfig
@@ -34,8 +35,23 @@ def test_the_extension_is_built_for_the_stable_abi():
     assert name.endswith(".abi3.so"), name
 
 
+def test_the_wheel_is_one_for_every_cpython_from_3_9_on():
+    try:
+        dist = importlib.metadata.distribution("remotemedia")
+        wheel = dist.read_text("WHEEL")
+    except importlib.metadata.PackageNotFoundError:
+        wheel = None
+    if wheel is None:
+        if required:
+            pytest.fail("remotemedia has no installed distribution metadata (not installed from a wheel)")
+        pytest.skip("remotemedia is not installed from a wheel")
+    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
+    assert tags and all(t.startswith("cp39-abi3-") for t in tags), tags
+    assert dist.metadata["Requires-Python"] == ">=3.9"
+
+
 def test_the_wheel_carries_the_typing_files_and_the_client():
     package = Path(remotemedia.__file__).resolve().parent
     for f in ("py.typed", "_remotemedia.pyi", "client.py", "nodes/audio.py", "nodes/flow.py", "_edges.py", "_audio_buffer.py", "_audio_buffer.pyi"):
         assert (package / f).is_file(), f"{f} is missing from the installed package"
-    assert sys.version_info >= (3, 11)
+    assert sys.version_info >= (3, 9)

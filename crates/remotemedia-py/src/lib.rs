@@ -181,7 +181,10 @@ fn remotemedia_ext(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let executable: String = m.py().import("sys")?.getattr("executable")?.extract()?;
     remotemedia_python::process::set_embedding_python(&executable);
     m.add("PYTHON_CALLBACK_TYPE", callback::PYTHON_CALLBACK_TYPE)?;
-    m.add_class::<convert::DataBuffer>()?;
+    m.add(
+        "DataBuffer",
+        remotemedia_python::buffer::data_buffer_type(m.py())?,
+    )?;
     m.add_class::<stream::StreamSession>()?;
     m.add_function(wrap_pyfunction!(py_run_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(py_start_stream, m)?)?;

@@ -25,19 +25,20 @@
 //! A numpy array handed to the pipeline without a copy must not be modified while the
 //! pipeline runs.
 
-use std::ffi::{c_int, c_void};
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pyo3::exceptions::{PyBufferError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyModule, PyString,
     PyTuple,
 };
-use pyo3::{buffer::PyUntypedBuffer, ffi, intern};
+
+use crate::buffer::{data_buffer, utf8, HeldBuffer};
 use remotemedia_core::{AudioBuffer, DType, Data, DataMap, Samples, Tensor};
 
 /// Deepest nesting of lists and dicts accepted from Python (also stops cycles): the
@@ -211,7 +212,7 @@ fn int_to_data(obj: &Bound<'_, PyAny>) -> Result<Data, ConvertError> {
 }
 
 fn str_to_data(s: &Bound<'_, PyString>) -> Result<Data, ConvertError> {
-    s.to_str().map(Data::text).map_err(|_| {
+    utf8(s).map(Data::text).ok_or_else(|| {
         ConvertError::value_error(format!(
             "str {} is not valid UTF-8 (it holds a lone surrogate)",
             preview(s.as_any())
@@ -256,9 +257,8 @@ fn dict_to_data(d: &Bound<'_, PyDict>, depth: usize) -> Result<Data, ConvertErro
                 type_name(&k)
             ))
         })?;
-        let key = key
-            .to_str()
-            .map_err(|_| ConvertError::value_error("dict key is not valid UTF-8"))?;
+        let key =
+            utf8(key).ok_or_else(|| ConvertError::value_error("dict key is not valid UTF-8"))?;
         let value = to_data(&v, depth + 1).map_err(|e| e.within(format_args!("[{key:?}]")))?;
         map.insert(key.to_string(), value);
     }
@@ -511,12 +511,12 @@ fn ndarray_samples(
     let contiguous = np
         .call_method1(intern!(py, "ascontiguousarray"), (arr, intern!(py, "<f4")))
         .map_err(e)?;
-    shared_samples(PyUntypedBuffer::get(&contiguous).map_err(e)?)
+    shared_samples(HeldBuffer::get(&contiguous).map_err(e)?)
 }
 
 /// The samples of a buffer of float32 (a `memoryview`, `array.array('f')`), shared.
 fn buffer_samples(obj: &Bound<'_, PyAny>) -> Result<Samples, ConvertError> {
-    let buf = PyUntypedBuffer::get(obj).map_err(|_| {
+    let buf = HeldBuffer::get(obj).map_err(|_| {
         ConvertError::type_error(format!(
             "AudioBuffer samples must be a float32 numpy array or buffer, not {}",
             type_name(obj)
@@ -536,7 +536,7 @@ fn buffer_samples(obj: &Bound<'_, PyAny>) -> Result<Samples, ConvertError> {
 }
 
 /// Samples over a held, C-contiguous buffer's memory (copied only when unaligned).
-fn shared_samples(buf: PyUntypedBuffer) -> Result<Samples, ConvertError> {
+fn shared_samples(buf: HeldBuffer) -> Result<Samples, ConvertError> {
     if !buf.len_bytes().is_multiple_of(4) {
         return Err(ConvertError::value_error(format!(
             "AudioBuffer samples: {} bytes is not a whole number of float32 values",
@@ -546,29 +546,10 @@ fn shared_samples(buf: PyUntypedBuffer) -> Result<Samples, ConvertError> {
     if buf.len_bytes() == 0 {
         return Ok(Samples::default());
     }
-    Ok(Samples::from_le_bytes(Bytes::from_owner(PyBufferOwner(
-        buf,
-    ))))
-}
-
-/// The bytes of a C-contiguous buffer.
-fn buffer_bytes(buf: &PyUntypedBuffer) -> &[u8] {
-    let len = buf.len_bytes();
-    if len == 0 {
-        return &[];
-    }
-    // SAFETY: the buffer is held (so its memory stays valid and pinned) for the lifetime
-    // of the borrow, it is C-contiguous (checked by callers) and `len` bytes long.
-    unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, len) }
-}
-
-/// Keeps a Python buffer export alive for as long as [`Bytes`] point into it.
-struct PyBufferOwner(PyUntypedBuffer);
-
-impl AsRef<[u8]> for PyBufferOwner {
-    fn as_ref(&self) -> &[u8] {
-        buffer_bytes(&self.0)
-    }
+    let bytes = buf.into_bytes().ok_or_else(|| {
+        ConvertError::value_error("AudioBuffer samples must be a contiguous buffer")
+    })?;
+    Ok(Samples::from_le_bytes(bytes))
 }
 
 const SUPPORTED_DTYPES: &str = "uint8, int8, uint16, int16, uint32, int32, uint64, int64, \
@@ -611,18 +592,16 @@ fn ndarray_to_tensor(
     if shape.is_empty() {
         arr = arr.call_method1(intern!(py, "reshape"), (1,)).map_err(e)?;
     }
-    let mut buf = PyUntypedBuffer::get(&arr).map_err(e)?;
+    let mut buf = HeldBuffer::get(&arr).map_err(e)?;
     if !buf.is_c_contiguous() {
         arr = np
             .call_method1(intern!(py, "ascontiguousarray"), (arr,))
             .map_err(e)?;
-        buf = PyUntypedBuffer::get(&arr).map_err(e)?;
+        buf = HeldBuffer::get(&arr).map_err(e)?;
     }
-    let data = if buf.len_bytes() == 0 {
-        Bytes::new()
-    } else {
-        Bytes::from_owner(PyBufferOwner(buf))
-    };
+    let data = buf
+        .into_bytes()
+        .ok_or_else(|| ConvertError::value_error("numpy.ascontiguousarray gave a strided array"))?;
     Tensor::new(shape, dt, data).map_err(|err| ConvertError::value_error(err.to_string()))
 }
 
@@ -632,15 +611,13 @@ fn bytes_like(obj: &Bound<'_, PyAny>, what: &str) -> Result<Bytes, ConvertError>
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Bytes::copy_from_slice(b.as_bytes()));
     }
-    let buf = PyUntypedBuffer::get(obj).map_err(|_| {
+    let buf = HeldBuffer::get(obj).map_err(|_| {
         ConvertError::type_error(format!("{what} must be bytes-like, got {}", type_name(obj)))
     })?;
-    if !buf.is_c_contiguous() {
-        return Err(ConvertError::value_error(format!(
-            "{what} must be a contiguous buffer"
-        )));
-    }
-    Ok(Bytes::copy_from_slice(buffer_bytes(&buf)))
+    let bytes = buf
+        .as_bytes()
+        .ok_or_else(|| ConvertError::value_error(format!("{what} must be a contiguous buffer")))?;
+    Ok(Bytes::copy_from_slice(bytes))
 }
 
 fn field<'py>(
@@ -662,7 +639,7 @@ fn tagged_dict(d: &Bound<'_, PyDict>) -> Result<Option<Data>, ConvertError> {
     let Ok(key) = key.cast::<PyString>() else {
         return Ok(None);
     };
-    let tag = key.to_str().unwrap_or_default();
+    let tag = utf8(key).unwrap_or_default();
     if tag != "$tensor" && tag != "$audio" {
         return Ok(None);
     }
@@ -789,7 +766,7 @@ fn numpy_typestr(dt: DType) -> &'static str {
 fn tensor_to_py<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
     match numpy(py) {
         Some(np) => {
-            let view = Bound::new(py, DataBuffer::bytes(t.data.clone()))?;
+            let view = data_buffer(py, t.data.clone())?;
             let flat =
                 np.call_method1(intern!(py, "frombuffer"), (view, numpy_typestr(t.dtype)))?;
             flat.call_method1(intern!(py, "reshape"), (t.shape.clone(),))
@@ -807,7 +784,7 @@ fn tensor_to_py<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>>
 }
 
 fn audio_to_py<'py>(py: Python<'py>, a: &Arc<AudioBuffer>) -> PyResult<Bound<'py, PyAny>> {
-    let view = Bound::new(py, DataBuffer::bytes(a.samples.to_le_bytes()))?;
+    let view = data_buffer(py, a.samples.to_le_bytes())?;
     let samples = match numpy(py) {
         Some(np) => {
             let flat = np.call_method1(intern!(py, "frombuffer"), (view, intern!(py, "<f4")))?;
@@ -817,8 +794,9 @@ fn audio_to_py<'py>(py: Python<'py>, a: &Arc<AudioBuffer>) -> PyResult<Bound<'py
                 flat.call_method1(intern!(py, "reshape"), ((a.frames(), a.channels as usize),))?
             }
         }
-        None => PyMemoryView::from(view.as_any())?
-            .call_method1(intern!(py, "cast"), (intern!(py, "f"),))?,
+        None => {
+            PyMemoryView::from(&view)?.call_method1(intern!(py, "cast"), (intern!(py, "f"),))?
+        }
     };
     // Built without running `__init__`: the runtime's audio is valid by construction.
     let class = audio_class(py)?;
@@ -828,76 +806,6 @@ fn audio_to_py<'py>(py: Python<'py>, a: &Arc<AudioBuffer>) -> PyResult<Bound<'py
     audio.setattr(intern!(py, "channels"), a.channels)?;
     audio.setattr(intern!(py, "pts_us"), a.pts_us)?;
     Ok(audio)
-}
-
-/// Read-only Python buffer over pipeline memory, so numpy arrays can share it.
-///
-/// Created by [`data_to_py`]; Python code sees it as the `base` of arrays that come out
-/// of the pipeline.
-#[pyclass(frozen, module = "remotemedia._remotemedia")]
-pub struct DataBuffer {
-    data: Bytes,
-}
-
-impl DataBuffer {
-    fn bytes(data: Bytes) -> Self {
-        Self { data }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.data
-    }
-}
-
-#[pymethods]
-impl DataBuffer {
-    /// Exports the memory read-only (the buffer protocol).
-    ///
-    /// # Safety
-    /// Called by the interpreter with a valid `view` pointer.
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("view is null"));
-        }
-        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err(
-                "pipeline data is read-only; copy the array to modify it",
-            ));
-        }
-        let bytes = slf.get().as_slice();
-        // SAFETY: `view` is valid (checked above); the exporter object (`slf`) owns the
-        // memory, is immutable (frozen) and is kept alive by the view's `obj` reference.
-        let rc = unsafe {
-            ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                bytes.as_ptr() as *mut c_void,
-                bytes.len() as ffi::Py_ssize_t,
-                1,
-                flags,
-            )
-        };
-        if rc == -1 {
-            Err(PyErr::fetch(slf.py()))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Nothing to release: the memory lives as long as this object.
-    ///
-    /// # Safety
-    /// Called by the interpreter.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
-
-    /// Size in bytes.
-    fn __len__(&self) -> usize {
-        self.as_slice().len()
-    }
 }
 
 #[cfg(test)]

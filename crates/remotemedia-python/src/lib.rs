@@ -35,6 +35,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "cpython")]
+pub mod buffer;
+#[cfg(feature = "cpython")]
 pub mod convert;
 #[cfg(feature = "cpython")]
 pub mod cpython;

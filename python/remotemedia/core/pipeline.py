@@ -10,7 +10,7 @@ from collections import OrderedDict
 import logging
 import re
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import (
     Any,
     AsyncIterable,
@@ -772,7 +772,7 @@ class Pipeline:
         """
         metadata: Dict[str, Any] = {
             "name": self.name,
-            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
         }
         if description:
             metadata["description"] = description
