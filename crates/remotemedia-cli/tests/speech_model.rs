@@ -121,3 +121,81 @@ fn a_corrupt_model_is_an_invalid_manifest_naming_the_path() {
         &[&want, "pip install --force-reinstall silero-vad"],
     );
 }
+
+/// The model file of the `silero-vad` package, if the interpreter the speech crate
+/// asks has it.
+fn model_file() -> Option<PathBuf> {
+    let py = std::env::var("REMOTEMEDIA_VAD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(py)
+        .args([
+            "-c",
+            "import importlib.util, os; s = importlib.util.find_spec('silero_vad'); \
+             print(os.path.join(list(s.submodule_search_locations)[0], 'data', 'silero_vad.onnx'))",
+        ])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    (out.status.success() && p.is_file()).then_some(p)
+}
+
+#[test]
+fn the_rust_runtime_needs_no_onnx_runtime() {
+    let Some(model) = model_file() else {
+        let why = "the Silero VAD model (the `silero-vad` PyPI package) is not installed";
+        if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
+            panic!("{why} (REMOTEMEDIA_REQUIRE_SPEECH=1)");
+        }
+        eprintln!("skipped: {why}");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Half a second of a 16 kHz tone, as raw s16le.
+    let pcm: Vec<u8> = (0..8_000)
+        .flat_map(|i| (((i as f64 * 0.2).sin() * 8_000.0) as i16).to_le_bytes())
+        .collect();
+    let input = dir.path().join("tone.s16");
+    std::fs::write(&input, pcm).unwrap();
+    let run = |manifest: &Path, args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg(manifest)
+            .env("REMOTEMEDIA_VAD_MODEL", &model)
+            .env_remove("REMOTEMEDIA_ORT_LIB")
+            // No interpreter to find ONNX Runtime with.
+            .env("REMOTEMEDIA_VAD_PYTHON", dir.path().join("no-python"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let manifest = write(dir.path(), "vad.yaml", SILERO);
+    let input_arg = input.to_str().unwrap();
+    let out = run(
+        &manifest,
+        &[
+            "run",
+            "--input",
+            input_arg,
+            "--input-format",
+            "s16le:16000:1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ONNX Runtime asked for by name: the manifest is invalid, saying what is missing.
+    let ort = write(
+        dir.path(),
+        "ort.yaml",
+        "version: v1\nmetadata: { name: vad }\nnodes:\n  - { id: vad, node_type: VoiceActivity, params: { engine: silero_onnxruntime } }\n",
+    );
+    let out = run(&ort, &["validate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot find ONNX Runtime: ONNX Runtime is not installed")
+            && stderr.contains("pip install onnxruntime"),
+        "{stderr}"
+    );
+}

@@ -10,7 +10,7 @@
 
 use remotemedia_core::{AudioBuffer, Data, Node, NodeType};
 use remotemedia_speech::locate::locate;
-use remotemedia_speech::silero::SileroModel;
+use remotemedia_speech::silero::{Runtime, SileroModel};
 use remotemedia_speech::vad::{VoiceActivity, VoiceActivityParams};
 
 /// A line of the report: to stdout, or to stderr when stdout carries the JSON.
@@ -64,7 +64,7 @@ fn main() {
     );
     say!(
         json,
-        "sessions the streams share          {}",
+        "ONNX Runtime sessions they use      {}",
         SileroModel::shared().unwrap().sessions()
     );
 
@@ -73,9 +73,10 @@ fn main() {
     let start = rss();
     let mut own = Vec::new();
     for _ in 0..SESSIONS {
-        let m = SileroModel::load(&found.ort_lib, &found.model, "own session").unwrap();
+        let m = SileroModel::load(found.ort_lib.as_deref(), &found.model, "own session").unwrap();
         let mut st = remotemedia_speech::silero::SileroState::new(16_000);
-        m.prob(&mut st, &[0.01; 512]).unwrap();
+        m.prob_on(Runtime::OnnxRuntime, &mut st, &[0.01; 512])
+            .unwrap();
         own.push(m);
     }
     let end = rss();

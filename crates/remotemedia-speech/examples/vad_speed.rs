@@ -1,7 +1,8 @@
-//! Speed of the Silero VAD, ours against Python running the same model through
-//! onnxruntime on the same windows, 1 intra-op and 1 inter-op thread on both sides;
-//! then 64 streams, one model call per stream and window against one batched call per
-//! window of all 64.
+//! Speed of the Silero VAD, ours (the Rust runtime, and ONNX Runtime in process when
+//! installed) against Python running the same model through onnxruntime on the same
+//! windows, 1 intra-op and 1 inter-op thread for ONNX Runtime on both sides; then 64
+//! streams, one model call per stream and window against one batched call per window of
+//! all 64, on each runtime.
 //!
 //! ```text
 //! cargo run --release -p remotemedia-speech --example vad_speed [-- [--json] AUDIO.wav]
@@ -19,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use remotemedia_core::{AudioBuffer, Data, Node, NodeType};
-use remotemedia_speech::silero::{window, SileroModel, SileroState};
+use remotemedia_speech::silero::{window, Runtime, SileroModel, SileroState};
 use remotemedia_speech::vad::{VoiceActivity, VoiceActivityParams};
 
 const RATE: u32 = 16_000;
@@ -113,17 +114,32 @@ fn main() {
         samples.len() as f64 / f64::from(RATE)
     );
 
-    // Ours: the model alone.
-    let run_model = || {
+    // Ours: the model alone, on each runtime (ONNX Runtime when it is installed).
+    let runtimes: Vec<Runtime> = std::iter::once(Runtime::Native)
+        .chain(
+            model
+                .check_onnxruntime()
+                .is_ok()
+                .then_some(Runtime::OnnxRuntime),
+        )
+        .collect();
+    let run_model = |rt: Runtime| {
         let mut st = SileroState::new(RATE);
         for win in &windows {
-            model.prob(&mut st, win).unwrap();
+            model.prob_on(rt, &mut st, win).unwrap();
         }
     };
-    run_model();
-    let t = Instant::now();
-    (0..REPEAT).for_each(|_| run_model());
-    let ours = t.elapsed().as_secs_f64() / (REPEAT * n) as f64 * 1e6;
+    let per_window: Vec<f64> = runtimes
+        .iter()
+        .map(|&rt| {
+            run_model(rt);
+            let t = Instant::now();
+            (0..REPEAT).for_each(|_| run_model(rt));
+            t.elapsed().as_secs_f64() / (REPEAT * n) as f64 * 1e6
+        })
+        .collect();
+    let ours = per_window[0];
+    let ours_ort = per_window.get(1).copied();
 
     // Ours: the whole node (re-framing, decisions, events).
     let p: VoiceActivityParams = serde_yaml_ng::from_str("{}").unwrap();
@@ -179,7 +195,9 @@ fn main() {
     let max_diff = windows
         .iter()
         .zip(&theirs)
-        .map(|(win, &p)| (f64::from(model.prob(&mut st, win).unwrap()) - p).abs())
+        .map(|(win, &p)| {
+            (f64::from(model.prob_on(Runtime::Native, &mut st, win).unwrap()) - p).abs()
+        })
         .fold(0.0, f64::max);
 
     let window_us = w as f64 / f64::from(RATE) * 1e6;
@@ -189,9 +207,16 @@ fn main() {
     );
     say!(
         json,
-        "  remotemedia model call   {ours:8.1} ({:.4})",
+        "  remotemedia model call   {ours:8.1} ({:.4})   Rust runtime",
         ours / window_us
     );
+    if let Some(o) = ours_ort {
+        say!(
+            json,
+            "  remotemedia model call   {o:8.1} ({:.4})   ONNX Runtime in process",
+            o / window_us
+        );
+    }
     say!(
         json,
         "  remotemedia node         {node:8.1} ({:.4})",
@@ -204,55 +229,81 @@ fn main() {
         python / ours
     );
 
-    // 64 streams: 64 calls per window step against one call of 64.
+    // 64 streams: 64 calls per window step against one call of 64, on each runtime.
     let streams = 64;
     let steps = n.min(300);
     let stream_windows = |s: usize, f: usize| -> &[f32] { &windows[(f + s * 7) % n] };
-    let mut alone: Vec<SileroState> = (0..streams).map(|_| SileroState::new(RATE)).collect();
-    let mut alone_probs = vec![0.0f32; streams * steps];
-    let t = Instant::now();
-    for f in 0..steps {
-        for (s, st) in alone.iter_mut().enumerate() {
-            alone_probs[f * streams + s] = model.prob(st, stream_windows(s, f)).unwrap();
+    let many = |rt: Runtime| {
+        let mut alone: Vec<SileroState> = (0..streams).map(|_| SileroState::new(RATE)).collect();
+        let mut alone_probs = vec![0.0f32; streams * steps];
+        let t = Instant::now();
+        for f in 0..steps {
+            for (s, st) in alone.iter_mut().enumerate() {
+                alone_probs[f * streams + s] = model.prob_on(rt, st, stream_windows(s, f)).unwrap();
+            }
         }
-    }
-    let unbatched = (streams * steps) as f64 / t.elapsed().as_secs_f64();
-    let mut together: Vec<SileroState> = (0..streams).map(|_| SileroState::new(RATE)).collect();
-    let mut batched_probs = vec![0.0f32; streams * steps];
-    let t = Instant::now();
-    for f in 0..steps {
-        let wins: Vec<&[f32]> = (0..streams).map(|s| stream_windows(s, f)).collect();
-        let mut refs: Vec<&mut SileroState> = together.iter_mut().collect();
-        model
-            .probs_batch(
-                &mut refs,
-                &wins,
-                &mut batched_probs[f * streams..(f + 1) * streams],
-            )
-            .unwrap();
-    }
-    let batched = (streams * steps) as f64 / t.elapsed().as_secs_f64();
-    let diff = alone_probs
-        .iter()
-        .zip(&batched_probs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+        let unbatched = (streams * steps) as f64 / t.elapsed().as_secs_f64();
+        let mut together: Vec<SileroState> = (0..streams).map(|_| SileroState::new(RATE)).collect();
+        let mut batched_probs = vec![0.0f32; streams * steps];
+        let t = Instant::now();
+        for f in 0..steps {
+            let wins: Vec<&[f32]> = (0..streams).map(|s| stream_windows(s, f)).collect();
+            let mut refs: Vec<&mut SileroState> = together.iter_mut().collect();
+            model
+                .probs_batch_on(
+                    rt,
+                    &mut refs,
+                    &wins,
+                    &mut batched_probs[f * streams..(f + 1) * streams],
+                )
+                .unwrap();
+        }
+        let batched = (streams * steps) as f64 / t.elapsed().as_secs_f64();
+        let diff = alone_probs
+            .iter()
+            .zip(&batched_probs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        (unbatched, batched, diff)
+    };
     say!(
         json,
         "{streams} streams × {steps} windows, one thread, windows per second:"
     );
-    say!(json, "  one call per stream      {unbatched:10.0}");
+    let (unbatched, batched, diff) = many(Runtime::Native);
     say!(
         json,
-        "  one call for all streams {batched:10.0}   {:.2}x; max probability difference {diff:.1e}",
+        "  Rust runtime, one call per stream          {unbatched:10.0}"
+    );
+    say!(
+        json,
+        "  Rust runtime, one call for all streams     {batched:10.0}   {:.2}x; max probability difference {diff:.1e}",
         batched / unbatched
     );
+    let ort_many = ours_ort.map(|_| many(Runtime::OnnxRuntime));
+    if let Some((u, b, d)) = ort_many {
+        say!(
+            json,
+            "  ONNX Runtime, one call per stream          {u:10.0}"
+        );
+        say!(
+            json,
+            "  ONNX Runtime, one call for all streams     {b:10.0}   {:.2}x; max probability difference {d:.1e}",
+            b / u
+        );
+        say!(
+            json,
+            "  Rust runtime batched against ONNX Runtime one call per stream: {:.2}x",
+            batched / u
+        );
+    }
     if json {
         let report = serde_json::json!({
             "audio_s": samples.len() as f64 / f64::from(RATE),
             "window_samples": w,
             "us_per_window": {
                 "remotemedia_model": ours,
+                "remotemedia_model_onnxruntime": ours_ort,
                 "remotemedia_node": node,
                 "python_onnxruntime": python,
             },
@@ -263,6 +314,9 @@ fn main() {
             "windows_per_s": { "unbatched": unbatched, "batched": batched },
             "batched_speedup": batched / unbatched,
             "batched_max_probability_difference": diff,
+            "onnxruntime_windows_per_s": ort_many.map(|(u, b, _)| serde_json::json!({ "unbatched": u, "batched": b })),
+            "onnxruntime_batched_speedup": ort_many.map(|(u, b, _)| b / u),
+            "batched_vs_onnxruntime_unbatched": ort_many.map(|(u, _, _)| batched / u),
         });
         println!("{report}");
     }

@@ -2,7 +2,8 @@
 //! (or a dependency-free energy detector), as the `VoiceActivity` node.
 //!
 //! The model is never downloaded at run time: it comes with the `silero-vad` PyPI
-//! package and runs on the ONNX Runtime library of the `onnxruntime` PyPI package
+//! package, and is computed in Rust on the weights of its file (`native`, reading them
+//! with `onnx`) or run on the ONNX Runtime library of the `onnxruntime` PyPI package
 //! (`pip install onnxruntime silero-vad`; see [`locate`] for how they are found and
 //! `MODELS.md` for versions and licences). Its weights are loaded once per process and
 //! shared by every node and stream ([`silero::SileroModel::shared`]); a stream keeps
@@ -10,6 +11,8 @@
 
 pub mod energy;
 pub mod locate;
+mod native;
+mod onnx;
 pub mod segmenter;
 pub mod silero;
 pub mod vad;

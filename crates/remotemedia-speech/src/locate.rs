@@ -2,7 +2,10 @@
 //!
 //! Nothing is downloaded at run time. Both files come from Python packages a registry
 //! serves, installed with `pip install onnxruntime silero-vad` (the model file is
-//! `silero_vad/data/silero_vad.onnx`, the library `onnxruntime/capi/libonnxruntime.so.*`):
+//! `silero_vad/data/silero_vad.onnx`, the library `onnxruntime/capi/libonnxruntime.so.*`).
+//! Only the model is required: the Rust runtime computes it from the file's weights,
+//! and ONNX Runtime is only needed to run it there (`engine: silero_onnxruntime`) or
+//! to run a file whose weights are not laid out as Silero VAD v5's.
 //!
 //! 1. `REMOTEMEDIA_VAD_MODEL` (path of the `.onnx` file) and `REMOTEMEDIA_ORT_LIB`
 //!    (path of the ONNX Runtime shared library) win when set;
@@ -29,8 +32,8 @@ pub const INSTALL_HINT: &str = "install them with `pip install onnxruntime siler
 pub struct Located {
     /// The Silero VAD `.onnx` file.
     pub model: PathBuf,
-    /// The ONNX Runtime shared library.
-    pub ort_lib: PathBuf,
+    /// The ONNX Runtime shared library (`None`: not installed).
+    pub ort_lib: Option<PathBuf>,
     /// How they were found, in words (shown in errors and docs).
     pub origin: String,
 }
@@ -98,37 +101,53 @@ fn ort_lib_in(package: &Path) -> Option<PathBuf> {
     found.pop()
 }
 
+/// Where the interpreter `py` has the packages.
+fn ask(py: &Path) -> Result<PyAnswer, SpeechError> {
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(PY_SCRIPT)
+        .output()
+        .map_err(|e| SpeechError::NotFound {
+            what: "the Silero VAD model",
+            detail: format!(
+                "could not run {} to find it: {e}; {INSTALL_HINT}",
+                py.display()
+            ),
+        })?;
+    serde_json::from_slice(&out.stdout).map_err(|_| SpeechError::NotFound {
+        what: "the Silero VAD model",
+        detail: format!(
+            "{} did not say where its packages are ({}); {INSTALL_HINT}",
+            py.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })
+}
+
 fn locate_uncached() -> Result<Located, SpeechError> {
     let env_model = std::env::var_os("REMOTEMEDIA_VAD_MODEL").filter(|p| !p.is_empty());
     let env_lib = std::env::var_os("REMOTEMEDIA_ORT_LIB").filter(|p| !p.is_empty());
     if let (Some(m), Some(l)) = (&env_model, &env_lib) {
         return Ok(Located {
             model: PathBuf::from(m),
-            ort_lib: PathBuf::from(l),
+            ort_lib: Some(PathBuf::from(l)),
             origin: "REMOTEMEDIA_VAD_MODEL and REMOTEMEDIA_ORT_LIB".to_string(),
         });
     }
     let py = python();
-    let out = Command::new(&py)
-        .arg("-c")
-        .arg(PY_SCRIPT)
-        .output()
-        .map_err(|e| SpeechError::NotFound {
-            what: "the Silero VAD model and ONNX Runtime",
-            detail: format!(
-                "could not run {} to find them: {e}; {INSTALL_HINT}",
-                py.display()
-            ),
-        })?;
-    let answer: PyAnswer =
-        serde_json::from_slice(&out.stdout).map_err(|_| SpeechError::NotFound {
-            what: "the Silero VAD model and ONNX Runtime",
-            detail: format!(
-                "{} did not say where its packages are ({}); {INSTALL_HINT}",
-                py.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        })?;
+    let answer = ask(&py);
+    let answer = match (answer, &env_model, &env_lib) {
+        (Ok(a), _, _) => a,
+        // The model is named, the interpreter only had the (optional) runtime to say.
+        (Err(_), Some(m), None) => {
+            return Ok(Located {
+                model: PathBuf::from(m),
+                ort_lib: None,
+                origin: "REMOTEMEDIA_VAD_MODEL (onnxruntime not found)".to_string(),
+            })
+        }
+        (Err(e), _, _) => return Err(e),
+    };
     let model = match env_model {
         Some(m) => PathBuf::from(m),
         None => {
@@ -142,32 +161,32 @@ fn locate_uncached() -> Result<Located, SpeechError> {
             Path::new(&dir).join("data").join("silero_vad.onnx")
         }
     };
+    // The library is optional: without it, only the Rust runtime runs the model.
     let ort_lib = match env_lib {
-        Some(l) => PathBuf::from(l),
-        None => {
-            let dir = answer.onnxruntime.ok_or_else(|| SpeechError::NotFound {
-                what: "ONNX Runtime",
-                detail: format!(
-                    "the package `onnxruntime` is not installed for {}; {INSTALL_HINT}",
-                    py.display()
-                ),
-            })?;
-            ort_lib_in(Path::new(&dir)).ok_or_else(|| SpeechError::NotFound {
-                what: "ONNX Runtime",
-                detail: format!("no libonnxruntime in {dir}/capi; {INSTALL_HINT}"),
-            })?
-        }
+        Some(l) => Some(PathBuf::from(l)),
+        None => answer
+            .onnxruntime
+            .as_deref()
+            .and_then(|dir| ort_lib_in(Path::new(dir))),
     };
     let v = |v: Option<String>| v.unwrap_or_else(|| "?".to_string());
-    Ok(Located {
-        model,
-        ort_lib,
-        origin: format!(
+    let origin = match &ort_lib {
+        Some(_) => format!(
             "PyPI packages silero-vad {} and onnxruntime {} of {}",
             v(answer.silero_vad_version),
             v(answer.onnxruntime_version),
             py.display()
         ),
+        None => format!(
+            "PyPI package silero-vad {} of {} (onnxruntime not installed)",
+            v(answer.silero_vad_version),
+            py.display()
+        ),
+    };
+    Ok(Located {
+        model,
+        ort_lib,
+        origin,
     })
 }
 

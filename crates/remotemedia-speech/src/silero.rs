@@ -11,6 +11,11 @@
 //!
 //! Streams' windows can go through one call together (batch > 1, each row with its
 //! own state): [`SileroModel::probs_batch`].
+//!
+//! Two runtimes compute it ([`Runtime`]): by default the network in Rust on the weights
+//! read from the model file ([`crate::native`]), with ONNX Runtime as the other one
+//! (the same results within float rounding; used when the file's weights are not laid
+//! out as in Silero VAD v5, and on request).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -20,7 +25,8 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::locate::{locate, INSTALL_HINT};
-use crate::SpeechError;
+use crate::native::SileroNet;
+use crate::{onnx, SpeechError};
 
 /// Size of the recurrent state of one stream (`2 × 128` floats).
 pub const STATE_LEN: usize = 2 * 128;
@@ -77,18 +83,42 @@ impl SileroState {
     }
 }
 
-/// The Silero VAD model of this process: ONNX Runtime sessions on its weights, lent
-/// to one caller at a time. There are at most as many sessions as cores (each call uses
-/// one thread: 1 intra-op and 1 inter-op thread), created when callers are waiting,
-/// whatever the number of streams.
+/// What computes the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// The network in Rust ([`crate::native`]) on the file's weights, in the calling
+    /// thread.
+    Native,
+    /// ONNX Runtime sessions on the file.
+    OnnxRuntime,
+}
+
+/// The Silero VAD model of this process: its network in Rust on the weights of the
+/// file, and (when asked for, or when the file's weights are not laid out as Silero VAD
+/// v5's) ONNX Runtime sessions on the file, lent to one caller at a time: at most as
+/// many sessions as cores (each call uses one thread: 1 intra-op and 1 inter-op
+/// thread), created when callers are waiting, whatever the number of streams.
 pub struct SileroModel {
-    env: &'static Environment,
+    /// The 16 kHz and the 8 kHz branch in Rust, when the file's weights are Silero
+    /// VAD v5's.
+    native: Option<[SileroNet; 2]>,
+    /// Why there is no native network.
+    native_unavailable: Option<String>,
     model_bytes: Vec<u8>,
     model_path: PathBuf,
+    /// The ONNX Runtime library, or why there is none.
+    ort_lib: Result<PathBuf, String>,
     origin: String,
+    /// ONNX Runtime, started by its first use.
+    ort: OnceLock<Result<Ort, SpeechError>>,
+    max_sessions: usize,
+}
+
+/// ONNX Runtime's part of the model: its environment and the idle sessions.
+struct Ort {
+    env: &'static Environment,
     idle: Mutex<Pool>,
     returned: Condvar,
-    max_sessions: usize,
 }
 
 struct Pool {
@@ -101,6 +131,7 @@ impl std::fmt::Debug for SileroModel {
         f.debug_struct("SileroModel")
             .field("model_path", &self.model_path)
             .field("origin", &self.origin)
+            .field("runtime", &self.runtime())
             .finish()
     }
 }
@@ -141,46 +172,98 @@ impl SileroModel {
         MODEL
             .get_or_init(|| {
                 let found = locate()?;
-                SileroModel::load(&found.ort_lib, &found.model, &found.origin).map(Arc::new)
+                SileroModel::load(found.ort_lib.as_deref(), &found.model, &found.origin)
+                    .map(Arc::new)
             })
             .clone()
     }
 
-    /// Loads the model from `model` on ONNX Runtime from `ort_lib`, checking that one
-    /// session builds. `origin` says where the files came from. The runtime loads once
-    /// per process: a later call with another library uses the first one. Each call
-    /// loads the weights again: [`SileroModel::shared`] is the model to use.
-    pub fn load(ort_lib: &Path, model: &Path, origin: &str) -> Result<SileroModel, SpeechError> {
-        if !ort_lib.is_file() {
-            return Err(SpeechError::Load {
-                path: ort_lib.to_path_buf(),
+    /// Loads the model from `model`: its network in Rust, with ONNX Runtime from
+    /// `ort_lib` (`None`: not installed) started when first needed. When the file's
+    /// weights are not Silero VAD v5's, ONNX Runtime must run it: it starts now and one
+    /// session is built, so that a corrupt file is an error here. `origin` says where
+    /// the files came from. The runtime loads once per process: a later call with
+    /// another library uses the first one. Each call loads the weights again:
+    /// [`SileroModel::shared`] is the model to use.
+    pub fn load(
+        ort_lib: Option<&Path>,
+        model: &Path,
+        origin: &str,
+    ) -> Result<SileroModel, SpeechError> {
+        let ort_lib = match ort_lib {
+            None => Err(format!("ONNX Runtime is not installed; {INSTALL_HINT}")),
+            Some(lib) if !lib.is_file() => Err(SpeechError::Load {
+                path: lib.to_path_buf(),
                 detail: format!("the ONNX Runtime library does not exist; {INSTALL_HINT}"),
-            });
-        }
+            }
+            .to_string()),
+            Some(lib) => Ok(lib.to_path_buf()),
+        };
         let model_bytes = std::fs::read(model).map_err(|e| SpeechError::Load {
             path: model.to_path_buf(),
             detail: format!("cannot read the Silero VAD model ({e}); {INSTALL_HINT}"),
         })?;
-        let env = environment(ort_lib)?;
+        let native = onnx::float_tensors(&model_bytes).and_then(|t| {
+            Ok([
+                SileroNet::from_tensors(&t, 256)?,
+                SileroNet::from_tensors(&t, 128)?,
+            ])
+        });
+        let (native, native_unavailable) = match native {
+            Ok(n) => (Some(n), None),
+            Err(e) => (None, Some(e)),
+        };
         let this = SileroModel {
-            env,
+            native,
+            native_unavailable,
             model_bytes,
             model_path: model.to_path_buf(),
+            ort_lib,
             origin: origin.to_string(),
-            idle: Mutex::new(Pool {
-                idle: Vec::new(),
-                created: 0,
-            }),
-            returned: Condvar::new(),
+            ort: OnceLock::new(),
             max_sessions: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let first = this.new_session()?;
-        this.check_signature(&first)?;
-        let mut pool = this.pool();
-        pool.idle.push(first);
-        pool.created = 1;
-        drop(pool);
+        if let Some(why) = &this.native_unavailable {
+            this.ort().map_err(|e| match e {
+                // Neither runtime can run the file: say why for both.
+                SpeechError::NotFound { detail, .. } => SpeechError::Load {
+                    path: model.to_path_buf(),
+                    detail: format!(
+                        "not a Silero VAD v5 model for the Rust runtime ({why}), and {detail}"
+                    ),
+                },
+                e => e,
+            })?;
+        }
         Ok(this)
+    }
+
+    /// ONNX Runtime with one session checked, started by the first call.
+    fn ort(&self) -> Result<&Ort, SpeechError> {
+        self.ort
+            .get_or_init(|| {
+                let lib = self.ort_lib.as_ref().map_err(|why| SpeechError::NotFound {
+                    what: "ONNX Runtime",
+                    detail: why.clone(),
+                })?;
+                let ort = Ort {
+                    env: environment(lib)?,
+                    idle: Mutex::new(Pool {
+                        idle: Vec::new(),
+                        created: 0,
+                    }),
+                    returned: Condvar::new(),
+                };
+                let first = self.new_session(ort.env)?;
+                self.check_signature(&first)?;
+                let mut pool = ort.pool();
+                pool.idle.push(first);
+                pool.created = 1;
+                drop(pool);
+                Ok(ort)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Where the model file is.
@@ -193,18 +276,39 @@ impl SileroModel {
         &self.origin
     }
 
-    /// Sessions built so far (at most one per core).
+    /// What computes [`SileroModel::prob`] and [`SileroModel::probs_batch`]: the Rust
+    /// network when the file's weights are Silero VAD v5's, else ONNX Runtime.
+    pub fn runtime(&self) -> Runtime {
+        if self.native.is_some() {
+            Runtime::Native
+        } else {
+            Runtime::OnnxRuntime
+        }
+    }
+
+    /// Why the Rust network is not available for this file (`None` when it is).
+    pub fn native_unavailable(&self) -> Option<&str> {
+        self.native_unavailable.as_deref()
+    }
+
+    /// Whether ONNX Runtime can run the model (starting it if it has not started): the
+    /// error says why not.
+    pub fn check_onnxruntime(&self) -> Result<(), SpeechError> {
+        self.ort().map(|_| ())
+    }
+
+    /// ONNX Runtime sessions built so far (at most one per core; none before its
+    /// first use).
     pub fn sessions(&self) -> usize {
-        self.pool().created
+        match self.ort.get() {
+            Some(Ok(o)) => o.pool().created,
+            _ => 0,
+        }
     }
 
-    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn new_session(&self) -> Result<Session, SpeechError> {
+    fn new_session(&self, env: &'static Environment) -> Result<Session, SpeechError> {
         let path = &self.model_path;
-        let builder = Session::builder(self.env).map_err(|e| ort_err(path, "session", e))?;
+        let builder = Session::builder(env).map_err(|e| ort_err(path, "session", e))?;
         builder
             .with_intra_threads(1)
             .map_err(|e| ort_err(path, "session", e))?
@@ -236,14 +340,15 @@ impl SileroModel {
         Ok(())
     }
 
-    /// Runs `f` with a session of the pool (building one if every session is busy and
-    /// fewer than the cap exist, else waiting for one).
+    /// Runs `f` with an ONNX Runtime session of the pool (building one if every
+    /// session is busy and fewer than the cap exist, else waiting for one).
     fn with_session<R>(
         &self,
         f: impl FnOnce(&mut Session) -> Result<R, SpeechError>,
     ) -> Result<R, SpeechError> {
+        let ort = self.ort()?;
         let mut session = {
-            let mut pool = self.pool();
+            let mut pool = ort.pool();
             loop {
                 if let Some(s) = pool.idle.pop() {
                     break s;
@@ -251,28 +356,38 @@ impl SileroModel {
                 if pool.created < self.max_sessions {
                     pool.created += 1;
                     drop(pool);
-                    match self.new_session() {
+                    match self.new_session(ort.env) {
                         Ok(s) => break s,
                         Err(e) => {
-                            self.pool().created -= 1;
+                            ort.pool().created -= 1;
                             return Err(e);
                         }
                     }
                 }
-                pool = self.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
+                pool = ort.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
             }
         };
         let r = f(&mut session);
-        self.pool().idle.push(session);
-        self.returned.notify_one();
+        ort.pool().idle.push(session);
+        ort.returned.notify_one();
         r
     }
 
     /// The speech probability of one window (`window(rate)` samples) of a stream,
     /// advancing its state.
     pub fn prob(&self, state: &mut SileroState, samples: &[f32]) -> Result<f32, SpeechError> {
+        self.prob_on(self.runtime(), state, samples)
+    }
+
+    /// [`SileroModel::prob`] computed by `runtime`.
+    pub fn prob_on(
+        &self,
+        runtime: Runtime,
+        state: &mut SileroState,
+        samples: &[f32],
+    ) -> Result<f32, SpeechError> {
         let mut out = [0.0f32];
-        self.probs_batch(&mut [state], &[samples], &mut out)?;
+        self.probs_batch_on(runtime, &mut [state], &[samples], &mut out)?;
         Ok(out[0])
     }
 
@@ -281,6 +396,18 @@ impl SileroModel {
     /// `i`'s. The same as calling [`SileroModel::prob`] per stream.
     pub fn probs_batch(
         &self,
+        states: &mut [&mut SileroState],
+        windows: &[&[f32]],
+        probs: &mut [f32],
+    ) -> Result<(), SpeechError> {
+        self.probs_batch_on(self.runtime(), states, windows, probs)
+    }
+
+    /// [`SileroModel::probs_batch`] computed by `runtime` (the Rust network is an error
+    /// when [`SileroModel::native_unavailable`] says why).
+    pub fn probs_batch_on(
+        &self,
+        runtime: Runtime,
         states: &mut [&mut SileroState],
         windows: &[&[f32]],
         probs: &mut [f32],
@@ -299,6 +426,29 @@ impl SileroModel {
             return Err(SpeechError::Run(format!(
                 "each call takes one window of {win} samples per stream, all at {rate} Hz"
             )));
+        }
+        if runtime == Runtime::Native {
+            let Some(nets) = &self.native else {
+                return Err(SpeechError::Run(format!(
+                    "the Rust network cannot run {}: {}",
+                    self.model_path.display(),
+                    self.native_unavailable.as_deref().unwrap_or("unavailable")
+                )));
+            };
+            let net = &nets[usize::from(rate == 8_000)];
+            let inputs: Vec<Vec<f32>> = states
+                .iter()
+                .zip(windows)
+                .map(|(s, w)| [&s.context[..], w].concat())
+                .collect();
+            let inputs: Vec<&[f32]> = inputs.iter().map(|v| &v[..]).collect();
+            let mut recurrent: Vec<&mut [f32]> =
+                states.iter_mut().map(|s| &mut s.state[..]).collect();
+            net.run(&inputs, &mut recurrent, probs);
+            for (s, w) in states.iter_mut().zip(windows) {
+                s.context.copy_from_slice(&w[win - ctx..]);
+            }
+            return Ok(());
         }
         let mut input = Vec::with_capacity(b * (ctx + win));
         let mut state = vec![0.0f32; 2 * b * 128];
@@ -343,5 +493,11 @@ impl SileroModel {
             s.context.copy_from_slice(&w[win - ctx..]);
         }
         Ok(())
+    }
+}
+
+impl Ort {
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -14,18 +14,22 @@ use serde_json::{Map, Value};
 
 use crate::energy::EnergyState;
 use crate::segmenter::{Event, Rules, Segmenter};
-use crate::silero::{self, SileroModel, SileroState};
+use crate::silero::{self, Runtime, SileroModel, SileroState};
 
 /// The detector.
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// The Silero VAD v5 neural model (MIT licence), from the `silero-vad` PyPI
-    /// package, run by the ONNX Runtime library of the `onnxruntime` PyPI package
-    /// (`pip install onnxruntime silero-vad`; `REMOTEMEDIA_VAD_MODEL` and
-    /// `REMOTEMEDIA_ORT_LIB` name the files instead). Mono at 8000 or 16000 Hz.
+    /// The Silero VAD v5 neural model (MIT licence) of the `silero-vad` PyPI package
+    /// (`pip install silero-vad`; `REMOTEMEDIA_VAD_MODEL` names the file instead),
+    /// computed in Rust on the file's weights. Mono at 8000 or 16000 Hz.
     #[default]
     Silero,
+    /// The same model run by the ONNX Runtime library of the `onnxruntime` PyPI package
+    /// (`pip install onnxruntime`; `REMOTEMEDIA_ORT_LIB` names the library instead):
+    /// the same probabilities within float rounding, slower.
+    #[serde(rename = "silero_onnxruntime")]
+    SileroOnnxRuntime,
     /// Frame level against the stream's noise floor: no model, no library. Mono at
     /// any rate, 32 ms frames.
     Energy,
@@ -52,7 +56,8 @@ pub enum Output {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoiceActivityParams {
-    /// `silero` (the neural model) or `energy` (a dependency-free fallback).
+    /// `silero` (the neural model), `silero_onnxruntime` (the same model on ONNX
+    /// Runtime) or `energy` (a dependency-free fallback).
     #[serde(default)]
     pub engine: Engine,
     /// A frame with a speech probability at or above this is speech.
@@ -119,13 +124,18 @@ fn check_thresholds(written: &Map<String, Value>) -> Vec<ParamIssue> {
 /// kept, and the nodes built later share the same model); `energy` needs neither.
 fn check_model(written: &Map<String, Value>) -> Vec<ParamIssue> {
     // Another engine is `energy`, or an error of its own.
-    if written
-        .get("engine")
-        .is_some_and(|e| e.as_str() != Some("silero"))
-    {
+    let engine = written.get("engine").map(|e| e.as_str());
+    let onnxruntime = engine == Some(Some("silero_onnxruntime"));
+    if engine.is_some() && engine != Some(Some("silero")) && !onnxruntime {
         return Vec::new();
     }
-    match SileroModel::shared() {
+    let loaded = SileroModel::shared().and_then(|m| {
+        if onnxruntime {
+            m.check_onnxruntime()?;
+        }
+        Ok(m)
+    });
+    match loaded {
         Ok(_) => Vec::new(),
         Err(e) => vec![ParamIssue::new(
             "engine",
@@ -136,13 +146,13 @@ fn check_model(written: &Map<String, Value>) -> Vec<ParamIssue> {
 
 /// The node's engine: the shared model, or none.
 enum Detector {
-    Silero(Arc<SileroModel>),
+    Silero(Arc<SileroModel>, Runtime),
     Energy,
 }
 
 /// The engine of one stream, with what it keeps.
 enum Scorer {
-    Silero(Arc<SileroModel>, SileroState),
+    Silero(Arc<SileroModel>, Runtime, SileroState),
     Energy(EnergyState),
 }
 
@@ -192,7 +202,16 @@ impl std::fmt::Debug for VoiceActivity {
 impl VoiceActivity {
     fn new(p: &VoiceActivityParams, required_rate: Option<u32>) -> Result<Self, NodeError> {
         let detector = match p.engine {
-            Engine::Silero => Detector::Silero(SileroModel::shared()?),
+            Engine::Silero => {
+                let model = SileroModel::shared()?;
+                let runtime = model.runtime();
+                Detector::Silero(model, runtime)
+            }
+            Engine::SileroOnnxRuntime => {
+                let model = SileroModel::shared()?;
+                model.check_onnxruntime()?;
+                Detector::Silero(model, Runtime::OnnxRuntime)
+            }
             Engine::Energy => Detector::Energy,
         };
         Ok(Self {
@@ -216,7 +235,7 @@ impl VoiceActivity {
             input::require_rate(buf, want)?;
         }
         let (frame, scorer) = match &self.detector {
-            Detector::Silero(model) => {
+            Detector::Silero(model, runtime) => {
                 if !silero::RATES.contains(&rate) {
                     return Err(NodeError::invalid_input(format!(
                         "expected audio at 8000 or 16000 Hz (what the Silero model takes), got {rate} Hz: \
@@ -225,7 +244,7 @@ impl VoiceActivity {
                 }
                 (
                     silero::window(rate),
-                    Scorer::Silero(Arc::clone(model), SileroState::new(rate)),
+                    Scorer::Silero(Arc::clone(model), *runtime, SileroState::new(rate)),
                 )
             }
             Detector::Energy => {
@@ -283,7 +302,7 @@ impl VoiceActivity {
                 &st.window
             };
             let prob = match &mut st.scorer {
-                Scorer::Silero(model, state) => model.prob(state, frame)?,
+                Scorer::Silero(model, runtime, state) => model.prob_on(*runtime, state, frame)?,
                 Scorer::Energy(state) => state.score(&frame[..n]),
             };
             let event = st.segmenter.push(prob, n as u64);
@@ -393,11 +412,13 @@ impl Node for VoiceActivity {
 
 const DESCRIPTION: &str = "Voice activity detection: where someone is speaking, as \
      `speech_start` / `speech_end` events, one audio item per utterance, or the audio gated \
-     to speech. Engine `silero` runs the Silero VAD v5 model (MIT licence) shipped in the \
-     `silero-vad` PyPI package on the ONNX Runtime library of the `onnxruntime` PyPI package, \
-     both found in the site-packages of `python3` (or of `REMOTEMEDIA_VAD_PYTHON`, \
-     `REMOTEMEDIA_PYTHON` or the active virtualenv) or named by `REMOTEMEDIA_VAD_MODEL` / `REMOTEMEDIA_ORT_LIB`; nothing is \
-     downloaded (install: `pip install onnxruntime silero-vad`). The model loads once per \
+     to speech. Engine `silero` computes the Silero VAD v5 model (MIT licence) shipped in the \
+     `silero-vad` PyPI package, in Rust on the weights of its `silero_vad.onnx`; engine \
+     `silero_onnxruntime` runs the same file on the ONNX Runtime library of the `onnxruntime` \
+     PyPI package (the same probabilities within float rounding). The files are found in the \
+     site-packages of `python3` (or of `REMOTEMEDIA_VAD_PYTHON`, `REMOTEMEDIA_PYTHON` or the \
+     active virtualenv) or named by `REMOTEMEDIA_VAD_MODEL` / `REMOTEMEDIA_ORT_LIB`; nothing \
+     is downloaded (install: `pip install onnxruntime silero-vad`). The model loads once per \
      process and is shared by every stream; each stream keeps only its recurrent state. \
      Engine `energy` needs neither.";
 
@@ -429,7 +450,8 @@ impl NodeType for VoiceActivity {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SileroVadParams {
-    /// `silero` (the neural model) or `energy` (a dependency-free fallback).
+    /// `silero` (the neural model), `silero_onnxruntime` (the same model on ONNX
+    /// Runtime) or `energy` (a dependency-free fallback).
     #[serde(default)]
     pub engine: Engine,
     /// The rate the input must have, 8000 or 16000 Hz (default: either).

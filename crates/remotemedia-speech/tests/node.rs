@@ -232,7 +232,11 @@ fn bad_params_are_load_time_errors() {
         e.iter().any(|t| t.contains("`events`, `segments`, `gate`")),
         "{e:#?}"
     );
-    assert!(e.iter().any(|t| t.contains("`silero`, `energy`")), "{e:#?}");
+    assert!(
+        e.iter()
+            .any(|t| t.contains("`silero`, `silero_onnxruntime`, `energy`")),
+        "{e:#?}"
+    );
     assert!(e.iter().any(|t| t.contains("threshold")), "{e:#?}");
     let e = load("VADNode", "{ threshold: 0.3, neg_threshold: 0.4 }").unwrap_err();
     assert!(
