@@ -26,7 +26,7 @@ from typing import (
     Union,
 )
 
-from .. import _edges, _host
+from .. import _edges, _host, runtime
 from .exceptions import ConfigurationError, InvalidInputError, NodeError, PipelineError
 from .node import Node
 
@@ -355,8 +355,6 @@ class Pipeline:
                 "the pipeline must be initialized before processing; use "
                 "`async with pipeline.managed_execution():` or `await pipeline.initialize()`"
             )
-        from .. import runtime
-
         placement = runtime.placement_options(
             executors, policy, config, token_file, executor_ca, dns_server
         )
@@ -387,8 +385,6 @@ class Pipeline:
             )
 
     async def _process_rust(self, stream: Optional[Stream], placement: Mapping[str, Any]) -> AsyncIterator[Any]:
-        from .. import runtime
-
         ext = runtime.extension()
         loop = asyncio.get_running_loop()
         manifest, hosts, names = self._execution_manifest(loop, False, ext.PYTHON_CALLBACK_TYPE)
@@ -659,8 +655,6 @@ class Pipeline:
         )
 
     async def _run_rust(self, items: List[Any], placement: Mapping[str, Any]) -> List[Any]:
-        from .. import runtime
-
         ext = runtime.extension()
         cached = self._prepared
         fingerprint = self._fingerprint()
@@ -737,8 +731,6 @@ class Pipeline:
         """
         if not self.nodes:
             raise PipelineError("cannot run an empty pipeline")
-        from .. import runtime
-
         placement = runtime.placement_options(
             executors, policy, config, token_file, executor_ca, dns_server
         )
