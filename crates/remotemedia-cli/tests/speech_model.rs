@@ -42,20 +42,38 @@ fn assert_invalid(manifest: &Path, model: &Path, lib: &Path, want: &[&str]) {
     }
 }
 
-/// The ONNX Runtime library of the `onnxruntime` package, if the interpreter the
-/// speech crate asks has it.
-fn runtime_library() -> Option<PathBuf> {
+/// The file `script` prints, run by the interpreter the speech crate asks, if it
+/// exists.
+fn python_file(script: &str) -> Option<PathBuf> {
     let py = std::env::var("REMOTEMEDIA_VAD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(py)
-        .args([
-            "-c",
-            "import importlib.util, glob, os; s = importlib.util.find_spec('onnxruntime'); \
-             print(sorted(glob.glob(os.path.join(os.path.dirname(s.origin), 'capi', 'libonnxruntime.*')))[-1])",
-        ])
-        .output()
-        .ok()?;
+    let out = Command::new(py).args(["-c", script]).output().ok()?;
     let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     (out.status.success() && p.is_file()).then_some(p)
+}
+
+/// The ONNX Runtime library of the `onnxruntime` package, if installed.
+fn runtime_library() -> Option<PathBuf> {
+    python_file(
+        "import importlib.util, glob, os; s = importlib.util.find_spec('onnxruntime'); \
+         print(sorted(glob.glob(os.path.join(os.path.dirname(s.origin), 'capi', 'libonnxruntime.*')))[-1])",
+    )
+}
+
+/// The model file of the `silero-vad` package, if installed.
+fn model_file() -> Option<PathBuf> {
+    python_file(
+        "import importlib.util, os; s = importlib.util.find_spec('silero_vad'); \
+         print(os.path.join(list(s.submodule_search_locations)[0], 'data', 'silero_vad.onnx'))",
+    )
+}
+
+/// Fails when the speech files are required (`REMOTEMEDIA_REQUIRE_SPEECH=1`), else
+/// says why the test does nothing.
+fn missing(why: &str) {
+    if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
+        panic!("{why} (REMOTEMEDIA_REQUIRE_SPEECH=1)");
+    }
+    eprintln!("skipped: {why}");
 }
 
 #[test]
@@ -100,11 +118,7 @@ fn a_broken_runtime_library_is_an_invalid_manifest_naming_it() {
 #[test]
 fn a_corrupt_model_is_an_invalid_manifest_naming_the_path() {
     let Some(lib) = runtime_library() else {
-        let why = "ONNX Runtime (the `onnxruntime` PyPI package) is not installed";
-        if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
-            panic!("{why} (REMOTEMEDIA_REQUIRE_SPEECH=1)");
-        }
-        eprintln!("skipped: {why}");
+        missing("ONNX Runtime (the `onnxruntime` PyPI package) is not installed");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -122,30 +136,10 @@ fn a_corrupt_model_is_an_invalid_manifest_naming_the_path() {
     );
 }
 
-/// The model file of the `silero-vad` package, if the interpreter the speech crate
-/// asks has it.
-fn model_file() -> Option<PathBuf> {
-    let py = std::env::var("REMOTEMEDIA_VAD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(py)
-        .args([
-            "-c",
-            "import importlib.util, os; s = importlib.util.find_spec('silero_vad'); \
-             print(os.path.join(list(s.submodule_search_locations)[0], 'data', 'silero_vad.onnx'))",
-        ])
-        .output()
-        .ok()?;
-    let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && p.is_file()).then_some(p)
-}
-
 #[test]
 fn the_rust_runtime_needs_no_onnx_runtime() {
     let Some(model) = model_file() else {
-        let why = "the Silero VAD model (the `silero-vad` PyPI package) is not installed";
-        if std::env::var("REMOTEMEDIA_REQUIRE_SPEECH").as_deref() == Ok("1") {
-            panic!("{why} (REMOTEMEDIA_REQUIRE_SPEECH=1)");
-        }
-        eprintln!("skipped: {why}");
+        missing("the Silero VAD model (the `silero-vad` PyPI package) is not installed");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

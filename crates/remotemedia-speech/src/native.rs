@@ -156,6 +156,8 @@ pub(crate) struct SileroNet {
 /// Buffers of one call, kept per thread.
 #[derive(Default)]
 struct Scratch {
+    /// One stream's context, window and reflect padding.
+    padded: Vec<f32>,
     frames: Vec<f32>,
     a: Vec<f32>,
     b: Vec<f32>,
@@ -238,31 +240,40 @@ impl SileroNet {
         })
     }
 
-    /// One window of each stream: `inputs[s]` is the stream's context then window
-    /// (`context + window` samples), `states[s]` its `[h; c]` state (256 values,
-    /// replaced by the next one); `probs[s]` gets its speech probability.
-    pub(crate) fn run(&self, inputs: &[&[f32]], states: &mut [&mut [f32]], probs: &mut [f32]) {
-        SCRATCH.with(|s| self.run_with(&mut s.borrow_mut(), inputs, states, probs))
+    /// One window of each stream: `streams[s]` is the stream's context (the last
+    /// `context` samples before its window) and its `[h; c]` state (256 values,
+    /// replaced by the next one), `windows[s]` its `window` new samples; `probs[s]`
+    /// gets its speech probability.
+    pub(crate) fn run(
+        &self,
+        streams: &mut [(&[f32], &mut [f32])],
+        windows: &[&[f32]],
+        probs: &mut [f32],
+    ) {
+        SCRATCH.with(|s| self.run_with(&mut s.borrow_mut(), streams, windows, probs))
     }
 
     fn run_with(
         &self,
         sc: &mut Scratch,
-        inputs: &[&[f32]],
-        states: &mut [&mut [f32]],
+        streams: &mut [(&[f32], &mut [f32])],
+        windows: &[&[f32]],
         probs: &mut [f32],
     ) {
-        let n = inputs.len();
+        let n = streams.len();
         let (hop, pad) = (self.n_fft / 2, self.context);
         let len = self.context + self.window;
         let frames = (len + pad - self.n_fft) / hop + 1;
-        // The STFT's columns: each frame of each stream's reflect-padded input.
+        // The STFT's columns: each frame of each stream's context and window,
+        // reflect-padded at the end.
         sc.frames.clear();
-        let mut padded = vec![0.0f32; len + pad];
-        for x in inputs {
-            padded[..len].copy_from_slice(x);
+        for ((context, _), window) in streams.iter().zip(windows) {
+            let padded = &mut sc.padded;
+            padded.clear();
+            padded.extend_from_slice(context);
+            padded.extend_from_slice(window);
             for j in 0..pad {
-                padded[len + j] = x[len - 2 - j];
+                padded.push(padded[len - 2 - j]);
             }
             for t in 0..frames {
                 sc.frames
@@ -289,7 +300,7 @@ impl SileroNet {
         debug_assert_eq!(t, 1, "the encoder ends with one step");
         // The LSTM cell on [x; h] of every stream.
         sc.cols.clear();
-        for (s, state) in states.iter().enumerate() {
+        for (s, (_, state)) in streams.iter().enumerate() {
             sc.cols
                 .extend_from_slice(&src[s * stride..s * stride + HIDDEN]);
             sc.cols.extend_from_slice(&state[..HIDDEN]);
@@ -298,7 +309,7 @@ impl SileroNet {
         let gp = self.lstm.o_pad;
         for s in 0..n {
             let g = &dst[s * gp..s * gp + 4 * HIDDEN];
-            let state = &mut *states[s];
+            let state = &mut *streams[s].1;
             let mut logit = self.out_b;
             for j in 0..HIDDEN {
                 let (i, f) = (sigmoid(g[j]), sigmoid(g[HIDDEN + j]));

@@ -99,11 +99,9 @@ pub enum Runtime {
 /// many sessions as cores (each call uses one thread: 1 intra-op and 1 inter-op
 /// thread), created when callers are waiting, whatever the number of streams.
 pub struct SileroModel {
-    /// The 16 kHz and the 8 kHz branch in Rust, when the file's weights are Silero
-    /// VAD v5's.
-    native: Option<[SileroNet; 2]>,
-    /// Why there is no native network.
-    native_unavailable: Option<String>,
+    /// The 16 kHz and the 8 kHz branch in Rust, or why the file's weights are not
+    /// Silero VAD v5's.
+    native: Result<[SileroNet; 2], String>,
     model_bytes: Vec<u8>,
     model_path: PathBuf,
     /// The ONNX Runtime library, or why there is none.
@@ -209,13 +207,8 @@ impl SileroModel {
                 SileroNet::from_tensors(&t, 128)?,
             ])
         });
-        let (native, native_unavailable) = match native {
-            Ok(n) => (Some(n), None),
-            Err(e) => (None, Some(e)),
-        };
         let this = SileroModel {
             native,
-            native_unavailable,
             model_bytes,
             model_path: model.to_path_buf(),
             ort_lib,
@@ -223,7 +216,7 @@ impl SileroModel {
             ort: OnceLock::new(),
             max_sessions: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        if let Some(why) = &this.native_unavailable {
+        if let Err(why) = &this.native {
             this.ort().map_err(|e| match e {
                 // Neither runtime can run the file: say why for both.
                 SpeechError::NotFound { detail, .. } => SpeechError::Load {
@@ -279,7 +272,7 @@ impl SileroModel {
     /// What computes [`SileroModel::prob`] and [`SileroModel::probs_batch`]: the Rust
     /// network when the file's weights are Silero VAD v5's, else ONNX Runtime.
     pub fn runtime(&self) -> Runtime {
-        if self.native.is_some() {
+        if self.native.is_ok() {
             Runtime::Native
         } else {
             Runtime::OnnxRuntime
@@ -288,7 +281,7 @@ impl SileroModel {
 
     /// Why the Rust network is not available for this file (`None` when it is).
     pub fn native_unavailable(&self) -> Option<&str> {
-        self.native_unavailable.as_deref()
+        self.native.as_ref().err().map(String::as_str)
     }
 
     /// Whether ONNX Runtime can run the model (starting it if it has not started): the
@@ -427,29 +420,43 @@ impl SileroModel {
                 "each call takes one window of {win} samples per stream, all at {rate} Hz"
             )));
         }
-        if runtime == Runtime::Native {
-            let Some(nets) = &self.native else {
-                return Err(SpeechError::Run(format!(
-                    "the Rust network cannot run {}: {}",
-                    self.model_path.display(),
-                    self.native_unavailable.as_deref().unwrap_or("unavailable")
-                )));
-            };
-            let net = &nets[usize::from(rate == 8_000)];
-            let inputs: Vec<Vec<f32>> = states
-                .iter()
-                .zip(windows)
-                .map(|(s, w)| [&s.context[..], w].concat())
-                .collect();
-            let inputs: Vec<&[f32]> = inputs.iter().map(|v| &v[..]).collect();
-            let mut recurrent: Vec<&mut [f32]> =
-                states.iter_mut().map(|s| &mut s.state[..]).collect();
-            net.run(&inputs, &mut recurrent, probs);
-            for (s, w) in states.iter_mut().zip(windows) {
-                s.context.copy_from_slice(&w[win - ctx..]);
+        match &self.native {
+            Ok(nets) if runtime == Runtime::Native => {
+                let net = &nets[usize::from(rate == 8_000)];
+                let mut streams: Vec<(&[f32], &mut [f32])> = states
+                    .iter_mut()
+                    .map(|s| {
+                        let s = &mut **s;
+                        (&s.context[..], &mut s.state[..])
+                    })
+                    .collect();
+                net.run(&mut streams, windows, probs);
             }
-            return Ok(());
+            Err(why) if runtime == Runtime::Native => {
+                return Err(SpeechError::Run(format!(
+                    "the Rust network cannot run {}: {why}",
+                    self.model_path.display()
+                )));
+            }
+            _ => self.probs_onnxruntime(states, windows, probs)?,
         }
+        for (s, w) in states.iter_mut().zip(windows) {
+            s.context.copy_from_slice(&w[win - ctx..]);
+        }
+        Ok(())
+    }
+
+    /// [`SileroModel::probs_batch_on`] by ONNX Runtime, the shapes checked; the
+    /// streams' contexts are left to the caller to advance.
+    fn probs_onnxruntime(
+        &self,
+        states: &mut [&mut SileroState],
+        windows: &[&[f32]],
+        probs: &mut [f32],
+    ) -> Result<(), SpeechError> {
+        let b = states.len();
+        let rate = states[0].rate;
+        let (win, ctx) = (window(rate), context(rate));
         let mut input = Vec::with_capacity(b * (ctx + win));
         let mut state = vec![0.0f32; 2 * b * 128];
         for (i, (s, w)) in states.iter().zip(windows).enumerate() {
@@ -488,11 +495,7 @@ impl SileroModel {
                 }
             }
             Ok(())
-        })?;
-        for (s, w) in states.iter_mut().zip(windows) {
-            s.context.copy_from_slice(&w[win - ctx..]);
-        }
-        Ok(())
+        })
     }
 }
 

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::energy::EnergyState;
 use crate::segmenter::{Event, Rules, Segmenter};
 use crate::silero::{self, Runtime, SileroModel, SileroState};
+use crate::SpeechError;
 
 /// The detector.
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -123,19 +124,15 @@ fn check_thresholds(written: &Map<String, Value>) -> Vec<ParamIssue> {
 /// naming the path and how to install it. They load once per process (the result is
 /// kept, and the nodes built later share the same model); `energy` needs neither.
 fn check_model(written: &Map<String, Value>) -> Vec<ParamIssue> {
-    // Another engine is `energy`, or an error of its own.
-    let engine = written.get("engine").map(|e| e.as_str());
-    let onnxruntime = engine == Some(Some("silero_onnxruntime"));
-    if engine.is_some() && engine != Some(Some("silero")) && !onnxruntime {
-        return Vec::new();
-    }
-    let loaded = SileroModel::shared().and_then(|m| {
-        if onnxruntime {
-            m.check_onnxruntime()?;
-        }
-        Ok(m)
-    });
-    match loaded {
+    // An engine that does not parse is reported by the params' own check.
+    let engine = match written.get("engine") {
+        None => Engine::default(),
+        Some(v) => match Engine::deserialize(v) {
+            Ok(e) => e,
+            Err(_) => return Vec::new(),
+        },
+    };
+    match Detector::new(engine) {
         Ok(_) => Vec::new(),
         Err(e) => vec![ParamIssue::new(
             "engine",
@@ -144,10 +141,30 @@ fn check_model(written: &Map<String, Value>) -> Vec<ParamIssue> {
     }
 }
 
-/// The node's engine: the shared model, or none.
+/// The node's engine: the shared model and what computes it, or none.
 enum Detector {
     Silero(Arc<SileroModel>, Runtime),
     Energy,
+}
+
+impl Detector {
+    /// The detector of `engine`, loading the shared model (and ONNX Runtime when the
+    /// engine asks for it).
+    fn new(engine: Engine) -> Result<Self, SpeechError> {
+        Ok(match engine {
+            Engine::Silero => {
+                let model = SileroModel::shared()?;
+                let runtime = model.runtime();
+                Detector::Silero(model, runtime)
+            }
+            Engine::SileroOnnxRuntime => {
+                let model = SileroModel::shared()?;
+                model.check_onnxruntime()?;
+                Detector::Silero(model, Runtime::OnnxRuntime)
+            }
+            Engine::Energy => Detector::Energy,
+        })
+    }
 }
 
 /// The engine of one stream, with what it keeps.
@@ -201,21 +218,8 @@ impl std::fmt::Debug for VoiceActivity {
 
 impl VoiceActivity {
     fn new(p: &VoiceActivityParams, required_rate: Option<u32>) -> Result<Self, NodeError> {
-        let detector = match p.engine {
-            Engine::Silero => {
-                let model = SileroModel::shared()?;
-                let runtime = model.runtime();
-                Detector::Silero(model, runtime)
-            }
-            Engine::SileroOnnxRuntime => {
-                let model = SileroModel::shared()?;
-                model.check_onnxruntime()?;
-                Detector::Silero(model, Runtime::OnnxRuntime)
-            }
-            Engine::Energy => Detector::Energy,
-        };
         Ok(Self {
-            detector,
+            detector: Detector::new(p.engine)?,
             output: p.output,
             threshold: p.threshold as f32,
             neg_threshold: p.neg_threshold.unwrap_or(default_neg(p.threshold)) as f32,
