@@ -17,7 +17,7 @@ What it measures (equal work on every side, medians of repeated runs):
   chain that holds no audio back (AudioChannels → AudioGain → AudioLimiter →
   AudioLevel per chunk); the latency each output adds beyond the pacing (p50 / p99).
 * **Memory**: peak RSS of ``remotemedia run`` on a 1-minute and a 1-hour file (same
-  pipeline): streaming means the two stay close.
+  pipeline), medians of 3 runs taking turns: streaming means the two stay close.
 
 Needs numpy, soundfile and soxr (``pip install numpy soundfile soxr``) and the ``sox``
 program; what is missing is reported as "not measured" with the reason.
@@ -205,26 +205,53 @@ def live_latency(cli: str, work: Path, seconds: float) -> Dict[str, Any]:
 
 
 def memory(cli: str, work: Path, quick: bool) -> Dict[str, Any]:
+    """Peak RSS of the same command on a short and a long file.
+
+    A process's peak RSS also counts the pages of the binary it touched, which the
+    kernel maps more or fewer of at a time depending on what the page cache holds; one
+    run of each can therefore differ by a few MiB for reasons unrelated to the file's
+    length. So both files are written first, the command runs once untimed (to settle
+    the page cache), then the two take turns and the median of each is reported.
+    """
     manifest = work / "pipeline.yaml"
     manifest.write_text(PIPELINE)
     here = Path(__file__).resolve().parent
-    out: Dict[str, Any] = {}
-    for seconds in (60.0, 600.0 if quick else 3600.0):
-        label = f"{seconds / 60:g} min"
-        src = work / "mem.wav"
-        write_wav(src, seconds, RATE_IN, 2)
+    sizes = (60.0, 600.0 if quick else 3600.0)
+    files = {}
+    for seconds in sizes:
+        files[seconds] = work / f"mem-{seconds:g}.wav"
+        write_wav(files[seconds], seconds, RATE_IN, 2)
+
+    def once(src: Path) -> Dict[str, Any]:
         res = subprocess.run(
             [sys.executable, str(here / "peak_rss.py"), "--", cli, "run", str(manifest), "--input", str(src), "--output", str(work / "mem-out.wav"), "--no-progress"],
             capture_output=True,
             text=True,
         )
-        if res.returncode != 0:
-            out[label] = {"status": f"not measured: {res.stderr.strip()[-300:]}"}
-        else:
-            r = json.loads(res.stdout.strip().splitlines()[-1])
-            out[label] = {"seconds_of_audio": seconds, "peak_rss_bytes": r["peak_rss_bytes"], "wall_s": r["seconds"]}
-        src.unlink(missing_ok=True)
         (work / "mem-out.wav").unlink(missing_ok=True)
+        if res.returncode != 0:
+            return {"status": f"not measured: {res.stderr.strip()[-300:]}"}
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    once(files[sizes[0]])
+    runs: Dict[float, List[Dict[str, Any]]] = {s: [] for s in sizes}
+    for _ in range(3):
+        for seconds in sizes:
+            runs[seconds].append(once(files[seconds]))
+    out: Dict[str, Any] = {}
+    for seconds in sizes:
+        label = f"{seconds / 60:g} min"
+        failed = [r for r in runs[seconds] if "status" in r]
+        if failed:
+            out[label] = failed[0]
+        else:
+            out[label] = {
+                "seconds_of_audio": seconds,
+                "peak_rss_bytes": statistics.median(r["peak_rss_bytes"] for r in runs[seconds]),
+                "wall_s": statistics.median(r["seconds"] for r in runs[seconds]),
+                "runs_peak_rss_bytes": [r["peak_rss_bytes"] for r in runs[seconds]],
+            }
+        files[seconds].unlink(missing_ok=True)
     return out
 
 
