@@ -394,15 +394,18 @@ def resample_rows(w: Any, bench: Path, targets: List[Any]) -> None:
         f"(ours: the `resample_file` example, timing only the resampling), medians of {doc['meta']['runs']} "
         "runs taking turns; CPU is the thread's CPU time, which other load on the machine does not stretch. "
         "Quality measured on each one's output: SNR of a 1 kHz sine against the analytic sine, attenuation "
-        "of a 12 kHz tone (above the new Nyquist frequency)."
+        "of a 12 kHz tone (above the new Nyquist frequency), and the gain at 0.9 × the new Nyquist frequency "
+        "(7.2 kHz: how far the passband reaches)."
     )
     w("")
-    w("| Resampler | Wall | CPU | SNR 1 kHz | 12 kHz attenuation | vs `resample_poly` (wall) |")
-    w("|---|---:|---:|---:|---:|---:|")
+    w("| Resampler | Wall | CPU | SNR 1 kHz | 12 kHz attenuation | gain at 7.2 kHz | vs `resample_poly` (wall) |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
     for r in doc["results"]:
+        gain = r.get("gain_0_9_nyquist_db")
         w(
             f"| {r['name']} | {r['median_s'] * 1000:.1f} ms | {r['median_cpu_s'] * 1000:.1f} ms | "
-            f"{r['snr_1khz_db']:.1f} dB | {r['stopband_12khz_db']:.1f} dB | {r['speedup_vs_resample_poly']:.2f}× |"
+            f"{r['snr_1khz_db']:.1f} dB | {r['stopband_12khz_db']:.1f} dB | "
+            f"{'—' if gain is None else f'{gain:+.2f} dB'} | {r['speedup_vs_resample_poly']:.2f}× |"
         )
     w("")
     ours, soxr = rows.get("remotemedia high"), rows.get("soxr HQ")
@@ -415,15 +418,29 @@ def resample_rows(w: Any, bench: Path, targets: List[Any]) -> None:
              f"{r_wall:.2f}× wall, {r_cpu:.2f}× CPU" + ("" if quality_ok else " (lower quality)"),
              r_wall > 1.0 and r_cpu > 1.0 and quality_ok)
         )
-    poly = rows.get("scipy resample_poly")
-    if ours and poly:
-        x = poly["median_s"] / ours["median_s"]
-        matched = next((r for n, r in rows.items() if n.startswith("scipy resample_poly, Kaiser")), None)
-        note = f" ({matched['median_s'] / ours['median_s']:.1f}× against its filter of matched quality)" if matched else ""
-        targets.append(
-            ("Resampling 48→16 kHz, ours `high` vs `resample_poly` (its default filter)", "≥ 5×",
-             f"{x:.2f}×{note}", x >= 5.0)
+    # Against resample_poly: our fastest level, provided it measures at least as well as
+    # resample_poly's default filter on both figures.
+    poly, low = rows.get("scipy resample_poly"), rows.get("remotemedia low")
+    if low and poly:
+        x = poly["median_s"] / low["median_s"]
+        x_cpu = poly["median_cpu_s"] / low["median_cpu_s"]
+        quality_ok = low["snr_1khz_db"] >= poly["snr_1khz_db"] and low["stopband_12khz_db"] >= poly["stopband_12khz_db"]
+        figures = (
+            f"SNR {low['snr_1khz_db']:.1f} against {poly['snr_1khz_db']:.1f} dB, 12 kHz "
+            f"{low['stopband_12khz_db']:.1f} against {poly['stopband_12khz_db']:.1f} dB"
         )
+        targets.append(
+            ("Resampling 48→16 kHz, ours `low` vs `resample_poly` (its default filter) at equal or better quality", "≥ 5×",
+             f"{x:.2f}× wall, {x_cpu:.2f}× CPU ({figures})" + ("" if quality_ok else "; lower quality"),
+             x >= 5.0 and x_cpu >= 5.0 and quality_ok)
+        )
+    if ours and poly:
+        matched = next((r for n, r in rows.items() if n.startswith("scipy resample_poly, Kaiser")), None)
+        w(
+            f"Ours at `high` is {poly['median_s'] / ours['median_s']:.2f}× `resample_poly` at its default filter"
+            + (f" and {matched['median_s'] / ours['median_s']:.1f}× `resample_poly` with a filter of matched quality." if matched else ".")
+        )
+        w("")
 
 
 def audio_section(w: Any, criterion: Path, bench: Path, since: float, targets: List[Any]) -> None:

@@ -1,25 +1,35 @@
 //! Streaming sample-rate conversion of interleaved `f32` audio, 1 to 8 channels, any
 //! pair of rates.
 //!
-//! Two engines, both exact linear filters for a fixed ratio (so the result does not
-//! depend on how the input is cut into chunks), both doing the rate change in the
-//! frequency domain:
+//! Three engines, all exact linear filters for a fixed ratio (so the result does not
+//! depend on how the input is cut into chunks):
 //!
 //! - `high` (the default) applies one fixed Kaiser-windowed sinc filter (110 dB design
 //!   stopband from the lower Nyquist frequency on, passband to 0.91 of it, about 10 ms
-//!   long) by FFT overlap-save, on whatever whole units of input have arrived: a unit
-//!   is `from / gcd(from, to)` frames (3 at 48 kHz → 16 kHz, 441 at 44.1 kHz → 16 kHz).
-//!   Each call's input goes through in an FFT just long enough for it, large calls in
-//!   long blocks; only the filter delay and less than a unit are held back.
-//! - `low`, `medium` and `best` use rubato's synchronous FFT resampler (`rubato::Fft`):
-//!   each block of input is transformed, multiplied with the spectrum of a filter as
-//!   long as the block, cut or zero-extended to the output rate and transformed back,
-//!   with overlap-add between blocks. Output only comes a whole block at a time.
+//!   long) by FFT overlap-save, with the rate change done in the frequency domain, on
+//!   whatever whole units of input have arrived: a unit is `from / gcd(from, to)` frames
+//!   (3 at 48 kHz → 16 kHz, 441 at 44.1 kHz → 16 kHz). Each call's input goes through in
+//!   an FFT just long enough for it, large calls in long blocks; only the filter delay
+//!   and less than a unit are held back.
+//! - `low` is a short filter (70 dB design stopband, passband to 0.8 of the lower
+//!   Nyquist frequency). Between rates with an integer ratio (48 → 16 kHz, 16 → 48 kHz,
+//!   32 → 16 kHz, …) it runs in the time domain, split into polyphase rows so that only
+//!   output frames are computed, with a transition band that straddles the Nyquist
+//!   frequency (70 dB down from 1.2 × it, as `scipy.signal.resample_poly` and most fast
+//!   resamplers do: what lies just above it folds into the top of the transition band,
+//!   never into the passband). Other rate pairs take the overlap-save engine with the
+//!   short filter, stopband from the Nyquist frequency on. Fastest, and it holds back
+//!   the least audio.
+//! - `medium` and `best` use rubato's synchronous FFT resampler (`rubato::Fft`): each
+//!   block of input is transformed, multiplied with the spectrum of a filter as long as
+//!   the block, cut or zero-extended to the output rate and transformed back, with
+//!   overlap-add between blocks. Output only comes a whole block at a time.
 //!
 //! Output time lines up with input time: the filter's delay is trimmed from the start
-//! of the output, and [`Resampler::flush`] pushes the last input through the filter, so
-//! a stream of `n` input frames gives exactly `ceil(n * to / from)` output frames — the
-//! output frames whose time falls inside the input.
+//! of the output (the time-domain engine centres output frame 0 on input frame 0), and
+//! [`Resampler::flush`] pushes the last input through the filter, so a stream of `n`
+//! input frames gives exactly `ceil(n * to / from)` output frames — the output frames
+//! whose time falls inside the input.
 //!
 //! # Quality levels
 //!
@@ -31,28 +41,32 @@
 //! the input so far stands for, less the output emitted so far; least–most over 2 s).
 //! 48 kHz → 16 kHz, then 44.1 kHz → 16 kHz:
 //!
-//! | level    | filter / block (slow side) | SNR 1 kHz        | 12 kHz attenuation | gain at 7.2 kHz      | delay (20 ms chunks)     |
-//! |----------|----------------------------|------------------|--------------------|----------------------|--------------------------|
-//! | `low`    | 64-frame blocks            | 135.8 / 121.8 dB | 239 / 145 dB       | −18.5 / −0.0000 dB   | 2 / 10 ms                |
-//! | `medium` | 256-frame blocks           | 135.2 / 122.8 dB | 236 / 145 dB       | −0.0001 / −0.0000 dB | 8–20 / 10 ms             |
-//! | `high`   | 10 ms filter, any block    | 144.5 / 136.2 dB | 231 / 145 dB       | ±0.0000 dB           | 5 / 5 ms                 |
-//! | `best`   | 2048-frame blocks, f64     | 153.1 / 152.1 dB | 230 / 159 dB       | ±0.0000 dB           | 20–188 / 20–190 ms       |
+//! | level    | filter / block (slow side)  | SNR 1 kHz        | 12 kHz attenuation | gain at 7.2 kHz      | delay (20 ms chunks)     |
+//! |----------|-----------------------------|------------------|--------------------|----------------------|--------------------------|
+//! | `low`    | 1.5 ms filter, any block    | 91.0 / 80.0 dB   | 102 / 145 dB       | −0.73 / −6.0 dB      | 0.75 / 1.4 ms            |
+//! | `medium` | 256-frame blocks            | 135.2 / 122.8 dB | 236 / 145 dB       | −0.0001 / −0.0000 dB | 8–20 / 10 ms             |
+//! | `high`   | 10 ms filter, any block     | 144.5 / 136.2 dB | 231 / 145 dB       | ±0.0000 dB           | 5 / 5 ms                 |
+//! | `best`   | 2048-frame blocks, f64      | 153.1 / 152.1 dB | 230 / 159 dB       | ±0.0000 dB           | 20–188 / 20–190 ms       |
 //!
-//! `high`'s 5 ms is its filter delay (80 output frames at 16 kHz for both rate pairs);
-//! chunks that are not whole units add less than a unit (at 44.1 kHz up to 10 ms). The
-//! block levels' blocks are whole multiples of the smallest block of the rate pair (160
-//! output frames for 44.1 kHz → 16 kHz, which is why `low` is as good as `medium`
-//! there, and as slow to answer). The `f32` levels stop near 120–145 dB SNR (the
-//! precision of the FFTs); attenuations above ~140 dB are at the noise floor of the
-//! measurement. A rate pair with a small common divisor (44.1 kHz → 44.101 kHz) has
-//! long units and blocks whatever the level: more input is held back between calls,
-//! never less quality.
+//! `low` is flat to 0.1 dB up to 0.7 × the new Nyquist frequency (5.6 kHz at 16 kHz) on
+//! both pairs. `high`'s 5 ms is its filter delay (80 output frames at 16 kHz for both
+//! rate pairs); chunks that are not whole units add less than a unit (at 44.1 kHz up to
+//! 10 ms). The block levels' blocks are whole multiples of the smallest block of the
+//! rate pair (160 output frames for 44.1 kHz → 16 kHz). The `f32` levels stop near
+//! 120–145 dB SNR (the precision of the FFTs); attenuations above ~140 dB are at the
+//! noise floor of the measurement. A rate pair with a small common divisor (44.1 kHz →
+//! 44.101 kHz) has long units and blocks whatever the level: more input is held back
+//! between calls, never less quality.
 
 use std::fmt;
 
+mod filter;
 mod overlap_save;
+mod polyphase;
 
+use filter::Design;
 use overlap_save::OverlapSave;
+use polyphase::{Polyphase, Ratio};
 use rubato::audioadapter_buffers::direct::SequentialSlice;
 use rubato::{Fft, FixedSync, Resampler as _, WindowFunction};
 use schemars::JsonSchema;
@@ -67,8 +81,8 @@ pub const MAX_CHANNELS: u16 = 8;
 pub const MAX_RATE: u32 = 768_000;
 
 /// Largest ratio between the two rates. The filter's length grows with it: at 256× the
-/// worst rate pair (coprime rates near the limits) takes about 265 MB at `best` and
-/// 134 MB at `low`, the usual ones a few MB; at 768 kHz → 1 Hz it would take 4.9 GB.
+/// worst rate pair (coprime rates near the limits) takes about 265 MB at `best`, the
+/// usual ones a few MB; at 768 kHz → 1 Hz it would take 4.9 GB.
 pub const MAX_RATIO: u32 = 256;
 
 /// How much work the resampler puts into its anti-aliasing filter (see the module
@@ -76,9 +90,10 @@ pub const MAX_RATIO: u32 = 256;
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
-    /// Shortest filter: the fastest, with a wide transition band.
+    /// A short filter: the fastest and the least delay (under 2 ms), flat to 0.1 dB up
+    /// to 0.7 × the new Nyquist frequency, 70 dB stopband.
     Low,
-    /// A filter four times as long as `low`.
+    /// rubato's FFT resampler in 256-frame blocks.
     Medium,
     /// Flat to 0.1 dB up to 0.9 × the new Nyquist frequency, ≥ 90 dB stopband, 5 ms
     /// delay (a fixed filter applied to whatever input has arrived).
@@ -110,20 +125,11 @@ impl Quality {
     }
 
     /// Target block length on the slower side of the conversion, in frames (rubato's
-    /// levels; `high` has no fixed block).
+    /// levels; `low` and `high` have no fixed block).
     fn block(self) -> usize {
         match self {
-            Quality::Low => 64,
-            Quality::Medium => 256,
-            Quality::High => 1024,
             Quality::Best => 2048,
-        }
-    }
-
-    fn window(self) -> WindowFunction {
-        match self {
-            Quality::Low => WindowFunction::Blackman2,
-            _ => WindowFunction::BlackmanHarris2,
+            _ => 256,
         }
     }
 }
@@ -212,9 +218,25 @@ enum Engine {
     Copy,
     F32(Block<f32>),
     F64(Block<f64>),
-    /// `high`: a fixed filter by FFT overlap-save on whatever whole units arrived.
+    /// `high`, and `low` between rates without an integer ratio: a fixed filter by FFT
+    /// overlap-save on whatever whole units arrived.
     Ols(OverlapSave),
+    /// `low` between rates with an integer ratio: a short filter in the time domain.
+    Fir(Polyphase),
 }
+
+/// `high`'s filter.
+const HIGH: Design = Design {
+    attenuation_db: 110.0,
+    passband: 0.91,
+};
+
+/// `low`'s filter: flat to 0.8 of the lower Nyquist frequency, 70 dB down from 1.2 of it
+/// (integer ratios, time domain) or from it (other ratios, overlap-save).
+const LOW: Design = Design {
+    attenuation_db: 70.0,
+    passband: 0.8,
+};
 
 /// One precision's resampler, with an input and an output block (interleaved).
 struct Block<T> {
@@ -271,7 +293,7 @@ impl<T: Precision> Block<T> {
             frames_in,
             1,
             channels,
-            quality.window(),
+            WindowFunction::BlackmanHarris2,
             FixedSync::Both,
         )
         .map_err(|e| ResampleError::Engine {
@@ -352,19 +374,38 @@ impl Resampler {
             return Err(ResampleError::Channels(channels));
         }
         let ch = usize::from(channels);
-        let (engine, delay) = if from == to {
-            (Engine::Copy, 0)
-        } else if quality == Quality::High {
+        let ols = |design| {
             let g = gcd(from as usize, to as usize);
-            let o = OverlapSave::new(from, to, from as usize / g, to as usize / g, ch);
+            let o = OverlapSave::new(from, to, from as usize / g, to as usize / g, ch, design);
             let d = o.delay();
             (Engine::Ols(o), d)
-        } else if quality == Quality::Best {
-            let (b, d) = Block::<f64>::new(from, to, ch, quality)?;
-            (Engine::F64(b), d)
+        };
+        let (engine, delay) = match quality {
+            _ if from == to => (Engine::Copy, 0),
+            Quality::High => ols(HIGH),
+            Quality::Low => match Ratio::of(from, to) {
+                Some(ratio) => {
+                    let p = Polyphase::new(from, to, ratio, ch, LOW);
+                    let d = p.delay();
+                    (Engine::Fir(p), d)
+                }
+                None => ols(LOW),
+            },
+            Quality::Best => {
+                let (b, d) = Block::<f64>::new(from, to, ch, quality)?;
+                (Engine::F64(b), d)
+            }
+            Quality::Medium => {
+                let (b, d) = Block::<f32>::new(from, to, ch, quality)?;
+                (Engine::F32(b), d)
+            }
+        };
+        // The time-domain engine centres its first output frame on the first input
+        // frame: it has no delay to trim.
+        let to_trim = if matches!(engine, Engine::Fir(_)) {
+            0
         } else {
-            let (b, d) = Block::<f32>::new(from, to, ch, quality)?;
-            (Engine::F32(b), d)
+            delay
         };
         let mut r = Resampler {
             from,
@@ -373,7 +414,7 @@ impl Resampler {
             engine,
             frames_in: 0,
             frames_out: 0,
-            to_trim: delay,
+            to_trim,
             delay,
             pending: Vec::new(),
         };
@@ -405,6 +446,7 @@ impl Resampler {
             Engine::F32(b) => b.frames_in,
             Engine::F64(b) => b.frames_in,
             Engine::Ols(o) => o.unit_in(),
+            Engine::Fir(p) => p.step_in(),
         }
     }
 
@@ -441,6 +483,10 @@ impl Resampler {
             self.process_units(input, out);
             return;
         }
+        if let Engine::Fir(p) = &mut self.engine {
+            self.frames_out += p.process(input, out) as u64;
+            return;
+        }
         let block = self.block_in() * ch;
         let mut rest = input;
         if !self.pending.is_empty() {
@@ -467,7 +513,9 @@ impl Resampler {
     /// to `out` and makes the resampler ready for a new stream.
     pub fn flush(&mut self, out: &mut Vec<f32>) {
         let want = self.output_len(self.frames_in);
-        if let Engine::Ols(o) = &mut self.engine {
+        if let Engine::Fir(p) = &mut self.engine {
+            p.finish((want - self.frames_out) as usize, out);
+        } else if let Engine::Ols(o) = &mut self.engine {
             let start = out.len();
             let remaining = (want - self.frames_out) as usize;
             if remaining > 0 {
@@ -500,6 +548,7 @@ impl Resampler {
             Engine::F32(b) => b.fft.reset(),
             Engine::F64(b) => b.fft.reset(),
             Engine::Ols(o) => o.reset(),
+            Engine::Fir(p) => p.reset(),
         }
         self.pending.clear();
         self.frames_in = 0;
@@ -543,7 +592,9 @@ impl Resampler {
     fn run_block(&mut self, samples: &[f32], out: &mut Vec<f32>) {
         let ch = self.channels;
         let produced = match &mut self.engine {
-            Engine::Copy | Engine::Ols(_) => unreachable!("this engine has no fixed blocks"),
+            Engine::Copy | Engine::Ols(_) | Engine::Fir(_) => {
+                unreachable!("this engine has no fixed blocks")
+            }
             // Mono, a whole block, past the delay: from the caller's samples straight
             // into its output (the same arithmetic, two copies fewer).
             Engine::F32(b) if ch == 1 && samples.len() == b.frames_in && self.to_trim == 0 => {
@@ -574,7 +625,7 @@ impl Resampler {
         let block_out = match &self.engine {
             Engine::F32(b) => b.frames_out,
             Engine::F64(b) => b.frames_out,
-            Engine::Copy | Engine::Ols(_) => 0,
+            Engine::Copy | Engine::Ols(_) | Engine::Fir(_) => 0,
         };
         self.to_trim -= self.to_trim.min(block_out);
         self.frames_out += produced as u64;
@@ -629,9 +680,18 @@ mod tests {
     }
 
     #[test]
-    fn far_apart_and_coprime_rates_work_at_high() {
-        for (from, to) in [(44_100, 44_101), (96_000, 1_000), (1_000, 96_000)] {
-            let mut r = Resampler::new(from, to, 1, Quality::High).unwrap();
+    fn far_apart_and_coprime_rates_work_at_high_and_low() {
+        let pairs = [
+            (44_100, 44_101),
+            (96_000, 1_000),
+            (1_000, 96_000),
+            (768_000, 3_000),
+        ];
+        for ((from, to), q) in pairs
+            .into_iter()
+            .flat_map(|p| [(p, Quality::High), (p, Quality::Low)])
+        {
+            let mut r = Resampler::new(from, to, 1, q).unwrap();
             let mut out = Vec::new();
             for n in [1usize, 5, 11] {
                 r.process(&sine(from, 0.1, n, 1), &mut out);
@@ -640,7 +700,7 @@ mod tests {
             assert_eq!(
                 out.len() as u64,
                 (17 * u64::from(to)).div_ceil(u64::from(from)),
-                "{from} -> {to}"
+                "{from} -> {to} {q}"
             );
         }
     }

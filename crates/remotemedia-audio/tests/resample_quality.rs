@@ -216,8 +216,12 @@ fn chunks_of_20ms_give_the_output_of_one_call() {
 
 #[test]
 fn a_long_stream_in_odd_chunks_is_the_rate_ratio_long() {
-    for (from, to) in PAIRS {
-        let mut r = Resampler::new(from, to, 1, Quality::High).unwrap();
+    for ((from, to), q) in PAIRS
+        .into_iter()
+        .chain([(16_000, 48_000)])
+        .flat_map(|p| [(p, Quality::High), (p, Quality::Low)])
+    {
+        let mut r = Resampler::new(from, to, 1, q).unwrap();
         let chunk = vec![0.1f32; 1_237];
         let total = 60 * from as usize + 17;
         let (mut fed, mut out, mut got) = (0usize, Vec::new(), 0u64);
@@ -233,7 +237,7 @@ fn a_long_stream_in_odd_chunks_is_the_rate_ratio_long() {
         let exact = total as f64 * f64::from(to) / f64::from(from);
         assert!(
             (got as f64 - exact).abs() <= 1.0,
-            "{from} -> {to}: {got} frames for {exact}"
+            "{from} -> {to} {q}: {got} frames for {exact}"
         );
     }
 }
@@ -285,4 +289,61 @@ fn the_node_in_a_pipeline_keeps_time_and_quality() {
     assert_eq!(next, 2_000_000);
     let snr = snr_db(&all, 16_000, 1000.0, 0.5);
     assert!(snr >= 90.0, "SNR {snr:.1} dB");
+}
+
+/// Attenuation (dB) of a tone of `freq` above the new Nyquist frequency.
+fn attenuation_db(from: u32, to: u32, q: Quality, freq: f64) -> f64 {
+    -gain_db(from, to, q, freq)
+}
+
+#[test]
+fn low_is_flat_to_a_tenth_of_a_db_up_to_0_7_nyquist() {
+    for (from, to) in PAIRS {
+        for f in [100.0, 1_000.0, 3_000.0, 5_000.0, 5_600.0] {
+            let g = gain_db(from, to, Quality::Low, f);
+            assert!(g.abs() <= 0.1, "{from} -> {to}: gain at {f} Hz {g:+.4} dB");
+        }
+    }
+}
+
+#[test]
+fn low_reaches_75_db_snr_on_a_1khz_sine() {
+    for (from, to) in PAIRS.into_iter().chain([(16_000, 48_000), (8_000, 16_000)]) {
+        let snr = sine_snr(from, to, Quality::Low);
+        assert!(snr >= 75.0, "{from} -> {to}: SNR {snr:.1} dB");
+    }
+}
+
+#[test]
+fn low_attenuates_70_db_from_its_stopband_on() {
+    // An integer ratio: the stopband starts at 1.2 × the new Nyquist frequency (9.6 kHz).
+    for f in [9_700.0, 12_000.0, 16_000.0, 23_000.0] {
+        let att = attenuation_db(48_000, 16_000, Quality::Low, f);
+        assert!(att >= 70.0, "48000 -> 16000: {f} Hz attenuated {att:.1} dB");
+    }
+    // Other ratios: from the new Nyquist frequency itself (8 kHz).
+    for f in [8_100.0, 9_000.0, 12_000.0, 20_000.0] {
+        let att = attenuation_db(44_100, 16_000, Quality::Low, f);
+        assert!(att >= 70.0, "44100 -> 16000: {f} Hz attenuated {att:.1} dB");
+    }
+}
+
+#[test]
+fn low_upsampling_leaves_no_image_past_its_stopband() {
+    // A 5 kHz tone at 16 kHz has its first image at 11 kHz: past 1.2 × 8 kHz.
+    let (from, to) = (16_000, 48_000);
+    let x = sine(from, 5_000.0, 0.5, 2 * from as usize);
+    let y = resample(from, to, Quality::Low, 1, &x);
+    let tone = 20.0 * (amplitude(&y, to, 5_000.0) / 0.5).log10();
+    let image = 20.0 * (amplitude(&y, to, 11_000.0) / 0.5).log10();
+    assert!(tone.abs() <= 0.1, "tone {tone:+.3} dB");
+    assert!(image <= -70.0, "image at 11 kHz {image:.1} dB");
+}
+
+#[test]
+fn low_holds_back_under_2_ms_after_each_20ms_chunk() {
+    for (from, to) in PAIRS {
+        let (least, most) = held_back_ms(from, to, Quality::Low);
+        assert!(most < 2.0, "{from} -> {to}: {least:.2}-{most:.2} ms");
+    }
 }

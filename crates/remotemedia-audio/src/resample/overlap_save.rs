@@ -16,11 +16,8 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-/// Stopband attenuation the filter is designed for, in dB.
-const ATTENUATION_DB: f64 = 110.0;
-/// The passband ends at this fraction of the lower Nyquist frequency; the stopband
-/// starts at that Nyquist frequency (nothing aliases back into the passband).
-const PASSBAND: f64 = 0.91;
+use super::filter::{kaiser_beta, kaiser_length, kaiser_sinc, Design};
+
 /// Long blocks are at least this many times the filter's history.
 const LONG_BLOCK_FACTOR: usize = 8;
 /// Long blocks hold at least this many frames on the slow side.
@@ -64,29 +61,26 @@ pub(super) struct OverlapSave {
     scratch: Vec<Complex<f32>>,
 }
 
-/// The zeroth-order modified Bessel function of the first kind (for the Kaiser window).
-fn bessel_i0(x: f64) -> f64 {
-    let (mut sum, mut term, q) = (1.0, 1.0, x * x / 4.0);
-    for k in 1..200 {
-        term *= q / (k * k) as f64;
-        sum += term;
-        if term < sum * 1e-17 {
-            break;
-        }
-    }
-    sum
-}
-
 impl OverlapSave {
     /// A resampler from `from` to `to` Hz (reduced to `a` to `b` by their gcd).
-    pub(super) fn new(from: u32, to: u32, a: usize, b: usize, channels: usize) -> Self {
+    ///
+    /// The stopband of `design` starts at the lower Nyquist frequency: nothing aliases
+    /// back into the passband.
+    pub(super) fn new(
+        from: u32,
+        to: u32,
+        a: usize,
+        b: usize,
+        channels: usize,
+        design: Design,
+    ) -> Self {
         let (from_f, to_f) = (f64::from(from), f64::from(to));
         let nyquist = from_f.min(to_f) / 2.0;
-        let (pass, stop) = (PASSBAND * nyquist, nyquist);
+        let (pass, stop) = (design.passband * nyquist, nyquist);
         // Kaiser's design formulas, at the input rate.
-        let beta = 0.1102 * (ATTENUATION_DB - 8.7);
+        let beta = kaiser_beta(design.attenuation_db);
         let width = std::f64::consts::TAU * (stop - pass) / from_f;
-        let length = (ATTENUATION_DB - 8.0) / (2.285 * width) + 1.0;
+        let length = kaiser_length(design.attenuation_db, width);
         // The centre of the filter falls on an output frame: then the delay is a
         // whole number of output frames, trimmed from the output. An even number: then
         // 20 ms chunks at 16 kHz stay whole microseconds long.
@@ -95,21 +89,7 @@ impl OverlapSave {
         let centre = delay as f64 * a as f64 / b as f64;
         let n_taps = (2.0 * centre).floor() as usize + 1;
         let cutoff = (pass + stop) / 2.0 / from_f; // cycles per input frame
-        let i0_beta = bessel_i0(beta);
-        let mut taps: Vec<f64> = (0..n_taps)
-            .map(|i| {
-                let t = i as f64 - centre;
-                let r = (t / centre).clamp(-1.0, 1.0);
-                let window = bessel_i0(beta * (1.0 - r * r).sqrt()) / i0_beta;
-                let x = std::f64::consts::TAU * cutoff * t;
-                let sinc = if x.abs() < 1e-12 { 1.0 } else { x.sin() / x };
-                2.0 * cutoff * sinc * window
-            })
-            .collect();
-        let sum: f64 = taps.iter().sum();
-        for t in &mut taps {
-            *t /= sum;
-        }
+        let taps = kaiser_sinc(n_taps, centre, cutoff, beta);
         let hist_units = (n_taps - 1).div_ceil(a).max(1);
         // The long block: several times the history, and on the fast side at most
         // MAX_LONG_BLOCK frames unless the history alone needs more.
