@@ -334,7 +334,8 @@ impl Polyphase {
             let n = (steps - done).min(BLOCK_STEPS);
             let padded = n.next_multiple_of(STEP);
             let base = out.len();
-            if ch == 1 && self.ratio == Ratio::Down(self.a) {
+            if ch == 1 && matches!(self.ratio, Ratio::Down(_)) {
+                // Straight into the caller's output.
                 self.block(input, 0, done, padded);
                 out.extend_from_slice(&self.acc[..n]);
                 done += n;
@@ -369,8 +370,8 @@ impl Polyphase {
     fn block(&mut self, input: &[f32], c: usize, first: usize, padded: usize) {
         let (a, per) = (self.a, self.per);
         let hist = &self.history[c];
-        // Frame `k` of the stream (history, then input, then zeros), `count` of them
-        // from `start` every `stride`, into `dst`.
+        // Fills `dst` with frames `start`, `start + stride`, … of the stream (the history,
+        // then the input, then zeros), channel `c`.
         let ch = self.channels;
         let gather = |start: usize, stride: usize, dst: &mut [f32]| {
             let mut k = start;
