@@ -19,16 +19,13 @@
 //! chunks is bit-identical to the output of one call. The kernel uses AVX-512 or AVX2
 //! with FMA where the CPU has them, plain arithmetic otherwise.
 
-use super::filter::{kaiser_attenuation, kaiser_beta, kaiser_length, kaiser_sinc, Design};
+use super::filter::{kaiser_beta, kaiser_length, kaiser_sinc, Design};
 
 /// Output frames computed per kernel call (the kernel works in multiples of this).
 const STEP: usize = 64;
 /// Steps (of `a` input frames each) per block: bounds the block buffers (a few tens of
 /// KiB per row) so that they stay in cache between filling and filtering.
 const BLOCK_STEPS: usize = 2048;
-/// The stopband attenuation never goes above this, however long the filter gets from
-/// rounding its length up.
-const MAX_ATTENUATION_DB: f64 = 90.0;
 
 /// Which way the rate changes, by how much.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,7 +211,7 @@ impl Polyphase {
                 let delay = delay.next_multiple_of(2).max(2);
                 let centre = delay * d;
                 let n_taps = 2 * centre + 1;
-                let h = Self::design(n_taps, centre, cutoff, width, design);
+                let h = Self::design(n_taps, centre, cutoff, design);
                 let per = n_taps.div_ceil(d);
                 let mut taps = vec![0.0f32; d * per];
                 for (k, &v) in h.iter().enumerate() {
@@ -226,7 +223,7 @@ impl Polyphase {
                 let centre = (((length - 1.0) / 2.0).ceil() as usize).next_multiple_of(2);
                 let centre = centre.max(u);
                 let n_taps = 2 * centre + 1;
-                let h = Self::design(n_taps, centre, cutoff, width, design);
+                let h = Self::design(n_taps, centre, cutoff, design);
                 let per = n_taps.div_ceil(u) + 1;
                 let mut taps = vec![0.0f32; u * per];
                 // Output phase r: taps h[t·U + o_r] on input frames i + t − d_r, with
@@ -269,14 +266,16 @@ impl Polyphase {
         }
     }
 
-    /// The filter's taps at the fast rate: as long as `n_taps`, with the stopband that
-    /// length reaches over the transition band (at least the design's).
-    fn design(n_taps: usize, centre: usize, cutoff: f64, width: f64, design: Design) -> Vec<f64> {
-        let attenuation = kaiser_attenuation(n_taps, width).clamp(
-            design.attenuation_db,
-            MAX_ATTENUATION_DB.max(design.attenuation_db),
-        );
-        kaiser_sinc(n_taps, centre as f64, cutoff, kaiser_beta(attenuation))
+    /// The filter's taps at the fast rate. The window is the design's: the taps that
+    /// rounding the length up adds narrow the transition band (a wider passband) rather
+    /// than deepen the stopband.
+    fn design(n_taps: usize, centre: usize, cutoff: f64, design: Design) -> Vec<f64> {
+        kaiser_sinc(
+            n_taps,
+            centre as f64,
+            cutoff,
+            kaiser_beta(design.attenuation_db),
+        )
     }
 
     /// The filter delay in output frames (never emitted: output frame 0 is centred on
