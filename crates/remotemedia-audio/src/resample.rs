@@ -18,8 +18,9 @@
 //!   frequency (72 dB down from 1.2 × it, as `scipy.signal.resample_poly` and most fast
 //!   resamplers do: what lies just above it folds into the top of the transition band,
 //!   never into the passband). Other rate pairs take the overlap-save engine with the
-//!   short filter, stopband from the Nyquist frequency on. Fastest, and it holds back
-//!   the least audio.
+//!   short filter, stopband from the Nyquist frequency on. It holds back the least
+//!   audio; it is the fastest level between rates with an integer ratio and as fast
+//!   as `high` between others.
 //! - `medium` and `best` use rubato's synchronous FFT resampler (`rubato::Fft`): each
 //!   block of input is transformed, multiplied with the spectrum of a filter as long as
 //!   the block, cut or zero-extended to the output rate and transformed back, with
@@ -90,8 +91,9 @@ pub const MAX_RATIO: u32 = 256;
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
-    /// A short filter: the fastest and the least delay (under 2 ms), flat to 0.1 dB up
-    /// to 0.7 × the new Nyquist frequency, 70 dB stopband.
+    /// A short filter: the least delay (under 2 ms), the fastest between rates with an
+    /// integer ratio; flat to 0.1 dB up to 0.7 × the new Nyquist frequency, 70 dB
+    /// stopband.
     Low,
     /// rubato's FFT resampler in 256-frame blocks.
     Medium,

@@ -29,7 +29,7 @@ pub struct ResampleParams {
     #[schemars(range(min = 1, max = 768_000))]
     pub target_rate: u32,
     /// Filter quality and delay (audio held back after each 20 ms chunk, 48 kHz or
-    /// 44.1 kHz to 16 kHz): `low` (under 2 ms; the fastest; flat to 0.1 dB up to 0.7 ×
+    /// 44.1 kHz to 16 kHz): `low` (under 2 ms; the fastest for integer ratios such as 48 → 16 kHz; flat to 0.1 dB up to 0.7 ×
     /// the new Nyquist frequency, 70 dB stopband, ≥ 75 dB SNR), `medium` (8–20 ms),
     /// `high` (5 ms; flat to 0.1 dB up to 0.9 × the new Nyquist frequency, ≥ 90 dB
     /// stopband and SNR) or `best` (20–190 ms; longest filter, double precision).

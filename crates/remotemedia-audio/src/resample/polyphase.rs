@@ -130,6 +130,33 @@ fn split_phases(
     at + whole
 }
 
+/// Interleaves `u` output phases (phase `r` at `acc[r·padded..]`) into `dst`: frame
+/// `i·u + r` is phase `r`'s `i`th value.
+fn interleave_phases(acc: &[f32], padded: usize, u: usize, dst: &mut [f32]) {
+    macro_rules! phases {
+        ($u:literal) => {{
+            let rows: [&[f32]; $u] = std::array::from_fn(|r| &acc[r * padded..(r + 1) * padded]);
+            for (i, frame) in dst.chunks_exact_mut($u).enumerate() {
+                for r in 0..$u {
+                    frame[r] = rows[r][i];
+                }
+            }
+        }};
+    }
+    match u {
+        2 => phases!(2),
+        3 => phases!(3),
+        4 => phases!(4),
+        _ => {
+            for (i, frame) in dst.chunks_exact_mut(u).enumerate() {
+                for (r, d) in frame.iter_mut().enumerate() {
+                    *d = acc[r * padded + i];
+                }
+            }
+        }
+    }
+}
+
 /// The `D` rows of `len` samples in `rows`, each from sample `at`, `count` long.
 fn split_rows<const D: usize>(
     rows: &mut [f32],
@@ -190,6 +217,8 @@ pub(super) struct Polyphase {
     /// Block buffers: the rows' samples, and the outputs of one row set.
     rows: Vec<f32>,
     acc: Vec<f32>,
+    /// Up, mono: one block's output frames in order.
+    interleaved: Vec<f32>,
     isa: Isa,
 }
 
@@ -262,6 +291,7 @@ impl Polyphase {
             history: vec![vec![0.0; lead]; channels],
             rows: Vec::new(),
             acc: Vec::new(),
+            interleaved: Vec::new(),
             isa: Isa::detect(),
         }
     }
@@ -333,10 +363,17 @@ impl Polyphase {
             let n = (steps - done).min(BLOCK_STEPS);
             let padded = n.next_multiple_of(STEP);
             let base = out.len();
-            if ch == 1 && matches!(self.ratio, Ratio::Down(_)) {
-                // Straight into the caller's output.
+            if ch == 1 {
+                // Mono: appended whole (no zero-filled output written twice).
                 self.block(input, 0, done, padded);
-                out.extend_from_slice(&self.acc[..n]);
+                match self.ratio {
+                    Ratio::Down(_) => out.extend_from_slice(&self.acc[..n]),
+                    Ratio::Up(u) => {
+                        self.interleaved.resize(n * u, 0.0);
+                        interleave_phases(&self.acc, padded, u, &mut self.interleaved);
+                        out.extend_from_slice(&self.interleaved);
+                    }
+                }
                 done += n;
                 continue;
             }
@@ -383,10 +420,16 @@ impl Polyphase {
             if i < dst.len() {
                 let from_input = k - hist.len();
                 if from_input * ch < input.len() {
-                    let src = input[from_input * ch + c..].iter().step_by(stride * ch);
-                    for (d, &s) in dst[i..].iter_mut().zip(src) {
-                        *d = s;
-                        i += 1;
+                    let src = &input[from_input * ch + c..];
+                    if stride * ch == 1 {
+                        let n = src.len().min(dst.len() - i);
+                        dst[i..i + n].copy_from_slice(&src[..n]);
+                        i += n;
+                    } else {
+                        for (d, &s) in dst[i..].iter_mut().zip(src.iter().step_by(stride * ch)) {
+                            *d = s;
+                            i += 1;
+                        }
                     }
                 }
                 dst[i..].fill(0.0);
