@@ -440,8 +440,9 @@ impl Resampler {
     }
 
     /// Input frames the resampler works on at a time (1 when the rates are equal; a
-    /// unit of `from / gcd(from, to)` frames at `high`): up to one block less one frame
-    /// is held back between calls, on top of the filter delay.
+    /// unit of `from / gcd(from, to)` frames on the overlap-save engine; the ratio
+    /// down, 1 up, on the time-domain one; rubato's block at `medium` and `best`): up to
+    /// one block less one frame is held back between calls, on top of the filter delay.
     pub fn block_in(&self) -> usize {
         match &self.engine {
             Engine::Copy => 1,

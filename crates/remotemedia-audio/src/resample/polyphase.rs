@@ -47,6 +47,22 @@ impl Ratio {
             None
         }
     }
+
+    /// Input frames per step of the resampler (`D` down, 1 up).
+    fn frames_in(self) -> usize {
+        match self {
+            Ratio::Down(d) => d,
+            Ratio::Up(_) => 1,
+        }
+    }
+
+    /// Output frames per step (1 down, `U` up).
+    fn frames_out(self) -> usize {
+        match self {
+            Ratio::Down(_) => 1,
+            Ratio::Up(u) => u,
+        }
+    }
 }
 
 /// The instruction set the kernel runs on, chosen once per resampler.
@@ -196,12 +212,7 @@ impl<'a> Rows<'a> {
 pub(super) struct Polyphase {
     ratio: Ratio,
     channels: usize,
-    /// Input frames per step (`D` down, 1 up).
-    a: usize,
-    /// Output frames per step (1 down, `U` up).
-    b: usize,
-    /// Taps of each row, `per` each (zero-padded), row after row: the `D` input phases
-    /// down, the `U` output phases up.
+    /// The rows' taps, `per` each: the `D` input phases down, the `U` output phases up.
     taps: Vec<f32>,
     per: usize,
     /// Up: where each output phase's samples start in the stream, past a step's first.
@@ -222,6 +233,86 @@ pub(super) struct Polyphase {
     isa: Isa,
 }
 
+/// The filter split into rows, and where they sit in the stream.
+struct Phases {
+    /// Taps of each row, `per` each (zero-padded), row after row.
+    taps: Vec<f32>,
+    per: usize,
+    /// Up: where each output phase's samples start, past a step's first frame.
+    offsets: Vec<usize>,
+    /// Zeros before the stream.
+    lead: usize,
+    /// The filter delay in output frames.
+    delay: usize,
+}
+
+impl Phases {
+    /// Down by `d`: the filter (`length` taps wanted at the input rate) centred on an
+    /// input frame of each output, so the delay is whole output frames (an even number,
+    /// so that 20 ms chunks at 16 kHz stay whole microseconds long); row `p` holds the
+    /// taps of input phase `p`.
+    fn down(d: usize, length: f64, cutoff: f64, design: Design) -> Phases {
+        let delay = ((length - 1.0) / 2.0 / d as f64).ceil() as usize;
+        let delay = delay.next_multiple_of(2).max(2);
+        let centre = delay * d;
+        let h = taps(2 * centre + 1, centre, cutoff, design);
+        let per = h.len().div_ceil(d);
+        let mut taps = vec![0.0f32; d * per];
+        for (k, &v) in h.iter().enumerate() {
+            taps[(k % d) * per + k / d] = v as f32;
+        }
+        Phases {
+            taps,
+            per,
+            offsets: Vec::new(),
+            lead: centre,
+            delay,
+        }
+    }
+
+    /// Up by `u`: the filter (`length` taps wanted at the output rate) centred on output
+    /// frame `c`; row `r` holds `U·h[t·U + o_r]`, on input frames `i + t − d_r` for
+    /// output frame `i·U + r`, where `c − r = d_r·U + o_r`.
+    fn up(u: usize, length: f64, cutoff: f64, design: Design) -> Phases {
+        let centre = (((length - 1.0) / 2.0).ceil() as usize).next_multiple_of(2);
+        let centre = centre.max(u);
+        let h = taps(2 * centre + 1, centre, cutoff, design);
+        let per = h.len().div_ceil(u) + 1;
+        let mut taps = vec![0.0f32; u * per];
+        let d: Vec<usize> = (0..u).map(|r| (centre - r) / u).collect();
+        let lead = d[0];
+        let mut offsets = Vec::with_capacity(u);
+        for r in 0..u {
+            let o = (centre - r) % u;
+            for t in 0..per {
+                if let Some(&v) = h.get(t * u + o) {
+                    taps[r * per + t] = (v * u as f64) as f32;
+                }
+            }
+            offsets.push(lead - d[r]);
+        }
+        Phases {
+            taps,
+            per,
+            offsets,
+            lead,
+            delay: centre,
+        }
+    }
+}
+
+/// The filter's taps at the fast rate. The window is the design's: the taps that
+/// rounding the length up adds narrow the transition band (a wider passband) rather
+/// than deepen the stopband.
+fn taps(n_taps: usize, centre: usize, cutoff: f64, design: Design) -> Vec<f64> {
+    kaiser_sinc(
+        n_taps,
+        centre as f64,
+        cutoff,
+        kaiser_beta(design.attenuation_db),
+    )
+}
+
 impl Polyphase {
     /// A resampler for `ratio` (between `from` and `to` Hz) of `channels` channels.
     pub(super) fn new(from: u32, to: u32, ratio: Ratio, channels: usize, design: Design) -> Self {
@@ -231,48 +322,16 @@ impl Polyphase {
         let width = std::f64::consts::TAU * 2.0 * (1.0 - design.passband) * nyquist / fast;
         let length = kaiser_length(design.attenuation_db, width);
         let cutoff = nyquist / fast; // cycles per frame at the fast rate
-        let (a, b, taps, per, offsets, lead, delay, n_taps) = match ratio {
-            Ratio::Down(d) => {
-                // Centred on an input frame of each output: the delay is whole output
-                // frames (an even number, so 20 ms chunks at 16 kHz stay whole
-                // microseconds long).
-                let delay = ((length - 1.0) / 2.0 / d as f64).ceil() as usize;
-                let delay = delay.next_multiple_of(2).max(2);
-                let centre = delay * d;
-                let n_taps = 2 * centre + 1;
-                let h = Self::design(n_taps, centre, cutoff, design);
-                let per = n_taps.div_ceil(d);
-                let mut taps = vec![0.0f32; d * per];
-                for (k, &v) in h.iter().enumerate() {
-                    taps[(k % d) * per + k / d] = v as f32;
-                }
-                (d, 1, taps, per, Vec::new(), centre, delay, n_taps)
-            }
-            Ratio::Up(u) => {
-                let centre = (((length - 1.0) / 2.0).ceil() as usize).next_multiple_of(2);
-                let centre = centre.max(u);
-                let n_taps = 2 * centre + 1;
-                let h = Self::design(n_taps, centre, cutoff, design);
-                let per = n_taps.div_ceil(u) + 1;
-                let mut taps = vec![0.0f32; u * per];
-                // Output phase r: taps h[t·U + o_r] on input frames i + t − d_r, with
-                // c − r = d_r·U + o_r.
-                let d: Vec<usize> = (0..u).map(|r| (centre - r) / u).collect();
-                let lead = d[0];
-                let mut offsets = Vec::with_capacity(u);
-                for r in 0..u {
-                    let o = (centre - r) % u;
-                    for t in 0..per {
-                        if let Some(&v) = h.get(t * u + o) {
-                            taps[r * per + t] = (v * u as f64) as f32;
-                        }
-                    }
-                    offsets.push(lead - d[r]);
-                }
-                (1, u, taps, per, offsets, lead, centre, n_taps)
-            }
+        let Phases {
+            taps,
+            per,
+            offsets,
+            lead,
+            delay,
+        } = match ratio {
+            Ratio::Down(d) => Phases::down(d, length, cutoff, design),
+            Ratio::Up(u) => Phases::up(u, length, cutoff, design),
         };
-        debug_assert!(n_taps <= taps.len());
         let window = match ratio {
             Ratio::Down(d) => d * per,
             Ratio::Up(_) => offsets.iter().max().copied().unwrap_or(0) + per,
@@ -280,8 +339,6 @@ impl Polyphase {
         Polyphase {
             ratio,
             channels,
-            a,
-            b,
             taps,
             per,
             offsets,
@@ -296,18 +353,6 @@ impl Polyphase {
         }
     }
 
-    /// The filter's taps at the fast rate. The window is the design's: the taps that
-    /// rounding the length up adds narrow the transition band (a wider passband) rather
-    /// than deepen the stopband.
-    fn design(n_taps: usize, centre: usize, cutoff: f64, design: Design) -> Vec<f64> {
-        kaiser_sinc(
-            n_taps,
-            centre as f64,
-            cutoff,
-            kaiser_beta(design.attenuation_db),
-        )
-    }
-
     /// The filter delay in output frames (never emitted: output frame 0 is centred on
     /// input frame 0).
     pub(super) fn delay(&self) -> usize {
@@ -316,7 +361,7 @@ impl Polyphase {
 
     /// Input frames per step: fewer than this past the window wait for more input.
     pub(super) fn step_in(&self) -> usize {
-        self.a
+        self.ratio.frames_in()
     }
 
     /// Clears the history (a new stream starts from silence).
@@ -333,20 +378,20 @@ impl Polyphase {
         let frames = input.len() / self.channels;
         let total = self.history[0].len() + frames;
         let steps = if total >= self.window {
-            (total - self.window) / self.a + 1
+            (total - self.window) / self.ratio.frames_in() + 1
         } else {
             0
         };
         self.run(input, steps, out);
         self.keep(input, steps);
-        steps * self.b
+        steps * self.ratio.frames_out()
     }
 
     /// Ends the stream: appends `frames` more output frames, computed as if silence
     /// followed the input, and clears the history.
     pub(super) fn finish(&mut self, frames: usize, out: &mut Vec<f32>) {
         if frames > 0 {
-            let steps = frames.div_ceil(self.b);
+            let steps = frames.div_ceil(self.ratio.frames_out());
             let start = out.len();
             self.run(&[], steps, out);
             out.truncate(start + frames * self.channels);
@@ -377,7 +422,7 @@ impl Polyphase {
                 done += n;
                 continue;
             }
-            out.resize(base + n * self.b * ch, 0.0);
+            out.resize(base + n * self.ratio.frames_out() * ch, 0.0);
             for c in 0..ch {
                 self.block(input, c, done, padded);
                 let dst = &mut out[base..];
@@ -404,7 +449,7 @@ impl Polyphase {
     /// Computes `padded` steps from step `first` of channel `c` into `acc` (up: one
     /// run of `padded` per output phase).
     fn block(&mut self, input: &[f32], c: usize, first: usize, padded: usize) {
-        let (a, per) = (self.a, self.per);
+        let (a, per) = (self.ratio.frames_in(), self.per);
         let hist = &self.history[c];
         // Fills `dst` with frames `start`, `start + stride`, … of the stream (the history,
         // then the input, then zeros), channel `c`.
@@ -489,7 +534,7 @@ impl Polyphase {
     /// Keeps the stream from step `steps` on as the history.
     fn keep(&mut self, input: &[f32], steps: usize) {
         let ch = self.channels;
-        let drop = steps * self.a;
+        let drop = steps * self.ratio.frames_in();
         for (c, hist) in self.history.iter_mut().enumerate() {
             let from_hist = drop.min(hist.len());
             hist.drain(..from_hist);
